@@ -1,0 +1,64 @@
+package cloudinit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxUserData is EC2's limit on user data before base64 encoding.
+const MaxUserData = 16 * 1024
+
+// ReadyFile is written on the worker once Docker answers, for operators and probes.
+const ReadyFile = "/run/ec2-executor/ready"
+
+// Worker is everything that differs between workers.
+type Worker struct {
+	// User is the dedicated SSH user, created in group docker.
+	User string
+	// AuthorizedKey is the per-instance client public key, authorized_keys format.
+	AuthorizedKey string
+	// HostPrivateKey and HostPublicKey are the per-instance ed25519 host key pair the
+	// driver pins (OpenSSH PEM and authorized_keys format).
+	HostPrivateKey string
+	HostPublicKey  string
+}
+
+func (w Worker) check() error {
+	var errs []error
+	if w.User == "" {
+		errs = append(errs, errors.New("user is empty"))
+	}
+	if !strings.HasPrefix(w.AuthorizedKey, "ssh-ed25519 ") {
+		errs = append(errs, errors.New("authorized key is not an ssh-ed25519 public key"))
+	}
+	if !strings.Contains(w.HostPrivateKey, "BEGIN OPENSSH PRIVATE KEY") {
+		errs = append(errs, errors.New("host private key is not an OpenSSH private key"))
+	}
+	if !strings.HasPrefix(w.HostPublicKey, "ssh-ed25519 ") {
+		errs = append(errs, errors.New("host public key is not an ssh-ed25519 public key"))
+	}
+	return errors.Join(errs...)
+}
+
+// Render returns the #cloud-config for one worker, or an error if it would not fit
+// EC2's user-data limit.
+func Render(w Worker) ([]byte, error) {
+	if err := w.check(); err != nil {
+		return nil, fmt.Errorf("rendering cloud-config: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.WriteString("#cloud-config\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(document(w)); err != nil {
+		return nil, fmt.Errorf("rendering cloud-config: %w", err)
+	}
+	if buf.Len() > MaxUserData {
+		return nil, fmt.Errorf("rendered cloud-config is %d bytes, over EC2's %d-byte user-data limit", buf.Len(), MaxUserData)
+	}
+	return buf.Bytes(), nil
+}

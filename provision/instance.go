@@ -1,0 +1,50 @@
+package provision
+
+import (
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// Instance is what the driver needs to know about one worker.
+type Instance struct {
+	ID          string
+	Type        string
+	SubnetID    string
+	State       string // pending, running, shutting-down, terminated, ...
+	StateReason string // EC2's reason for the last state change, if any
+	PrivateIP   string
+	PublicIP    string
+	Spot        bool
+	LaunchTime  time.Time
+	Tags        map[string]string
+}
+
+// Gone reports whether the instance is terminated or on its way there.
+func (i Instance) Gone() bool {
+	return i.State == string(types.InstanceStateNameShuttingDown) || i.State == string(types.InstanceStateNameTerminated)
+}
+
+func fromSDK(in types.Instance) Instance {
+	out := Instance{
+		ID:         aws.ToString(in.InstanceId),
+		Type:       string(in.InstanceType),
+		SubnetID:   aws.ToString(in.SubnetId),
+		PrivateIP:  aws.ToString(in.PrivateIpAddress),
+		PublicIP:   aws.ToString(in.PublicIpAddress),
+		Spot:       in.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
+		LaunchTime: aws.ToTime(in.LaunchTime),
+		Tags:       map[string]string{},
+	}
+	if in.State != nil {
+		out.State = string(in.State.Name)
+	}
+	if in.StateReason != nil {
+		out.StateReason = aws.ToString(in.StateReason.Message)
+	}
+	for _, t := range in.Tags {
+		out.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return out
+}

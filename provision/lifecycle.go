@@ -1,0 +1,102 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+)
+
+// WaitRunning waits with the SDK's running waiter, then returns the instance as EC2
+// describes it. An instance that terminates instead fails with its state reason.
+func (p *Provisioner) WaitRunning(ctx context.Context, id string) (Instance, error) {
+	w := ec2.NewInstanceRunningWaiter(p.api, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = p.PollMin, p.PollMax
+	})
+	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, p.WaitTimeout)
+	if err != nil {
+		if inst, derr := p.Describe(context.WithoutCancel(ctx), id); derr == nil && inst.Gone() {
+			return Instance{}, fmt.Errorf("waiting for %s to run: it is %s (%s)", id, inst.State, inst.StateReason)
+		}
+		return Instance{}, fmt.Errorf("waiting for %s to run: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			return fromSDK(in), nil
+		}
+	}
+	return Instance{}, fmt.Errorf("waiting for %s to run: not found", id)
+}
+
+// Describe returns one instance.
+func (p *Provisioner) Describe(ctx context.Context, id string) (Instance, error) {
+	out, err := p.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return Instance{}, fmt.Errorf("describing %s: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			return fromSDK(in), nil
+		}
+	}
+	return Instance{}, fmt.Errorf("describing %s: not found", id)
+}
+
+// Find returns the instances carrying every tag in tags that are not yet terminated,
+// with one filtered DescribeInstances call per page.
+func (p *Provisioner) Find(ctx context.Context, tags map[string]string) ([]Instance, error) {
+	filters := []types.Filter{{Name: aws.String("instance-state-name"),
+		Values: []string{"pending", "running", "stopping", "stopped"}}}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
+	}
+	var found []Instance
+	pages := ec2.NewDescribeInstancesPaginator(p.api, &ec2.DescribeInstancesInput{Filters: filters})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("finding instances by tags: %w", err)
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				found = append(found, fromSDK(in))
+			}
+		}
+	}
+	return found, nil
+}
+
+// Terminate terminates id and confirms EC2 reports it shutting-down or terminated.
+// An instance EC2 no longer knows counts as terminated, so cleanup can run twice.
+func (p *Provisioner) Terminate(ctx context.Context, id string) error {
+	out, err := p.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidInstanceID.NotFound" {
+			return nil
+		}
+		return fmt.Errorf("terminating %s: %w", id, err)
+	}
+	for _, c := range out.TerminatingInstances {
+		if aws.ToString(c.InstanceId) != id || c.CurrentState == nil {
+			continue
+		}
+		switch c.CurrentState.Name {
+		case types.InstanceStateNameShuttingDown, types.InstanceStateNameTerminated:
+			return nil
+		default:
+			return fmt.Errorf("terminating %s: EC2 reports it %s", id, c.CurrentState.Name)
+		}
+	}
+	return fmt.Errorf("terminating %s: EC2 did not confirm the termination", id)
+}

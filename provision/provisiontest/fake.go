@@ -1,0 +1,185 @@
+// Package provisiontest holds a stateful, hand-written fake of provision.EC2API for
+// unit tests. End-to-end tests use moto through the real SDK instead.
+package provisiontest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+)
+
+// FakeEC2 keeps instances in memory. Instances run as soon as they are described,
+// like moto's. Set the Err fields to inject failures; Calls counts each operation.
+type FakeEC2 struct {
+	mu        sync.Mutex
+	next      int
+	instances map[string]*types.Instance
+	Inputs    []*ec2.RunInstancesInput
+	Calls     map[string]int
+
+	RunErr       error
+	DescribeErr  error
+	TerminateErr error
+	// NeverRuns keeps instances pending forever; TerminateOnDescribe makes them die.
+	NeverRuns           bool
+	TerminateOnDescribe bool
+}
+
+// New returns an empty fake.
+func New() *FakeEC2 {
+	return &FakeEC2{instances: map[string]*types.Instance{}, Calls: map[string]int{}}
+}
+
+// APIError builds an error the SDK would return for an EC2 error code.
+func APIError(code string) error {
+	return &smithy.GenericAPIError{Code: code, Message: code + " (injected)"}
+}
+
+// RunInstances records the input and creates one pending instance.
+func (f *FakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls["RunInstances"]++
+	f.Inputs = append(f.Inputs, in)
+	if f.RunErr != nil {
+		return nil, f.RunErr
+	}
+	f.next++
+	inst := &types.Instance{
+		InstanceId:       aws.String(fmt.Sprintf("i-%017x", f.next)),
+		InstanceType:     in.InstanceType,
+		SubnetId:         in.SubnetId,
+		PrivateIpAddress: aws.String(fmt.Sprintf("127.0.1.%d", 3+f.next)),
+		LaunchTime:       aws.Time(time.Now()),
+		State:            &types.InstanceState{Name: types.InstanceStateNamePending},
+	}
+	for _, spec := range in.TagSpecifications {
+		if spec.ResourceType == types.ResourceTypeInstance {
+			inst.Tags = append(inst.Tags, spec.Tags...)
+		}
+	}
+	f.instances[*inst.InstanceId] = inst
+	return &ec2.RunInstancesOutput{Instances: []types.Instance{*inst}}, nil
+}
+
+// DescribeInstances supports InstanceIds and the tag:, instance-state-name filters.
+func (f *FakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls["DescribeInstances"]++
+	if f.DescribeErr != nil {
+		return nil, f.DescribeErr
+	}
+	var out []types.Instance
+	for _, id := range f.ids(in.InstanceIds) {
+		inst, ok := f.instances[id]
+		if !ok {
+			return nil, APIError("InvalidInstanceID.NotFound")
+		}
+		f.advance(inst)
+		if matches(inst, in.Filters) {
+			out = append(out, *inst)
+		}
+	}
+	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: out}}}, nil
+}
+
+// TerminateInstances moves instances to terminated.
+func (f *FakeEC2) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls["TerminateInstances"]++
+	if f.TerminateErr != nil {
+		return nil, f.TerminateErr
+	}
+	out := &ec2.TerminateInstancesOutput{}
+	for _, id := range in.InstanceIds {
+		inst, ok := f.instances[id]
+		if !ok {
+			return nil, APIError("InvalidInstanceID.NotFound")
+		}
+		inst.State = &types.InstanceState{Name: types.InstanceStateNameTerminated}
+		out.TerminatingInstances = append(out.TerminatingInstances, types.InstanceStateChange{
+			InstanceId: aws.String(id), CurrentState: &types.InstanceState{Name: types.InstanceStateNameShuttingDown}})
+	}
+	return out, nil
+}
+
+// Running lists the ids of instances not terminated.
+func (f *FakeEC2) Running() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id, inst := range f.instances {
+		if inst.State.Name != types.InstanceStateNameTerminated {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (f *FakeEC2) ids(want []string) []string {
+	if len(want) > 0 {
+		return want
+	}
+	all := make([]string, 0, len(f.instances))
+	for id := range f.instances {
+		all = append(all, id)
+	}
+	return all
+}
+
+func (f *FakeEC2) advance(inst *types.Instance) {
+	switch {
+	case inst.State.Name != types.InstanceStateNamePending:
+	case f.TerminateOnDescribe:
+		inst.State = &types.InstanceState{Name: types.InstanceStateNameTerminated}
+		inst.StateReason = &types.StateReason{Message: aws.String("Server.InsufficientInstanceCapacity")}
+	case !f.NeverRuns:
+		inst.State = &types.InstanceState{Name: types.InstanceStateNameRunning}
+	}
+}
+
+func matches(inst *types.Instance, filters []types.Filter) bool {
+	for _, fl := range filters {
+		name := aws.ToString(fl.Name)
+		var got string
+		switch {
+		case name == "instance-state-name":
+			got = string(inst.State.Name)
+		case strings.HasPrefix(name, "tag:"):
+			got = tagValue(inst, strings.TrimPrefix(name, "tag:"))
+		default:
+			continue
+		}
+		if !contains(fl.Values, got) {
+			return false
+		}
+	}
+	return true
+}
+
+func tagValue(inst *types.Instance, key string) string {
+	for _, t := range inst.Tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return "\x00absent"
+}
+
+func contains(vs []string, v string) bool {
+	for _, x := range vs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
