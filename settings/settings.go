@@ -45,6 +45,7 @@ type Instance struct {
 	MetadataHopLimit   int               `toml:"metadata_hop_limit"`
 	Tags               map[string]string `toml:"tags"`
 	LaunchTimeout      Duration          `toml:"launch_timeout"`
+	PollInterval       Duration          `toml:"poll_interval"`
 }
 
 // SSH says how the driver reaches a worker's Docker Engine.
@@ -81,6 +82,7 @@ func Default() Settings {
 			Type:             "t3.medium",
 			MetadataHopLimit: 1,
 			LaunchTimeout:    Duration{5 * time.Minute},
+			PollInterval:     Duration{2 * time.Second},
 		},
 		SSH: SSH{
 			User:           "ec2-executor",

@@ -124,4 +124,3 @@ func TestKeysWalksNestedTables(t *testing.T) {
 		t.Errorf("Keys() descended into Duration: %s", keys)
 	}
 }
-

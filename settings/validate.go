@@ -84,6 +84,7 @@ func (i Instance) validate(add func(error)) {
 		}
 	}
 	positive(add, "instance.launch_timeout", i.LaunchTimeout.Duration)
+	positive(add, "instance.poll_interval", i.PollInterval.Duration)
 }
 
 // TagPrefix is reserved for the driver's own instance tags.

@@ -1,0 +1,154 @@
+// Command ec2-executor is a GitLab Runner custom-executor driver that runs each job on
+// a fresh EC2 worker. This file only wires: CLI, logger, settings, real clients, the
+// signal context and the exit code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/stages"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args, os.Environ(), os.Stdout, os.Stderr))
+}
+
+// run returns the process exit code; stage errors are mapped by stages.ExitCode.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	env := stages.ParseEnv(environ)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	app := newApp(env, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	var buildErr *stages.BuildError
+	if err != nil && !errors.As(err, &buildErr) { // the runner reports the script's own exit
+		fmt.Fprintf(stderr, "ERROR: %s\n", err)
+	}
+	return stages.ExitCode(err, env)
+}
+
+func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
+	var log hclog.Logger
+	var set settings.Settings
+	driver := func() *stages.Driver {
+		for _, p := range env.Problems {
+			log.Warn(p)
+		}
+		return &stages.Driver{Settings: set, Env: env, Log: log, Stdout: stdout, Stderr: stderr,
+			Version: version, Now: time.Now, NewEC2: newEC2(set)}
+	}
+	load := func(c *cli.Context) error {
+		s, err := settings.LoadValid(c.String("config"))
+		set = s
+		return err
+	}
+	stage := func(fn func(*cli.Context, *stages.Driver) error) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			if err := load(c); err != nil {
+				return err
+			}
+			return fn(c, driver())
+		}
+	}
+	return &cli.App{
+		Name:           "ec2-executor",
+		Usage:          "GitLab Runner custom executor that runs each job on a fresh EC2 worker",
+		Version:        version,
+		Writer:         stderr,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {}, // run() maps every error to the runner's exit codes
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "settings file", EnvVars: []string{"EC2_EXECUTOR_CONFIG"}, Value: settings.DefaultPath},
+			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn or error", Value: "info"},
+			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
+		},
+		Before: func(c *cli.Context) error {
+			l, err := newLogger(c.String("log-level"), c.String("log-format"), stderr)
+			log = l
+			return err
+		},
+		Commands: []*cli.Command{
+			{Name: "config", Usage: "runner config_exec: print the runner's JSON", Action: stage(func(_ *cli.Context, d *stages.Driver) error { return d.Config() })},
+			{Name: "prepare", Usage: "runner prepare_exec: launch the worker and create the job's containers", Action: stage(func(c *cli.Context, d *stages.Driver) error { return d.Prepare(c.Context) })},
+			{Name: "run", Usage: "runner run_exec: run one stage's script", ArgsUsage: "<script> <stage>", Action: stage(runStage)},
+			{Name: "cleanup", Usage: "runner cleanup_exec: remove the job's containers and terminate its worker", Action: stage(func(c *cli.Context, d *stages.Driver) error {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), 10*time.Minute)
+				defer cancel()
+				return d.Cleanup(ctx)
+			})},
+			{Name: "validate", Usage: "check a settings file and print every problem", Action: validate},
+			{Name: "version", Usage: "print the version", Action: func(c *cli.Context) error {
+				fmt.Fprintf(stdout, "%s %s\n", stages.DriverName, version)
+				return nil
+			}},
+		},
+	}
+}
+
+func runStage(c *cli.Context, d *stages.Driver) error {
+	if c.NArg() != 2 {
+		return fmt.Errorf("run takes <script> <stage>, got %d argument(s)", c.NArg())
+	}
+	return d.Run(c.Context, c.Args().Get(0), c.Args().Get(1))
+}
+
+func validate(c *cli.Context) error {
+	path := c.String("config")
+	s, err := settings.Load(path)
+	if err == nil {
+		err = s.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("%s has problems:\n%w", path, err)
+	}
+	fmt.Fprintf(c.App.Writer, "%s is valid\n", path)
+	return nil
+}
+
+func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
+	l := hclog.LevelFromString(level)
+	if l == hclog.NoLevel {
+		return hclog.NewNullLogger(), fmt.Errorf("--log-level %q is not one of trace, debug, info, warn, error", level)
+	}
+	if format != "text" && format != "json" {
+		return hclog.NewNullLogger(), fmt.Errorf("--log-format %q is not text or json", format)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "ec2-executor", Level: l, Output: out, JSONFormat: format == "json"}), nil
+}
+
+// newEC2 returns a factory for the real EC2 client with adaptive retries (client-side
+// rate limiting on throttling). Credentials come from the standard chain (instance
+// profile, environment, shared files).
+func newEC2(s settings.Settings) func(context.Context) (provision.EC2API, error) {
+	return func(ctx context.Context) (provision.EC2API, error) {
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(s.AWS.Region),
+			awsconfig.WithRetryMode(aws.RetryModeAdaptive))
+		if err != nil {
+			return nil, fmt.Errorf("loading AWS configuration: %w", err)
+		}
+		return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+			if s.AWS.Endpoint != "" {
+				o.BaseEndpoint = aws.String(s.AWS.Endpoint)
+			}
+		}), nil
+	}
+}
+

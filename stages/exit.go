@@ -1,0 +1,35 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// BuildError is the only error that means the job's own script failed. Everything
+// else the driver returns is a system failure (retryable with
+// `retry: when: runner_system_failure`).
+type BuildError struct{ ExitCode int }
+
+func (e *BuildError) Error() string { return fmt.Sprintf("script exited with code %d", e.ExitCode) }
+
+// ExitCode maps a stage's result to the process exit code gitlab-runner expects,
+// writing BUILD_EXIT_CODE_FILE for build failures when the runner provides it (so
+// `allow_failure: exit_codes` sees the script's real code). This is the only place
+// the mapping is made.
+func ExitCode(err error, env RunnerEnv) int {
+	if err == nil {
+		return 0
+	}
+	var be *BuildError
+	if !errors.As(err, &be) {
+		return env.SystemFailureExitCode
+	}
+	if env.BuildExitCodeFile != "" {
+		if werr := os.WriteFile(env.BuildExitCodeFile, []byte(strconv.Itoa(be.ExitCode)+"\n"), 0o600); werr != nil {
+			return env.SystemFailureExitCode
+		}
+	}
+	return env.BuildFailureExitCode
+}

@@ -1,0 +1,106 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/cloudinit"
+	"github.com/ec2-executor/ec2-executor/engine"
+	"github.com/ec2-executor/ec2-executor/provision"
+)
+
+// Prepare launches the job's worker, waits for its sshd and Docker, pulls the job
+// image and creates the build container. The state file is saved before the launch and
+// again as soon as the instance id is known, so a driver killed at any point leaves
+// enough behind for cleanup or the reaper to find the instance.
+func (d *Driver) Prepare(ctx context.Context) error {
+	job, err := ReadJob(d.Env.JobResponseFile)
+	if err != nil {
+		return err
+	}
+	key, err := d.Env.JobKey()
+	if err != nil {
+		return err
+	}
+	keys, err := engine.NewKeys("ec2-executor-" + key)
+	if err != nil {
+		return err
+	}
+	userData, err := cloudinit.Render(cloudinit.Worker{User: d.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
+		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public})
+	if err != nil {
+		return err
+	}
+	st := State{JobKey: key, JobID: d.Env.Vars["CI_JOB_ID"], CreatedAt: d.Now().UTC(),
+		SSHUser: d.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Image: d.jobImage(job)}
+	store := d.store()
+	if err := store.Save(st); err != nil {
+		return err
+	}
+	prov, err := d.provisioner(ctx)
+	if err != nil {
+		return err
+	}
+	inst, err := d.launch(ctx, prov, &st, userData)
+	if err != nil {
+		return err
+	}
+	if err := d.readyWorker(ctx, &st, inst, job); err != nil {
+		return prov.Rollback(ctx, inst.ID, err)
+	}
+	return nil
+}
+
+func (d *Driver) launch(ctx context.Context, prov *provision.Provisioner, st *State, userData []byte) (provision.Instance, error) {
+	in := d.Settings.Instance
+	spec := provision.LaunchSpec{AMI: in.AMI, InstanceType: in.Type, SubnetID: in.SubnetID,
+		SecurityGroupIDs: in.SecurityGroupIDs, InstanceProfile: in.IAMInstanceProfile,
+		MetadataHopLimit: in.MetadataHopLimit, Tags: d.instanceTags(st.JobKey, d.Now()),
+		UserData: userData, ClientToken: st.JobKey}
+	d.Log.Info("Launching "+in.Type+" in "+in.SubnetID, "ami", in.AMI)
+	start := d.Now()
+	inst, err := prov.Create(ctx, spec, func(i provision.Instance) error {
+		st.InstanceID = i.ID
+		return d.store().Save(*st)
+	})
+	if err != nil {
+		return inst, err
+	}
+	d.Log.Info("Instance "+inst.ID+" running", "after", d.Now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
+	return inst, nil
+}
+
+// readyWorker connects to the worker and creates the job's containers.
+func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Instance, job Job) error {
+	host := inst.PrivateIP
+	if d.Settings.SSHPublic() {
+		host = inst.PublicIP
+	}
+	if host == "" {
+		return fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, d.Settings.SSH.Address, d.Settings.SSH.Address)
+	}
+	st.Address = net.JoinHostPort(host, strconv.Itoa(d.Settings.SSH.Port))
+	if err := d.store().Save(*st); err != nil {
+		return err
+	}
+	start := d.Now()
+	w, err := engine.Connect(ctx, d.target(*st, d.Settings.SSH.ConnectTimeout.Duration), d.Log)
+	if err != nil {
+		return fmt.Errorf("waiting for instance %s: %w", inst.ID, err)
+	}
+	defer w.Close()
+	d.Log.Info("Instance "+inst.ID+" answers over SSH and Docker", "after", d.Now().Sub(start).Round(10*time.Millisecond).String())
+	if err := d.createContainers(ctx, w, st, job); err != nil {
+		return err
+	}
+	return d.store().Save(*st)
+}
+
+// target says how to reach the job's worker; deadline bounds the wait for it.
+func (d *Driver) target(st State, deadline time.Duration) engine.Target {
+	return engine.Target{Addr: st.Address, User: st.SSHUser, ClientKey: st.ClientKey, HostKey: st.HostKey,
+		Deadline: deadline, RetryInterval: d.Settings.SSH.RetryInterval.Duration}
+}

@@ -1,0 +1,96 @@
+package stages
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ErrNoState means no state file exists for the job: prepare never got as far as
+// saving one, or cleanup already removed it.
+var ErrNoState = errors.New("no job state")
+
+// State is what one job's stage processes hand to each other. It holds the client's
+// private SSH key, so it is only ever written 0600.
+type State struct {
+	JobKey         string    `json:"job_key"`
+	JobID          string    `json:"job_id"`
+	CreatedAt      time.Time `json:"created_at"`
+	InstanceID     string    `json:"instance_id,omitempty"`
+	Address        string    `json:"address,omitempty"` // host:port of the worker's sshd
+	SSHUser        string    `json:"ssh_user"`
+	ClientKey      string    `json:"client_key"` // secret
+	HostKey        string    `json:"host_key"`   // pinned host public key
+	Image          string    `json:"image,omitempty"`
+	BuildContainer string    `json:"build_container,omitempty"`
+}
+
+// Store keeps one state file per job key in a directory.
+type Store struct{ Dir string }
+
+func (s Store) path(key string) string { return filepath.Join(s.Dir, key+".json") }
+
+// Save writes st atomically (temp file, fsync, rename) with mode 0600, so a process
+// killed mid-write leaves the previous state, never half a file.
+func (s Store) Save(st State) error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding job state: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.Dir, "."+st.JobKey+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("saving job state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving job state: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving job state: %w", err)
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return fmt.Errorf("saving job state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path(st.JobKey)); err != nil {
+		return fmt.Errorf("saving job state: %w", err)
+	}
+	return nil
+}
+
+// Load reads the job's state. A missing file is ErrNoState; a corrupt one is an error
+// naming the file (never its content).
+func (s Store) Load(key string) (State, error) {
+	p := s.path(key)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, fmt.Errorf("%w for job %s (looked for %s)", ErrNoState, key, p)
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("reading job state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return State{}, fmt.Errorf("job state file %s is corrupt (%s)", p, jsonProblem(err))
+	}
+	if st.JobKey != key {
+		return State{}, fmt.Errorf("job state file %s belongs to job %q, not %q", p, st.JobKey, key)
+	}
+	return st, nil
+}
+
+// Remove deletes the job's state; a missing file is fine.
+func (s Store) Remove(key string) error {
+	if err := os.Remove(s.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing job state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package stack
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// Booter "boots" every instance moto reports running: it validates the instance's user
+// data with cloud-init, creates its SSH user and starts a real sshd on its private IP
+// with the host key and authorized key from that user data. It stops the sshd when
+// the instance is terminated.
+type Booter struct {
+	s      *Stack
+	mu     sync.Mutex
+	sshd   map[string]*proc
+	failed map[string]error
+	users  []string
+	// Delay holds an instance's boot back this long after it first runs (faults).
+	Delay time.Duration
+	seen  map[string]time.Time
+}
+
+func (s *Stack) startBoot(ctx context.Context) error {
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, failed: map[string]error{}, seen: map[string]time.Time{}}
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopBoot, s.bootDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.bootDone)
+		s.Boot.loop(bctx)
+	}()
+	return nil
+}
+
+func (b *Booter) loop(ctx context.Context) {
+	defer b.shutdown()
+	for {
+		if err := b.sync(ctx); err != nil && ctx.Err() == nil {
+			logf("boot simulator: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Failures returns the instances that could not boot and why.
+func (b *Booter) Failures() map[string]error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]error{}
+	for k, v := range b.failed {
+		out[k] = v
+	}
+	return out
+}
+
+func (b *Booter) sync(ctx context.Context) error {
+	pages := ec2.NewDescribeInstancesPaginator(b.s.ec2, &ec2.DescribeInstancesInput{})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				b.reconcile(ctx, in)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
+	id := aws.ToString(in.InstanceId)
+	b.mu.Lock()
+	p, booted := b.sshd[id]
+	_, failed := b.failed[id]
+	b.mu.Unlock()
+	switch state := in.State.Name; {
+	case state == types.InstanceStateNameRunning && !booted && !failed:
+		if _, ok := b.seen[id]; !ok {
+			b.seen[id] = time.Now()
+		}
+		if time.Since(b.seen[id]) < b.Delay {
+			return
+		}
+		if err := b.boot(ctx, in); err != nil {
+			logf("boot simulator: %s did not boot: %v", id, err)
+			b.mu.Lock()
+			b.failed[id] = err
+			b.mu.Unlock()
+		}
+	case (state == types.InstanceStateNameTerminated || state == types.InstanceStateNameShuttingDown) && booted && p != nil:
+		p.stop(5 * time.Second)
+		b.mu.Lock()
+		b.sshd[id] = nil
+		b.mu.Unlock()
+	}
+}
+
+func (b *Booter) boot(ctx context.Context, in types.Instance) error {
+	id, ip := aws.ToString(in.InstanceId), aws.ToString(in.PrivateIpAddress)
+	if !strings.HasPrefix(ip, "127.") {
+		return fmt.Errorf("refusing: private IP %q is not loopback", ip)
+	}
+	attr, err := b.s.ec2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId, Attribute: types.InstanceAttributeNameUserData})
+	if err != nil {
+		return err
+	}
+	userData, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
+	if err != nil {
+		return fmt.Errorf("user data is not base64: %w", err)
+	}
+	dir := filepath.Join(b.s.Dir, "boot", id)
+	// Traversable so sshd can read authorized_keys as the user, as on a worker.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	if err := SchemaCheck(dir, userData); err != nil {
+		return err
+	}
+	wc, err := parseWorkerConfig(userData)
+	if err != nil {
+		return err
+	}
+	if err := b.ensureUser(wc); err != nil {
+		return err
+	}
+	p, err := b.startSSHD(dir, id, ip, wc)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.sshd[id] = p
+	b.mu.Unlock()
+	return nil
+}
+
+const sshdConfig = `ListenAddress %s:22
+HostKey %s/host_ed25519
+PidFile %s/sshd.pid
+AuthorizedKeysFile %s/authorized_keys
+AllowUsers %s
+PermitRootLogin no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowStreamLocalForwarding yes
+AllowTcpForwarding yes
+X11Forwarding no
+PrintMotd no
+LogLevel VERBOSE
+`
+
+func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig) (*proc, error) {
+	if err := os.WriteFile(filepath.Join(dir, "host_ed25519"), wc.HostKey, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeOwned(filepath.Join(dir, "authorized_keys"), []byte(strings.Join(wc.AuthorizedKeys, "\n")+"\n"), wc.User); err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sshdConfig, ip, dir, dir, dir, wc.User)), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("/usr/sbin/sshd", "-t", "-f", cfg).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("sshd -t: %s", out)
+	}
+	return b.s.start("sshd-"+id, nil, "/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+}
+
+// ensureUser creates the cloud-config's SSH user on this machine, as cloud-init would
+// on a worker; users the stack creates are removed when it stops.
+func (b *Booter) ensureUser(wc workerConfig) error {
+	if _, err := user.Lookup(wc.User); err == nil {
+		return nil
+	}
+	args := []string{"-M", "-s", "/bin/sh"}
+	if len(wc.UserGroups) > 0 {
+		args = append(args, "-G", strings.Join(wc.UserGroups, ","))
+	}
+	if out, err := exec.Command("useradd", append(args, wc.User)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("useradd %s: %s", wc.User, out)
+	}
+	// sshd without PAM refuses locked accounts; cloud-init's lock_passwd relies on PAM.
+	if out, err := exec.Command("usermod", "-p", "*", wc.User).CombinedOutput(); err != nil {
+		return fmt.Errorf("usermod %s: %s", wc.User, out)
+	}
+	b.mu.Lock()
+	b.users = append(b.users, wc.User)
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *Booter) shutdown() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, p := range b.sshd {
+		if p != nil {
+			p.stop(5 * time.Second)
+		}
+		delete(b.sshd, id)
+	}
+	for _, u := range b.users {
+		_ = exec.Command("userdel", u).Run()
+	}
+	b.users = nil
+}
+
+// writeOwned writes a 0600 file owned by the named user (sshd reads authorized_keys
+// with the user's rights).
+func writeOwned(path string, data []byte, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(path, uid, gid)
+}

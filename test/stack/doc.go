@@ -1,0 +1,9 @@
+// Package stack runs ec2-executor's whole path on one machine with real components on
+// loopback: moto_server (EC2, IAM, ECR) seeded through the SDK, Debian's dockerd, an
+// htpasswd docker-registry holding locally built images, cloud-init's schema
+// validator, and a boot simulator that gives every instance moto reports running a
+// real OpenSSH sshd on its 127.0.1.x private IP with the keys from its own user data.
+//
+// Every process it starts is stopped by its PID. It never dials a non-loopback address
+// and never pulls from the internet. See shared/docs/test-stack.md.
+package stack

@@ -1,0 +1,166 @@
+package stack
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// rootfs builds an image's root file system as a tar stream from host files.
+type rootfs struct {
+	buf  bytes.Buffer
+	tw   *tar.Writer
+	seen map[string]bool
+}
+
+func newRootfs() *rootfs {
+	r := &rootfs{seen: map[string]bool{}}
+	r.tw = tar.NewWriter(&r.buf)
+	return r
+}
+
+func (r *rootfs) dir(path string) {
+	for p := filepath.Dir(path); p != "/" && p != "." && !r.seen[p]; p = filepath.Dir(p) {
+		r.dir(p)
+		r.seen[p] = true
+		_ = r.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(p, "/") + "/", Mode: 0o755})
+	}
+}
+
+func (r *rootfs) file(path string, mode int64, data []byte) {
+	r.dir(path)
+	r.seen[path] = true
+	_ = r.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(path, "/"), Mode: mode, Size: int64(len(data))})
+	_, _ = r.tw.Write(data)
+}
+
+func (r *rootfs) link(path, target string) {
+	r.dir(path)
+	r.seen[path] = true
+	_ = r.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(path, "/"), Linkname: target, Mode: 0o777})
+}
+
+// hostBinary copies a host executable and the shared libraries ldd lists for it.
+func (r *rootfs) hostBinary(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	r.file(path, 0o755, data)
+	out, err := exec.Command("ldd", path).Output()
+	if err != nil {
+		return nil // static binary
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, f := range strings.Fields(line) {
+			if !strings.HasPrefix(f, "/") || r.seen[f] {
+				continue
+			}
+			real, err := filepath.EvalSymlinks(f)
+			if err != nil {
+				return err
+			}
+			lib, err := os.ReadFile(real)
+			if err != nil {
+				return err
+			}
+			r.file(f, 0o755, lib)
+		}
+	}
+	return nil
+}
+
+// busybox installs busybox-static with a symlink for every applet it has.
+func (r *rootfs) busybox() error {
+	data, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return err
+	}
+	r.file("/bin/busybox", 0o755, data)
+	out, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		return err
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if p := "/bin/" + applet; !r.seen[p] {
+			r.link(p, "busybox")
+		}
+	}
+	r.file("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"))
+	r.file("/etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
+	r.dir("/tmp/x")
+	r.dir("/root/x")
+	return nil
+}
+
+func (r *rootfs) tar() io.Reader { _ = r.tw.Close(); return &r.buf }
+
+// jobRootfs is a busybox-only image: no bash, so the build container falls back to sh.
+func jobRootfs() (*rootfs, error) {
+	r := newRootfs()
+	return r, r.busybox()
+}
+
+// helperRootfs has bash, git and sh, like the runner's helper image.
+func helperRootfs() (*rootfs, error) {
+	r := newRootfs()
+	if err := r.busybox(); err != nil {
+		return nil, err
+	}
+	for _, b := range []string{"/bin/bash", "/usr/bin/git"} {
+		if err := r.hostBinary(b); err != nil {
+			return nil, fmt.Errorf("adding %s: %w", b, err)
+		}
+	}
+	for _, sub := range []string{"git-upload-pack", "git-receive-pack", "git-upload-archive"} {
+		r.link("/usr/lib/git-core/"+sub, "/usr/bin/git")
+	}
+	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte("#!/bin/bash\numask 0000\nexec /bin/bash\n"))
+	return r, nil
+}
+
+// pushImages builds the test images from host binaries, imports them into the shared
+// dockerd and pushes them to the htpasswd registry.
+func (s *Stack) pushImages(ctx context.Context) error {
+	dc, err := dockerClient()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	auth, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: RegistryUser, Password: RegistryPassword, ServerAddress: RegistryAddr})
+	if err != nil {
+		return err
+	}
+	for ref, build := range map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs} {
+		fs, err := build()
+		if err != nil {
+			return fmt.Errorf("building %s: %w", ref, err)
+		}
+		rc, err := dc.ImageImport(ctx, image.ImportSource{Source: fs.tar(), SourceName: "-"}, ref, image.ImportOptions{Changes: []string{`CMD ["sh"]`}})
+		if err != nil {
+			return fmt.Errorf("importing %s: %w", ref, err)
+		}
+		_, _ = io.Copy(io.Discard, rc)
+		rc.Close()
+		rc, err = dc.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
+		if err != nil {
+			return fmt.Errorf("pushing %s: %w", ref, err)
+		}
+		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("pushing %s: %w", ref, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+)
+
+// MotoURL is moto_server's endpoint.
+const MotoURL = "http://" + MotoAddr
+
+// Seed is what the stack creates in moto.
+type Seed struct {
+	VPC, Subnet, SecurityGroup, InstanceProfile, ECRRepository string
+}
+
+func (s *Stack) startMoto(ctx context.Context) error {
+	if err := portFree(MotoAddr); err != nil {
+		return err
+	}
+	p, err := s.start("moto", []string{"MOTO_RECORDER_FILEPATH=" + filepath.Join(s.Dir, "logs", "moto_recording.jsonl")},
+		"moto_server", "-H", "127.0.0.1", "-p", "5005")
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, p, 60*time.Second, "moto_server to answer", httpUp(MotoURL+"/moto-api/"))
+}
+
+// AWSConfig is an SDK configuration for moto: static credentials, no IMDS.
+func AWSConfig(ctx context.Context) (aws.Config, error) {
+	return awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(Region),
+		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled),
+		awsconfig.WithSharedConfigFiles([]string{}), awsconfig.WithSharedCredentialsFiles([]string{}),
+		awsconfig.WithBaseEndpoint(MotoURL))
+}
+
+// EC2 returns an EC2 client on moto.
+func (s *Stack) EC2() *ec2.Client { return s.ec2 }
+
+// seed shapes moto so every instance gets a 127.0.1.x address and no public IP.
+func (s *Stack) seed(ctx context.Context) error {
+	cfg, err := AWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	s.ec2 = ec2.NewFromConfig(cfg)
+	if err := s.seedNetwork(ctx); err != nil {
+		return err
+	}
+	if err := s.seedIAM(ctx, iam.NewFromConfig(cfg)); err != nil {
+		return err
+	}
+	repo, err := ecr.NewFromConfig(cfg).CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("ci/job-image")})
+	if err != nil {
+		return fmt.Errorf("creating ECR repository: %w", err)
+	}
+	s.Seed.ECRRepository = aws.ToString(repo.Repository.RepositoryUri)
+	return nil
+}
+
+func (s *Stack) seedNetwork(ctx context.Context) error {
+	c := s.ec2
+	vpc, err := c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		return fmt.Errorf("creating VPC: %w", err)
+	}
+	s.Seed.VPC = aws.ToString(vpc.Vpc.VpcId)
+	sub, err := c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String(Region + "a")})
+	if err != nil {
+		return fmt.Errorf("creating subnet: %w", err)
+	}
+	s.Seed.Subnet = aws.ToString(sub.Subnet.SubnetId)
+	// moto makes the first subnet of an AZ hand out invented public 54.x addresses.
+	if _, err := c.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: sub.Subnet.SubnetId,
+		MapPublicIpOnLaunch: &types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
+		return fmt.Errorf("disabling public IPs: %w", err)
+	}
+	sg, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("ci-runner"),
+		Description: aws.String("ec2-executor workers"), VpcId: vpc.Vpc.VpcId})
+	if err != nil {
+		return fmt.Errorf("creating security group: %w", err)
+	}
+	s.Seed.SecurityGroup = aws.ToString(sg.GroupId)
+	return s.deleteDefaultVPC(ctx)
+}
+
+// deleteDefaultVPC makes a launch without a subnet fail (VPCIdNotSpecified) instead of
+// getting a random 10.x address and a public IP.
+func (s *Stack) deleteDefaultVPC(ctx context.Context) error {
+	c := s.ec2
+	subs, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil {
+		return err
+	}
+	for _, sn := range subs.Subnets {
+		if aws.ToString(sn.SubnetId) == s.Seed.Subnet {
+			continue
+		}
+		if _, err := c.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: sn.SubnetId}); err != nil {
+			return fmt.Errorf("deleting default subnet: %w", err)
+		}
+	}
+	vpcs, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}}})
+	if err != nil {
+		return err
+	}
+	for _, v := range vpcs.Vpcs {
+		if _, err := c.DeleteVpc(ctx, &ec2.DeleteVpcInput{VpcId: v.VpcId}); err != nil {
+			return fmt.Errorf("deleting default VPC: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Stack) seedIAM(ctx context.Context, c *iam.Client) error {
+	const trust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	s.Seed.InstanceProfile = "ci-runner-profile"
+	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("ci-runner-role"), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+		return fmt.Errorf("creating role: %w", err)
+	}
+	if _, err := c.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(s.Seed.InstanceProfile)}); err != nil {
+		return fmt.Errorf("creating instance profile: %w", err)
+	}
+	_, err := c.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(s.Seed.InstanceProfile), RoleName: aws.String("ci-runner-role")})
+	return err
+}

@@ -1,0 +1,112 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// Fixed loopback endpoints (test-stack.md). One stack runs at a time.
+const (
+	MotoAddr         = "127.0.0.1:5005"
+	RegistryAddr     = "127.0.0.1:5000" // htpasswd auth
+	OpenRegistryAddr = "127.0.0.1:5002" // the same storage without auth
+	Region           = "us-east-1"
+	// RegistryUser and RegistryPassword log in to RegistryAddr; the ECR token user is
+	// AWS with moto's token.
+	RegistryUser     = "ciuser"
+	RegistryPassword = "cipass-stack-only"
+	// AMI is Amazon Linux 2023's id in moto's catalogue (moto does not validate AMIs by default).
+	AMI = "ami-0ed094fb1304fd857"
+)
+
+// Images the stack builds locally and pushes to RegistryAddr.
+var (
+	JobImage    = RegistryAddr + "/ci/job:1"
+	HelperImage = RegistryAddr + "/ci/helper:1"
+)
+
+// Stack is a running local stack.
+type Stack struct {
+	Dir string
+	// Seed is what the stack created in moto.
+	Seed Seed
+	// SettingsFile is a ready-to-use driver settings file.
+	SettingsFile string
+	// Boot is the instance boot simulator.
+	Boot *Booter
+
+	mu       sync.Mutex
+	procs    []*proc
+	ec2      *ec2.Client
+	stopBoot context.CancelFunc
+	bootDone chan struct{}
+}
+
+// Env is what a driver process needs to reach moto safely: static test credentials and
+// no instance-metadata lookups.
+func Env() []string {
+	return []string{"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_REGION=" + Region,
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
+}
+
+// Up starts every component, seeds moto, pushes the test images and starts the boot
+// simulator. On error it stops whatever it started.
+func Up(ctx context.Context, dir string) (*Stack, error) {
+	s := &Stack{Dir: dir}
+	for _, sub := range []string{"logs", "pids", "state", "boot", "registry/data"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"packages", func(context.Context) error { return EnsurePackages() }},
+		{"dockerd", s.ensureDockerd},
+		{"moto", s.startMoto},
+		{"registries", s.startRegistries},
+		{"seed", s.seed},
+		{"images", s.pushImages},
+		{"settings", s.writeSettings},
+		{"boot simulator", s.startBoot},
+	}
+	for _, step := range steps {
+		t0 := time.Now()
+		if err := step.fn(ctx); err != nil {
+			s.Down()
+			return nil, fmt.Errorf("stack %s: %w", step.name, err)
+		}
+		logf("stack: %s ready in %s", step.name, time.Since(t0).Round(time.Millisecond))
+	}
+	return s, nil
+}
+
+// Down stops the boot simulator (and every sshd it started), then every process the
+// stack started, by PID, and removes the local users it created.
+func (s *Stack) Down() {
+	if s.stopBoot != nil {
+		s.stopBoot()
+		<-s.bootDone
+	}
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := len(procs) - 1; i >= 0; i-- {
+		wg.Add(1)
+		go func(p *proc) { defer wg.Done(); p.stop(15 * time.Second) }(procs[i])
+	}
+	wg.Wait()
+	os.RemoveAll(filepath.Join(s.Dir, "pids"))
+}
+
+// logf reports stack progress on stderr (tests and the CLI both show it).
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
