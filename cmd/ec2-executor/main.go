@@ -151,4 +151,3 @@ func newEC2(s settings.Settings) func(context.Context) (provision.EC2API, error)
 		}), nil
 	}
 }
-

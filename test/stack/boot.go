@@ -26,6 +26,7 @@ type Booter struct {
 	s      *Stack
 	mu     sync.Mutex
 	sshd   map[string]*proc
+	booted map[string]types.Instance // as moto described it when it booted (running)
 	failed map[string]error
 	users  []string
 	// Delay holds an instance's boot back this long after it first runs (faults).
@@ -34,7 +35,7 @@ type Booter struct {
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, failed: map[string]error{}, seen: map[string]time.Time{}}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, booted: map[string]types.Instance{}, failed: map[string]error{}, seen: map[string]time.Time{}}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -147,8 +148,18 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 	}
 	b.mu.Lock()
 	b.sshd[id] = p
+	b.booted[id] = in
 	b.mu.Unlock()
 	return nil
+}
+
+// Booted returns the instance as moto described it while running, when it booted
+// (moto drops some fields, such as the instance profile, on termination).
+func (b *Booter) Booted(id string) (types.Instance, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in, ok := b.booted[id]
+	return in, ok
 }
 
 const sshdConfig = `ListenAddress %s:22

@@ -59,6 +59,14 @@ func Env() []string {
 // simulator. On error it stops whatever it started.
 func Up(ctx context.Context, dir string) (*Stack, error) {
 	s := &Stack{Dir: dir}
+	// sshd reads each worker's authorized_keys as the worker's user: the tree must be
+	// traversable (MkdirTemp makes 0700 directories).
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	for _, sub := range []string{"logs", "pids", "state", "boot", "registry/data"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, err

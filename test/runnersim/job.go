@@ -1,0 +1,110 @@
+package runnersim
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Job is one CI job as GitLab would send it, reduced to what the driver sees.
+type Job struct {
+	ID, ProjectID, PipelineID int
+	Name                      string
+	Image                     string
+	// Variables are user CI/CD variables (masked in spirit: tests check they never leak).
+	Variables   []Variable
+	Script      []string
+	AfterScript []string
+	Credentials []Credential
+	// Token is the job token (CI_JOB_TOKEN), a secret.
+	Token string
+	// Timeout is the job timeout; CancelAfter cancels the job that long after
+	// build_script starts (the UI's cancel button).
+	Timeout     time.Duration
+	CancelAfter time.Duration
+	// EditPayload may rewrite the payload before it is written (bad-input tests).
+	EditPayload func(map[string]any)
+}
+
+// Variable is a job variable; File makes it a file-type variable.
+type Variable struct {
+	Key, Value   string
+	Public, File bool
+}
+
+// Credential is a credentials[] entry of type registry.
+type Credential struct{ URL, Username, Password string }
+
+// payload builds the JOB_RESPONSE_FILE document in the HEAD shape.
+func (j Job) payload() ([]byte, error) {
+	vars := []map[string]any{}
+	for _, v := range j.allVariables("") {
+		vars = append(vars, map[string]any{"key": v.Key, "value": v.Value, "public": v.Public, "file": v.File, "masked": !v.Public, "raw": false})
+	}
+	creds := []map[string]any{}
+	for _, c := range j.Credentials {
+		creds = append(creds, map[string]any{"type": "registry", "url": c.URL, "username": c.Username, "password": c.Password})
+	}
+	p := map[string]any{
+		"id": j.ID, "token": j.Token, "allow_git_fetch": true,
+		"job_info":    map[string]any{"name": j.Name, "stage": "test", "project_id": j.ProjectID, "project_name": "demo"},
+		"runner_info": map[string]any{"timeout": int(j.Timeout.Seconds())},
+		"variables":   vars,
+		"steps":       []map[string]any{{"name": "script", "script": j.Script, "timeout": 3600, "when": "on_success"}},
+		"image":       map[string]any{"name": j.Image, "executor_opts": map[string]any{"docker": map[string]any{"platform": "", "user": ""}}},
+		"services":    []any{},
+		"credentials": creds,
+		"features":    map[string]any{},
+	}
+	if j.EditPayload != nil {
+		j.EditPayload(p)
+	}
+	return json.Marshal(p)
+}
+
+// allVariables are the variables the runner puts in CUSTOM_ENV_* and in the scripts.
+func (j Job) allVariables(projectDir string) []Variable {
+	id := strconv.Itoa(j.ID)
+	vars := []Variable{
+		{Key: "CI_JOB_ID", Value: id, Public: true},
+		{Key: "CI_JOB_NAME", Value: j.Name, Public: true},
+		{Key: "CI_PROJECT_ID", Value: strconv.Itoa(j.ProjectID), Public: true},
+		{Key: "CI_PIPELINE_ID", Value: strconv.Itoa(j.PipelineID), Public: true},
+		{Key: "CI_PROJECT_PATH", Value: "group/demo", Public: true},
+		{Key: "CI_RUNNER_ID", Value: "1", Public: true},
+		{Key: "CI_RUNNER_VERSION", Value: "17.5.0", Public: true},
+		{Key: "CI_SERVER", Value: "yes", Public: true},
+		{Key: "CI_JOB_TOKEN", Value: j.Token},
+		{Key: "GIT_STRATEGY", Value: "none", Public: true},
+		{Key: "CI_PROJECT_DIR", Value: projectDir, Public: true},
+		{Key: "RUNNER_TEMP_PROJECT_DIR", Value: projectDir + ".tmp", Public: true},
+	}
+	if j.Image != "" {
+		vars = append(vars, Variable{Key: "CI_JOB_IMAGE", Value: j.Image, Public: true})
+	}
+	return append(vars, j.Variables...)
+}
+
+// configOutput is the driver's config_exec JSON (runner's api.ConfigExecOutput).
+type configOutput struct {
+	BuildsDir string            `json:"builds_dir"`
+	CacheDir  string            `json:"cache_dir"`
+	Hostname  string            `json:"hostname"`
+	JobEnv    map[string]string `json:"job_env"`
+	Driver    *struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"driver"`
+}
+
+func parseConfig(out []byte) (configOutput, error) {
+	var c configOutput
+	if len(out) == 0 {
+		return c, nil
+	}
+	if err := json.Unmarshal(out, &c); err != nil {
+		return c, fmt.Errorf("error while parsing JSON output: %w", err)
+	}
+	return c, nil
+}

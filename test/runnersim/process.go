@@ -1,0 +1,100 @@
+package runnersim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// call is one driver invocation and how it ended.
+type Call struct {
+	Stage    string
+	ExitCode int // -1 when killed by a signal
+	Duration time.Duration
+	// Signalled is set when the stage's context ended and the runner sent SIGTERM;
+	// AfterSignal is how long the driver took to exit after it.
+	Signalled   bool
+	AfterSignal time.Duration
+	Killed      bool // SIGKILL was needed
+}
+
+// execDriver runs the driver in its own process group, as the runner does, and on
+// ctx's end sends SIGTERM to the group, then SIGKILL after the graceful timeout.
+func (r *run) execDriver(ctx context.Context, env []string, stdout, stderr io.Writer, args ...string) Call {
+	call := Call{Stage: args[0]}
+	if args[0] == "run" {
+		call.Stage = args[2]
+	}
+	cmd := exec.Command(r.opt.Binary, args...)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = r.tmp, env, stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(r.log, "ERROR: failed to start command: %v\n", err)
+		call.ExitCode = -2
+		return call
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		call.Signalled = true
+		sig := time.Now()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(r.opt.GracefulKillTimeout):
+			call.Killed = true
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			select {
+			case <-done:
+			case <-time.After(r.opt.ForceKillTimeout):
+				fmt.Fprintln(r.log, "ERROR: likely process is dormant")
+			}
+		}
+		call.AfterSignal = time.Since(sig)
+	}
+	call.Duration = time.Since(start)
+	call.ExitCode = cmd.ProcessState.ExitCode()
+	r.res.Calls = append(r.res.Calls, call)
+	return call
+}
+
+// outcome is the runner's reading of a driver exit (command.go:103-146).
+type outcome struct {
+	ok     bool
+	build  bool // BuildError: script_failure
+	code   int  // exit code reported to GitLab for build failures
+	reason string
+}
+
+func (r *run) judge(c Call) outcome {
+	switch c.ExitCode {
+	case 0:
+		return outcome{ok: true}
+	case 1:
+		code := 1
+		if b, err := os.ReadFile(r.exitCodeFile()); err == nil {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+			if err != nil {
+				return outcome{reason: "unknown exit code in build exit code file"}
+			}
+			code = n
+		}
+		return outcome{build: true, code: code, reason: "script_failure"}
+	case 2:
+		return outcome{reason: "exit status 2"}
+	default:
+		return outcome{reason: fmt.Sprintf("unknown Custom executor executable exit code %d", c.ExitCode)}
+	}
+}
+
+var errPrepare = errors.New("preparation failed")

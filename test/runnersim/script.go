@@ -1,0 +1,62 @@
+package runnersim
+
+import (
+	"fmt"
+	"strings"
+)
+
+// quote makes s a single-quoted POSIX shell word.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
+
+// script builds a stage script the way the runner's bash shell does: strict mode,
+// every variable exported, file variables written under RUNNER_TEMP_PROJECT_DIR, the
+// body evaluated with stdin from nowhere. It is fed to the container's shell on
+// stdin, so it must run under sh as well as bash.
+func script(vars []Variable, body []string) string {
+	var b strings.Builder
+	b.WriteString("set -eo pipefail\nset +o noclobber\n")
+	var inner strings.Builder
+	for _, v := range vars {
+		if v.File {
+			continue
+		}
+		fmt.Fprintf(&inner, "export %s=%s\n", v.Key, quote(v.Value))
+	}
+	inner.WriteString("mkdir -p \"$RUNNER_TEMP_PROJECT_DIR\"\n")
+	for _, v := range vars {
+		if v.File {
+			fmt.Fprintf(&inner, "printf '%%s' %s > \"$RUNNER_TEMP_PROJECT_DIR/%s\"\nexport %s=\"$RUNNER_TEMP_PROJECT_DIR/%s\"\n", quote(v.Value), v.Key, v.Key, v.Key)
+		}
+	}
+	for _, line := range body {
+		inner.WriteString(line + "\n")
+	}
+	fmt.Fprintf(&b, ": | eval %s\nexit 0\n", quote(inner.String()))
+	return b.String()
+}
+
+// userCommands echoes each command in green before running it, as the job log shows.
+func userCommands(cmds []string) []string {
+	out := []string{`cd "$CI_PROJECT_DIR"`}
+	for _, c := range cmds {
+		out = append(out, fmt.Sprintf(`printf '\033[32;1m$ %%s\033[0;m\n' %s`, quote(c)), c)
+	}
+	return out
+}
+
+// stageBodies are the predefined stages' scripts for GIT_STRATEGY=none.
+func stageBody(stage, hostname string, job Job) []string {
+	switch stage {
+	case "prepare_script":
+		return []string{fmt.Sprintf(`echo "Running on $(hostname) via %s..."`, hostname)}
+	case "get_sources":
+		return []string{`echo "Skipping Git repository setup"`, `mkdir -p "$CI_PROJECT_DIR"`}
+	case "build_script":
+		return userCommands(job.Script)
+	case "after_script":
+		return userCommands(job.AfterScript)
+	case "cleanup_file_variables":
+		return []string{`rm -rf "$RUNNER_TEMP_PROJECT_DIR"`}
+	}
+	return nil
+}
