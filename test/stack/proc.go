@@ -36,6 +36,7 @@ func (s *Stack) start(name string, env []string, args ...string) (*proc, error) 
 		logf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
+	remember(cmd.Process.Pid, args)
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
 	_ = os.WriteFile(filepath.Join(s.Dir, "pids", name), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)

@@ -35,17 +35,18 @@ default_image = %q
 helper_image = %q
 `
 
-// SettingsFor writes a driver settings file for the stack with extra TOML appended
-// (later keys of a table cannot be repeated, so extra must use new tables or keys).
-func (s *Stack) SettingsFor(name, extra string) (string, error) {
-	body := fmt.Sprintf(settingsTemplate, filepath.Join(s.Dir, "state"), Region, MotoURL, AMI, s.Seed.Subnet,
+// SettingsFor writes a driver settings file for the stack that sends EC2 calls to
+// endpoint (moto, or a Proxy in front of it), with extra TOML appended to its [job]
+// table.
+func (s *Stack) SettingsFor(name, endpoint, extra string) (string, error) {
+	body := fmt.Sprintf(settingsTemplate, filepath.Join(s.Dir, "state"), Region, endpoint, AMI, s.Seed.Subnet,
 		s.Seed.SecurityGroup, s.Seed.InstanceProfile, JobImage, HelperImage) + extra
 	p := filepath.Join(s.Dir, name)
 	return p, os.WriteFile(p, []byte(body), 0o600)
 }
 
 func (s *Stack) writeSettings(context.Context) error {
-	p, err := s.SettingsFor("settings.toml", "")
+	p, err := s.SettingsFor("settings.toml", MotoURL, "")
 	s.SettingsFile = p
 	return err
 }

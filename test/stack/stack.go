@@ -76,7 +76,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"packages", func(context.Context) error { return EnsurePackages() }},
+		{"packages", func(context.Context) error { reapStale(); return EnsurePackages() }},
 		{"dockerd", s.ensureDockerd},
 		{"moto", s.startMoto},
 		{"registries", s.startRegistries},

@@ -1,0 +1,39 @@
+# ec2-executor. `make demo` and `make test` work on a fresh Debian machine as root:
+# the local stack installs its Debian packages itself (moto_server must be on PATH).
+export PATH := /usr/local/go/bin:$(PATH)
+GO      ?= go
+BIN     := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build test unit e2e demo stack-up stack-down lint fmt
+
+build: ## the driver binary, bin/ec2-executor
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
+
+test: lint unit e2e ## every test: unit (offline) then end to end on the local stack
+
+unit: ## offline unit tests, no AWS, Docker or network
+	$(GO) test -count=1 ./...
+
+e2e: ## end-to-end tests: the real binary, the runner simulator and the local stack
+	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+demo: build ## bring the stack up, run a sample job and a failing one, stop the stack
+	$(GO) run ./test/demo $(BIN)/ec2-executor
+
+stack-up: build ## start the stack in the background; prints a driver settings file
+	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack
+	@$(BIN)/stack up
+
+stack-down: ## stop the stack started by stack-up
+	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack
+	@$(BIN)/stack down
+
+lint: ## gofmt and go vet, e2e files included
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/
+
+fmt:
+	gofmt -w .

@@ -1,0 +1,100 @@
+//go:build e2e
+
+// Package e2e runs the real ec2-executor binary through the runner simulator against
+// the local stack (moto over HTTP, dockerd, sshd per instance, the htpasswd registry).
+// A missing stack component fails the run: these tests never skip.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/test/runnersim"
+	"github.com/ec2-executor/ec2-executor/test/stack"
+)
+
+var (
+	st     *stack.Stack
+	binary string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ec2-executor-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// The stack's sshds read authorized_keys as the worker's user: the tree must be traversable.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	binary = filepath.Join(dir, "ec2-executor")
+	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/ec2-executor").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the driver: %v\n%s", err, out)
+		return 1
+	}
+	st, err = stack.Up(context.Background(), filepath.Join(dir, "stack"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the local stack did not come up: %v\n", err)
+		return 1
+	}
+	defer st.Down()
+	return m.Run()
+}
+
+// secrets are used by every job; none may appear in any output.
+var secrets = []string{"job-token-e2e-9f8e7d", stack.RegistryPassword}
+
+func baseJob(id int) runnersim.Job {
+	return runnersim.Job{ID: id, ProjectID: 7, PipelineID: 300 + id, Name: "e2e", Image: stack.JobImage, Token: secrets[0],
+		Credentials: []runnersim.Credential{{URL: stack.RegistryAddr, Username: stack.RegistryUser, Password: stack.RegistryPassword}}}
+}
+
+// runJob drives one job and checks what every job must leave true: no secret in any
+// output, and no instance of ours left running in moto.
+func runJob(t *testing.T, job runnersim.Job, settingsFile string) runnersim.Result {
+	t.Helper()
+	if settingsFile == "" {
+		settingsFile = st.SettingsFile
+	}
+	res := runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: settingsFile, Env: stack.Env(),
+		GracefulKillTimeout: 30 * time.Second, PrepareRetryInterval: 200 * time.Millisecond})
+	t.Logf("job log:\n%s\nrunner log (cleanup):\n%s", res.Log, res.RunnerLog)
+	for _, s := range secrets {
+		if strings.Contains(res.Log, s) || strings.Contains(res.RunnerLog, s) {
+			t.Errorf("secret %q... appeared in the output", s[:4])
+		}
+	}
+	assertNoneRunning(t)
+	return res
+}
+
+func assertNoneRunning(t *testing.T) {
+	t.Helper()
+	running, err := st.RunningOurs(context.Background())
+	if err != nil {
+		t.Fatalf("asking moto for instances: %v", err)
+	}
+	if len(running) > 0 {
+		t.Errorf("instances of ours left running in moto: %v", running)
+	}
+}
+
+func contains(t *testing.T, log string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(log, w) {
+			t.Errorf("job log lacks %q", w)
+		}
+	}
+}
