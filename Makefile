@@ -11,7 +11,8 @@ LDFLAGS := -X main.version=$(VERSION)
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
 
-test: lint unit e2e ## every test: unit (offline) then end to end on the local stack
+test: lint e2e ## every test: end to end on the local stack (which installs its packages), then unit
+	EC2X_REQUIRE_CLOUD_INIT=1 $(GO) test -count=1 ./...
 
 unit: ## offline unit tests, no AWS, Docker or network
 	$(GO) test -count=1 ./...

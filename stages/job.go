@@ -154,14 +154,14 @@ func jsonProblem(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case strings.Contains(err.Error(), "unexpected end of JSON input"):
+		return "truncated"
 	case errors.As(err, &syn):
 		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
 	case errors.As(err, &typ) && typ.Field != "":
 		return fmt.Sprintf("%s has the wrong type (%s)", typ.Field, typ.Value)
 	case errors.As(err, &typ):
 		return fmt.Sprintf("wrong type (%s)", typ.Value)
-	case err.Error() == "unexpected end of JSON input":
-		return "truncated"
 	default:
 		return "unreadable"
 	}

@@ -177,4 +177,3 @@ func assertNoJobContainers(t *testing.T, key string) {
 		t.Errorf("job containers left on the worker: %d", len(cs))
 	}
 }
-
