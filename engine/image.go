@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/image"
@@ -37,5 +36,3 @@ func (d debugWriter) Write(p []byte) (int, error) {
 	d.w.log.Debug("pull progress", "message", string(p))
 	return len(p), nil
 }
-
-var _ io.Writer = debugWriter{}

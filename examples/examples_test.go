@@ -1,6 +1,7 @@
 package examples
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -37,5 +38,17 @@ func TestRunnerConfigCallsEveryStage(t *testing.T) {
 	}
 	if _, err := os.Stat("driver-config.toml"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWorkerTrustPolicyLetsEC2AssumeTheRole(t *testing.T) {
+	var doc struct {
+		Statement []struct{ Effect, Action string }
+	}
+	if err := json.Unmarshal([]byte(WorkerTrustPolicy), &doc); err != nil {
+		t.Fatalf("iam/worker-trust-policy.json: %v", err)
+	}
+	if len(doc.Statement) != 1 || doc.Statement[0].Effect != "Allow" || doc.Statement[0].Action != "sts:AssumeRole" {
+		t.Fatalf("unexpected trust policy: %+v", doc)
 	}
 }

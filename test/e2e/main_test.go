@@ -76,6 +76,9 @@ func runJob(t *testing.T, job runnersim.Job, settingsFile string) runnersim.Resu
 		}
 	}
 	assertNoneRunning(t)
+	if failed := st.Boot.Failures(); len(failed) > 0 {
+		t.Errorf("instances that could not boot (user data rejected?): %v", failed)
+	}
 	return res
 }
 

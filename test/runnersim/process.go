@@ -2,7 +2,6 @@ package runnersim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +12,7 @@ import (
 	"time"
 )
 
-// call is one driver invocation and how it ended.
+// Call is one driver invocation and how it ended.
 type Call struct {
 	Stage    string
 	ExitCode int // -1 when killed by a signal
@@ -96,5 +95,3 @@ func (r *run) judge(c Call) outcome {
 		return outcome{reason: fmt.Sprintf("unknown Custom executor executable exit code %d", c.ExitCode)}
 	}
 }
-
-var errPrepare = errors.New("preparation failed")

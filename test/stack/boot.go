@@ -29,13 +29,10 @@ type Booter struct {
 	booted map[string]types.Instance // as moto described it when it booted (running)
 	failed map[string]error
 	users  []string
-	// Delay holds an instance's boot back this long after it first runs (faults).
-	Delay time.Duration
-	seen  map[string]time.Time
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, booted: map[string]types.Instance{}, failed: map[string]error{}, seen: map[string]time.Time{}}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, booted: map[string]types.Instance{}, failed: map[string]error{}}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -94,12 +91,6 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 	b.mu.Unlock()
 	switch state := in.State.Name; {
 	case state == types.InstanceStateNameRunning && !booted && !failed:
-		if _, ok := b.seen[id]; !ok {
-			b.seen[id] = time.Now()
-		}
-		if time.Since(b.seen[id]) < b.Delay {
-			return
-		}
 		if err := b.boot(ctx, in); err != nil {
 			logf("boot simulator: %s did not boot: %v", id, err)
 			b.mu.Lock()

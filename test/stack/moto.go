@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/ec2-executor/ec2-executor/examples"
 )
 
 // MotoURL is moto_server's endpoint.
@@ -44,9 +46,6 @@ func AWSConfig(ctx context.Context) (aws.Config, error) {
 		awsconfig.WithSharedConfigFiles([]string{}), awsconfig.WithSharedCredentialsFiles([]string{}),
 		awsconfig.WithBaseEndpoint(MotoURL))
 }
-
-// EC2 returns an EC2 client on moto.
-func (s *Stack) EC2() *ec2.Client { return s.ec2 }
 
 // seed shapes moto so every instance gets a 127.0.1.x address and no public IP.
 func (s *Stack) seed(ctx context.Context) error {
@@ -124,9 +123,8 @@ func (s *Stack) deleteDefaultVPC(ctx context.Context) error {
 }
 
 func (s *Stack) seedIAM(ctx context.Context, c *iam.Client) error {
-	const trust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 	s.Seed.InstanceProfile = "ci-runner-profile"
-	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("ci-runner-role"), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("ci-runner-role"), AssumeRolePolicyDocument: aws.String(examples.WorkerTrustPolicy)}); err != nil {
 		return fmt.Errorf("creating role: %w", err)
 	}
 	if _, err := c.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(s.Seed.InstanceProfile)}); err != nil {

@@ -2,7 +2,6 @@ package stack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -97,17 +96,6 @@ func httpUp(url string) func() bool {
 	}
 }
 
-func tcpUp(addr string) func() bool {
-	return func() bool {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
-}
-
 // portFree fails clearly when something else already listens where the stack must.
 func portFree(addr string) error {
 	l, err := net.Listen("tcp", addr)
@@ -116,5 +104,3 @@ func portFree(addr string) error {
 	}
 	return l.Close()
 }
-
-var errStopped = errors.New("stack stopped")
