@@ -22,11 +22,14 @@ type Settings struct {
 	// workers. Default: the host name.
 	ManagerID string `toml:"manager_id"`
 	// StateDir holds one 0600 state file per job between the stage processes.
-	StateDir string   `toml:"state_dir"`
-	AWS      AWS      `toml:"aws"`
-	Instance Instance `toml:"instance"`
-	SSH      SSH      `toml:"ssh"`
-	Job      Job      `toml:"job"`
+	StateDir  string    `toml:"state_dir"`
+	AWS       AWS       `toml:"aws"`
+	Instance  Instance  `toml:"instance"`
+	Overrides Overrides `toml:"overrides"`
+	Worker    Worker    `toml:"worker"`
+	Reap      Reap      `toml:"reap"`
+	SSH       SSH       `toml:"ssh"`
+	Job       Job       `toml:"job"`
 }
 
 // AWS selects the region and, for tests or VPC endpoints, an endpoint override.
@@ -35,17 +38,14 @@ type AWS struct {
 	Endpoint string `toml:"endpoint"`
 }
 
-// Instance says how each worker is launched.
-type Instance struct {
-	AMI                string            `toml:"ami"`
-	Type               string            `toml:"type"`
-	SubnetID           string            `toml:"subnet_id"`
-	SecurityGroupIDs   []string          `toml:"security_group_ids"`
-	IAMInstanceProfile string            `toml:"iam_instance_profile"`
-	MetadataHopLimit   int               `toml:"metadata_hop_limit"`
-	Tags               map[string]string `toml:"tags"`
-	LaunchTimeout      Duration          `toml:"launch_timeout"`
-	PollInterval       Duration          `toml:"poll_interval"`
+// Reap says when orphaned workers are terminated.
+type Reap struct {
+	// GracePeriod is how old a worker without job state must be before it is reaped:
+	// it covers the moment between RunInstances and saving the instance id.
+	GracePeriod Duration `toml:"grace_period"`
+	// FromCleanup runs the reaper at the end of cleanup, at most once per Interval.
+	FromCleanup bool     `toml:"from_cleanup"`
+	Interval    Duration `toml:"interval"`
 }
 
 // SSH says how the driver reaches a worker's Docker Engine.
@@ -79,11 +79,14 @@ func Default() Settings {
 		StateDir:  "/var/lib/ec2-executor",
 		AWS:       AWS{Region: "us-east-1"},
 		Instance: Instance{
-			Type:             "t3.medium",
+			Market:           MarketOnDemand,
 			MetadataHopLimit: 1,
+			MaxLifetime:      Duration{6 * time.Hour},
 			LaunchTimeout:    Duration{5 * time.Minute},
 			PollInterval:     Duration{2 * time.Second},
 		},
+		Worker: Worker{ECRCredentialHelper: true},
+		Reap:   Reap{GracePeriod: Duration{10 * time.Minute}, FromCleanup: true, Interval: Duration{5 * time.Minute}},
 		SSH: SSH{
 			User:           "ec2-executor",
 			Port:           22,
@@ -112,15 +115,37 @@ func Load(path string) (Settings, error) {
 	if err != nil {
 		return s, fmt.Errorf("settings file %s: %w", path, err)
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, 0, len(undecoded))
-		for _, k := range undecoded {
-			keys = append(keys, k.String())
+	var unknown []string
+	for _, k := range md.Undecoded() {
+		if !freeForm(k.String()) {
+			unknown = append(unknown, k.String())
 		}
-		sort.Strings(keys)
-		return s, fmt.Errorf("settings file %s: unknown key(s): %s", path, strings.Join(keys, ", "))
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		unknown = leaves(unknown)
+		return s, fmt.Errorf("settings file %s: unknown key(s): %s", path, strings.Join(unknown, ", "))
 	}
 	return s, nil
+}
+
+// freeForm reports whether key lies inside a table whose keys are not ours to check
+// (Docker's daemon.json options are passed through as written).
+func freeForm(key string) bool {
+	return strings.HasPrefix(key, "worker.daemon_options.")
+}
+
+// leaves drops unknown tables whose unknown keys are listed too, so "[paint] colour"
+// is reported once as paint.colour. keys must be sorted.
+func leaves(keys []string) []string {
+	out := keys[:0]
+	for i, k := range keys {
+		if i+1 < len(keys) && strings.HasPrefix(keys[i+1], k+".") {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 // LoadValid loads and validates, the way every stage needs its settings.

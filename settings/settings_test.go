@@ -14,8 +14,8 @@ state_dir = "/var/lib/ec2-executor"
 region = "eu-west-1"
 [instance]
 ami = "ami-0123456789abcdef0"
-type = "c6i.large"
-subnet_id = "subnet-0123456789abcdef0"
+types = ["c6i.large", "c5.large"]
+subnet_ids = ["subnet-0123456789abcdef0"]
 security_group_ids = ["sg-0123456789abcdef0"]
 iam_instance_profile = "ci-worker"
 tags = { team = "platform" }
@@ -37,7 +37,7 @@ func TestLoadValidAppliesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Instance.Type != "c6i.large" || s.SSH.Port != 22 || s.Instance.MetadataHopLimit != 1 {
+	if s.Instance.Types[1] != "c5.large" || s.Instance.Market != MarketOnDemand || s.SSH.Port != 22 || s.Instance.MetadataHopLimit != 1 {
 		t.Fatalf("unexpected settings: %+v", s)
 	}
 	if s.Job.BuildsDir != "/builds" || s.SSH.Address != AddressPrivate {
@@ -81,11 +81,63 @@ func TestValidateReportsEveryProblemWithItsField(t *testing.T) {
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, field := range []string{"state_dir:", "instance.ami:", "instance.subnet_id:", "instance.security_group_ids:",
+	for _, field := range []string{"state_dir:", "instance.ami:", "instance.subnet_ids:", "instance.security_group_ids:",
 		"instance.metadata_hop_limit:", "ssh.address:", "ssh.user:", "job.builds_dir:"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("missing %s in:\n%v", field, err)
 		}
+	}
+}
+
+func TestValidateNamesEachInstanceProblem(t *testing.T) {
+	cases := []struct {
+		name, field string
+		edit        func(*Settings)
+	}{
+		{"ami and parameter", "instance.ami:", func(s *Settings) { s.Instance.AMIParameter = "/aws/service/x" }},
+		{"no image at all", "instance.ami:", func(s *Settings) { s.Instance.AMI = "" }},
+		{"bad parameter", "instance.ami_ssm_parameter:", func(s *Settings) { s.Instance.AMI, s.Instance.AMIParameter = "", "no spaces allowed" }},
+		{"duplicate type", "instance.types:", func(s *Settings) { s.Instance.Types = []string{"c5.large", "c5.large"} }},
+		{"bad type", "instance.types:", func(s *Settings) { s.Instance.Types = []string{"big"} }},
+		{"no subnet", "instance.subnet_ids:", func(s *Settings) { s.Instance.SubnetIDs = nil }},
+		{"bad market", "instance.market:", func(s *Settings) { s.Instance.Market = "cheap" }},
+		{"price on demand", "instance.spot_max_price:", func(s *Settings) { s.Instance.SpotMaxPrice = "0.1" }},
+		{"bad price", "instance.spot_max_price:", func(s *Settings) { s.Instance.Market, s.Instance.SpotMaxPrice = MarketSpot, "cheap" }},
+		{"iops on gp2", "instance.root_volume.iops:", func(s *Settings) { s.Instance.RootVolume = RootVolume{Type: "gp2", IOPS: 3000} }},
+		{"throughput on io2", "instance.root_volume.throughput:", func(s *Settings) { s.Instance.RootVolume = RootVolume{Type: "io2", Throughput: 200} }},
+		{"kms unencrypted", "instance.root_volume.kms_key_id:", func(s *Settings) { s.Instance.RootVolume.KMSKeyID = "alias/x" }},
+		{"template id and name", "instance.launch_template:", func(s *Settings) { s.Instance.LaunchTemplate = LaunchTemplate{ID: "lt-0123456789abcdef0", Name: "ci"} }},
+		{"template version", "instance.launch_template.version:", func(s *Settings) { s.Instance.LaunchTemplate = LaunchTemplate{Name: "ci", Version: "newest"} }},
+		{"override market", "overrides.markets:", func(s *Settings) { s.Overrides.Markets = []string{"reserved"} }},
+		{"ecr host", "worker.ecr_registries:", func(s *Settings) { s.Worker.ECRRegistries = []string{"ecr.example.com"} }},
+		{"mirror url", "worker.registry_mirrors:", func(s *Settings) { s.Worker.RegistryMirrors = []string{"mirror.local"} }},
+		{"managed daemon key", "worker.daemon_options:", func(s *Settings) { s.Worker.DaemonOptions = map[string]any{"hosts": []string{"tcp://0.0.0.0:2375"}} }},
+		{"relative file", "worker.write_files:", func(s *Settings) { s.Worker.WriteFiles = []WriteFile{{Path: "etc/x"}} }},
+		{"negative grace", "reap.grace_period:", func(s *Settings) { s.Reap.GracePeriod = Duration{-1} }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := Load(write(t, validTOML))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(&s)
+			if err := s.Validate(); err == nil || !strings.Contains(err.Error(), c.field) {
+				t.Fatalf("want an error naming %s, got %v", c.field, err)
+			}
+		})
+	}
+}
+
+func TestLaunchTemplateMakesImageTypesAndSubnetsOptional(t *testing.T) {
+	s, err := Load(write(t, validTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Instance.AMI, s.Instance.Types, s.Instance.SubnetIDs = "", nil, nil
+	s.Instance.LaunchTemplate = LaunchTemplate{Name: "ci-workers", Version: "$Latest"}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -9,13 +9,8 @@ import (
 )
 
 var (
-	amiID        = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
-	subnetID     = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
-	sgID         = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
-	instanceType = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
-	unixUser     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	region       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
-	profileName  = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
+	unixUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	region   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 )
 
 // Validate returns every problem in the settings, one per line, each naming its field.
@@ -31,6 +26,9 @@ func (s Settings) Validate() error {
 	}
 	s.AWS.validate(add)
 	s.Instance.validate(add)
+	s.Overrides.validate(add)
+	s.Worker.validate(add)
+	s.Reap.validate(add)
 	s.SSH.validate(add)
 	s.Job.validate(add)
 	return joinSorted(errs)
@@ -48,47 +46,15 @@ func (a AWS) validate(add func(error)) {
 	}
 }
 
-func (i Instance) validate(add func(error)) {
-	switch {
-	case i.AMI == "":
-		add(problem("instance.ami", "must not be empty"))
-	case !amiID.MatchString(i.AMI):
-		add(problem("instance.ami", "%q is not an AMI id (ami-0123456789abcdef0)", i.AMI))
-	}
-	if !instanceType.MatchString(i.Type) {
-		add(problem("instance.type", "%q is not an instance type (like t3.medium)", i.Type))
-	}
-	switch {
-	case i.SubnetID == "":
-		add(problem("instance.subnet_id", "must not be empty: workers are launched into a subnet you choose"))
-	case !subnetID.MatchString(i.SubnetID):
-		add(problem("instance.subnet_id", "%q is not a subnet id (subnet-0123456789abcdef0)", i.SubnetID))
-	}
-	for n, id := range i.SecurityGroupIDs {
-		if !sgID.MatchString(id) {
-			add(problem("instance.security_group_ids", "entry %d %q is not a security group id (sg-0123456789abcdef0)", n, id))
-		}
-	}
-	if p := i.IAMInstanceProfile; p != "" && !strings.HasPrefix(p, "arn:") && !profileName.MatchString(p) {
-		add(problem("instance.iam_instance_profile", "%q is neither an instance profile name nor an ARN", p))
-	}
-	if i.MetadataHopLimit < 1 || i.MetadataHopLimit > 64 {
-		add(problem("instance.metadata_hop_limit", "must be between 1 and 64, got %d", i.MetadataHopLimit))
-	}
-	for k, v := range i.Tags {
-		if k == "" || len(k) > 128 || strings.HasPrefix(strings.ToLower(k), "aws:") || strings.HasPrefix(k, TagPrefix) {
-			add(problem("instance.tags", "key %q must be 1-128 characters and not start with aws: or %s", k, TagPrefix))
-		}
-		if len(v) > 256 {
-			add(problem("instance.tags", "value of %q is longer than 256 characters", k))
-		}
-	}
-	positive(add, "instance.launch_timeout", i.LaunchTimeout.Duration)
-	positive(add, "instance.poll_interval", i.PollInterval.Duration)
-}
-
 // TagPrefix is reserved for the driver's own instance tags.
 const TagPrefix = "ec2-executor:"
+
+func (r Reap) validate(add func(error)) {
+	if r.GracePeriod.Duration < 0 {
+		add(problem("reap.grace_period", "must not be negative, got %s", r.GracePeriod.Duration))
+	}
+	positive(add, "reap.interval", r.Interval.Duration)
+}
 
 func (s SSH) validate(add func(error)) {
 	if !unixUser.MatchString(s.User) || s.User == "root" {
