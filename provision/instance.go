@@ -21,6 +21,14 @@ type Instance struct {
 	Tags        map[string]string
 }
 
+// Market is "spot" or "on-demand".
+func (i Instance) Market() string {
+	if i.Spot {
+		return "spot"
+	}
+	return "on-demand"
+}
+
 // Gone reports whether the instance is terminated or on its way there.
 func (i Instance) Gone() bool {
 	return i.State == string(types.InstanceStateNameShuttingDown) || i.State == string(types.InstanceStateNameTerminated)

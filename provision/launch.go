@@ -2,32 +2,53 @@ package provision
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/go-hclog"
 )
 
-// LaunchSpec is one worker to launch.
+// LaunchSpec is one worker to launch: what every attempt shares, and the ordered
+// choices of type, subnet and market to try on capacity errors.
 type LaunchSpec struct {
-	AMI              string
-	InstanceType     string
-	SubnetID         string
+	// AMI is an image id; empty leaves it to the launch template.
+	AMI     string
+	Choices []Choice
+	// SecurityGroupIDs may be empty (the VPC's default group, or the template's).
 	SecurityGroupIDs []string
 	// InstanceProfile is an instance profile name or ARN; empty launches without one.
 	InstanceProfile  string
 	MetadataHopLimit int
-	Tags             map[string]string
-	UserData         []byte
-	// ClientToken makes RunInstances idempotent across the SDK's own retries.
+	SpotMaxPrice     string
+	EBSOptimized     bool
+	Monitoring       bool
+	// PublicIP asks for a public address on the primary network interface.
+	PublicIP       bool
+	RootVolume     Volume
+	LaunchTemplate Template
+	Tags           map[string]string
+	UserData       []byte
+	// ClientToken makes RunInstances idempotent across the SDK's own retries; each
+	// choice gets its own token derived from it.
 	ClientToken string
+}
+
+// Template names a launch template whose values the spec's override.
+type Template struct{ ID, Name, Version string }
+
+// Volume overrides the AMI's root volume; the zero value keeps it.
+type Volume struct {
+	// DeviceName is the AMI's root device; Create looks it up when empty.
+	DeviceName string
+	SizeGiB    int32
+	Type       string
+	IOPS       int32
+	Throughput int32
+	Encrypted  bool
+	KMSKeyID   string
 }
 
 // Provisioner launches, finds and terminates workers.
@@ -47,11 +68,18 @@ func New(api EC2API, log hclog.Logger) *Provisioner {
 		PollMin: 2 * time.Second, PollMax: 15 * time.Second, RollbackTimeout: 2 * time.Minute}
 }
 
-// Create launches a worker, hands it to launched (which should persist its id before
-// anything else can fail), and waits until it is running. If anything fails after
-// RunInstances, the instance is terminated before Create returns.
+// Create launches a worker from the first choice EC2 has capacity for, hands it to
+// launched (which should persist its id before anything else can fail), and waits
+// until it is running. If anything fails after RunInstances, the instance is
+// terminated before Create returns.
 func (p *Provisioner) Create(ctx context.Context, spec LaunchSpec, launched func(Instance) error) (Instance, error) {
-	inst, err := p.run(ctx, spec)
+	if len(spec.Choices) == 0 {
+		return Instance{}, errors.New("launching: no instance type and subnet to try")
+	}
+	if err := p.resolveRootDevice(ctx, &spec); err != nil {
+		return Instance{}, err
+	}
+	inst, err := p.runFirstAvailable(ctx, spec)
 	if err != nil {
 		return Instance{}, err
 	}
@@ -73,69 +101,44 @@ func (p *Provisioner) Rollback(ctx context.Context, id string, cause error) erro
 	if err := p.Terminate(rctx, id); err != nil {
 		return errors.Join(cause, fmt.Errorf("rolling back: %w", err))
 	}
-	p.log.Info("Terminated instance after a failed launch", "instance_id", id)
+	p.log.Info("Terminated instance "+id+" after a failed launch", "instance_id", id)
 	return cause
 }
 
-func (p *Provisioner) run(ctx context.Context, spec LaunchSpec) (Instance, error) {
-	out, err := p.api.RunInstances(ctx, runInput(spec))
+// runFirstAvailable walks the choices in order, moving on only on capacity errors,
+// and says in the job log what it tried.
+func (p *Provisioner) runFirstAvailable(ctx context.Context, spec LaunchSpec) (Instance, error) {
+	var tried []string
+	for n, c := range spec.Choices {
+		p.log.Info("Launching "+c.String(), "ami", spec.AMI)
+		inst, err := p.run(ctx, spec, c, fmt.Sprintf("%s-%d", spec.ClientToken, n))
+		if err == nil {
+			return inst, nil
+		}
+		code := capacityCode(err)
+		if code == "" {
+			return Instance{}, err
+		}
+		tried = append(tried, c.String()+": "+code)
+		if n+1 < len(spec.Choices) {
+			p.log.Warn("No capacity for "+c.String()+" ("+code+"); trying "+spec.Choices[n+1].String(), "error_code", code)
+		}
+	}
+	return Instance{}, fmt.Errorf("launching: no capacity for any choice (%s)", strings.Join(tried, "; "))
+}
+
+func (p *Provisioner) run(ctx context.Context, spec LaunchSpec, c Choice, token string) (Instance, error) {
+	out, err := p.api.RunInstances(ctx, runInput(spec, c, token), withoutCapacityRetries)
 	if err != nil {
-		return Instance{}, fmt.Errorf("launching %s in %s: %w", spec.InstanceType, spec.SubnetID, err)
+		return Instance{}, fmt.Errorf("launching %s: %w", c, err)
 	}
-	if len(out.Instances) != 1 {
-		ids := make([]string, 0, len(out.Instances))
-		for _, in := range out.Instances {
-			ids = append(ids, aws.ToString(in.InstanceId))
-		}
-		for _, id := range ids {
-			_ = p.Rollback(ctx, id, nil)
-		}
-		return Instance{}, fmt.Errorf("launching %s: RunInstances returned %d instances (%s), want 1", spec.InstanceType, len(ids), strings.Join(ids, ","))
+	if len(out.Instances) == 1 {
+		return fromSDK(out.Instances[0]), nil
 	}
-	return fromSDK(out.Instances[0]), nil
-}
-
-func runInput(spec LaunchSpec) *ec2.RunInstancesInput {
-	in := &ec2.RunInstancesInput{
-		ImageId:                           aws.String(spec.AMI),
-		InstanceType:                      types.InstanceType(spec.InstanceType),
-		MinCount:                          aws.Int32(1),
-		MaxCount:                          aws.Int32(1),
-		SubnetId:                          aws.String(spec.SubnetID),
-		SecurityGroupIds:                  spec.SecurityGroupIDs,
-		UserData:                          aws.String(base64.StdEncoding.EncodeToString(spec.UserData)),
-		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorTerminate,
-		MetadataOptions: &types.InstanceMetadataOptionsRequest{
-			HttpTokens:              types.HttpTokensStateRequired,
-			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
-			HttpPutResponseHopLimit: aws.Int32(int32(spec.MetadataHopLimit)),
-		},
-		TagSpecifications: []types.TagSpecification{
-			{ResourceType: types.ResourceTypeInstance, Tags: sdkTags(spec.Tags)},
-			{ResourceType: types.ResourceTypeVolume, Tags: sdkTags(spec.Tags)},
-		},
+	ids := make([]string, 0, len(out.Instances))
+	for _, in := range out.Instances {
+		ids = append(ids, aws.ToString(in.InstanceId))
+		_ = p.Rollback(ctx, aws.ToString(in.InstanceId), nil)
 	}
-	if spec.ClientToken != "" {
-		in.ClientToken = aws.String(spec.ClientToken)
-	}
-	switch p := spec.InstanceProfile; {
-	case strings.HasPrefix(p, "arn:"):
-		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String(p)}
-	case p != "":
-		in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
-	}
-	return in
-}
-
-func sdkTags(m map[string]string) []types.Tag {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	tags := make([]types.Tag, 0, len(keys))
-	for _, k := range keys {
-		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
-	}
-	return tags
+	return Instance{}, fmt.Errorf("launching %s: RunInstances returned %d instances (%s), want 1", c, len(ids), strings.Join(ids, ","))
 }

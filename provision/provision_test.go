@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/go-hclog"
 
@@ -23,7 +25,7 @@ func newProvisioner(f *provisiontest.FakeEC2) *provision.Provisioner {
 }
 
 func spec() provision.LaunchSpec {
-	return provision.LaunchSpec{AMI: "ami-0123456789abcdef0", InstanceType: "t3.micro", SubnetID: "subnet-1",
+	return provision.LaunchSpec{AMI: "ami-0123456789abcdef0", Choices: provision.Choices([]string{"t3.micro"}, []string{"subnet-1"}, false),
 		SecurityGroupIDs: []string{"sg-1"}, InstanceProfile: "ci-worker", MetadataHopLimit: 1,
 		Tags: map[string]string{"managed-by": "ec2-executor", "ec2-executor:job-key": "42-abc"}, UserData: []byte("#cloud-config\n")}
 }
@@ -113,6 +115,119 @@ func TestRunInstancesErrorNamesTypeAndSubnet(t *testing.T) {
 	_, err := newProvisioner(f).Create(t.Context(), spec(), func(provision.Instance) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "t3.micro in subnet-1") || !strings.Contains(err.Error(), "InsufficientInstanceCapacity") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCreateFallsBackAcrossSubnetsTypesAndMarkets(t *testing.T) {
+	f := provisiontest.New()
+	// No capacity anywhere except c5.large on demand in subnet-b.
+	f.RunFault = func(in *ec2.RunInstancesInput) error {
+		if in.InstanceType == "c5.large" && aws.ToString(in.SubnetId) == "subnet-b" && in.InstanceMarketOptions == nil {
+			return nil
+		}
+		return provisiontest.APIError("InsufficientInstanceCapacity")
+	}
+	s := spec()
+	s.Choices = provision.Choices([]string{"c6i.large", "c5.large"}, []string{"subnet-a", "subnet-b"}, true, false)
+	var log strings.Builder
+	p := provision.New(f, hclog.New(&hclog.LoggerOptions{Output: &log}))
+	p.PollMin, p.PollMax = time.Millisecond, time.Millisecond
+	inst, err := p.Create(t.Context(), s, func(provision.Instance) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.Type != "c5.large" || inst.SubnetID != "subnet-b" || inst.Spot {
+		t.Fatalf("launched %+v", inst)
+	}
+	var tried []string
+	tokens := map[string]bool{}
+	for _, in := range f.Inputs {
+		tried = append(tried, fmt.Sprintf("%s/%s/%v", in.InstanceType, aws.ToString(in.SubnetId), in.InstanceMarketOptions != nil))
+		tokens[aws.ToString(in.ClientToken)] = true
+	}
+	want := "c6i.large/subnet-a/true c6i.large/subnet-b/true c5.large/subnet-a/true c5.large/subnet-b/true c6i.large/subnet-a/false c6i.large/subnet-b/false c5.large/subnet-a/false c5.large/subnet-b/false"
+	if strings.Join(tried, " ") != want {
+		t.Fatalf("tried %v\nwant  %s", tried, want)
+	}
+	if len(tokens) != len(f.Inputs) {
+		t.Fatalf("client tokens reused across choices: %v", tokens)
+	}
+	if !strings.Contains(log.String(), "No capacity for c6i.large in subnet-a (spot) (InsufficientInstanceCapacity); trying c6i.large in subnet-b (spot)") {
+		t.Fatalf("fallback not logged:\n%s", log.String())
+	}
+}
+
+func TestCreateStopsAtTheFirstNonCapacityError(t *testing.T) {
+	f := provisiontest.New()
+	f.RunErr = provisiontest.APIError("InvalidAMIID.NotFound")
+	s := spec()
+	s.Choices = provision.Choices([]string{"c6i.large", "c5.large"}, []string{"subnet-a"}, false)
+	_, err := newProvisioner(f).Create(t.Context(), s, func(provision.Instance) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "InvalidAMIID.NotFound") || f.Calls["RunInstances"] != 1 {
+		t.Fatalf("got %v after %d calls", err, f.Calls["RunInstances"])
+	}
+}
+
+func TestCreateReportsEveryChoiceWhenNoneHasCapacity(t *testing.T) {
+	f := provisiontest.New()
+	f.RunErr = provisiontest.APIError("InsufficientInstanceCapacity")
+	s := spec()
+	s.Choices = provision.Choices([]string{"c6i.large"}, []string{"subnet-a", "subnet-b"}, false)
+	_, err := newProvisioner(f).Create(t.Context(), s, func(provision.Instance) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "c6i.large in subnet-a (on-demand): InsufficientInstanceCapacity; c6i.large in subnet-b") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSpotVolumeTemplateAndPublicAddressReachRunInstances(t *testing.T) {
+	f := provisiontest.New()
+	s := spec()
+	s.Choices = provision.Choices([]string{"c6i.large"}, []string{"subnet-a"}, true)
+	s.SpotMaxPrice = "0.05"
+	s.EBSOptimized, s.Monitoring, s.PublicIP = true, true, true
+	s.RootVolume = provision.Volume{SizeGiB: 40, Type: "gp3", IOPS: 4000, Throughput: 250, Encrypted: true}
+	s.LaunchTemplate = provision.Template{Name: "ci", Version: "$Latest"}
+	inst, err := newProvisioner(f).Create(t.Context(), s, func(provision.Instance) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := f.Inputs[0]
+	mo := in.InstanceMarketOptions
+	if !inst.Spot || mo.SpotOptions.InstanceInterruptionBehavior != types.InstanceInterruptionBehaviorTerminate || aws.ToString(mo.SpotOptions.MaxPrice) != "0.05" {
+		t.Fatalf("spot options: %+v", mo)
+	}
+	bd := in.BlockDeviceMappings[0]
+	if aws.ToString(bd.DeviceName) != "/dev/xvda" || aws.ToInt32(bd.Ebs.VolumeSize) != 40 || bd.Ebs.VolumeType != "gp3" ||
+		aws.ToInt32(bd.Ebs.Iops) != 4000 || aws.ToInt32(bd.Ebs.Throughput) != 250 || !aws.ToBool(bd.Ebs.Encrypted) || !aws.ToBool(bd.Ebs.DeleteOnTermination) {
+		t.Fatalf("root volume: %+v %+v", bd, bd.Ebs)
+	}
+	if f.Calls["DescribeImages"] != 1 {
+		t.Fatalf("root device not looked up: %v", f.Calls)
+	}
+	ni := in.NetworkInterfaces[0]
+	if in.SubnetId != nil || aws.ToString(ni.SubnetId) != "subnet-a" || !aws.ToBool(ni.AssociatePublicIpAddress) || ni.Groups[0] != "sg-1" {
+		t.Fatalf("public address: %+v", ni)
+	}
+	if aws.ToString(in.LaunchTemplate.LaunchTemplateName) != "ci" || aws.ToString(in.LaunchTemplate.Version) != "$Latest" ||
+		!aws.ToBool(in.EbsOptimized) || !aws.ToBool(in.Monitoring.Enabled) {
+		t.Fatalf("template/ebs/monitoring: %+v", in)
+	}
+}
+
+func TestTemplateSuppliesWhatSettingsLeaveOut(t *testing.T) {
+	f := provisiontest.New()
+	s := provision.LaunchSpec{Choices: provision.Choices(nil, nil, false), LaunchTemplate: provision.Template{ID: "lt-0123456789abcdef0"},
+		MetadataHopLimit: 1, Tags: map[string]string{"managed-by": "ec2-executor"}}
+	if _, err := newProvisioner(f).Create(t.Context(), s, func(provision.Instance) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	in := f.Inputs[0]
+	if in.ImageId != nil || in.InstanceType != "" || in.SubnetId != nil || in.MetadataOptions == nil {
+		t.Fatalf("template values overridden by empty settings: %+v", in)
+	}
+	s.RootVolume = provision.Volume{SizeGiB: 50}
+	if _, err := newProvisioner(f).Create(t.Context(), s, func(provision.Instance) error { return nil }); err == nil || !strings.Contains(err.Error(), "device name") {
+		t.Fatalf("want a device-name error, got %v", err)
 	}
 }
 

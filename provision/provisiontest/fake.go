@@ -24,7 +24,10 @@ type FakeEC2 struct {
 	Inputs    []*ec2.RunInstancesInput
 	Calls     map[string]int
 
-	RunErr       error
+	RunErr error
+	// RunFault, when set, may fail a RunInstances call by its input (say, no capacity
+	// for one instance type).
+	RunFault     func(*ec2.RunInstancesInput) error
 	DescribeErr  error
 	TerminateErr error
 	// NeverRuns keeps instances pending forever; TerminateOnDescribe makes them die.
@@ -51,6 +54,11 @@ func (f *FakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 	if f.RunErr != nil {
 		return nil, f.RunErr
 	}
+	if f.RunFault != nil {
+		if err := f.RunFault(in); err != nil {
+			return nil, err
+		}
+	}
 	f.next++
 	inst := &types.Instance{
 		InstanceId:       aws.String(fmt.Sprintf("i-%017x", f.next)),
@@ -59,6 +67,9 @@ func (f *FakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		PrivateIpAddress: aws.String(fmt.Sprintf("127.0.1.%d", 3+f.next)),
 		LaunchTime:       aws.Time(time.Now()),
 		State:            &types.InstanceState{Name: types.InstanceStateNamePending},
+	}
+	if in.InstanceMarketOptions != nil && in.InstanceMarketOptions.MarketType == types.MarketTypeSpot {
+		inst.InstanceLifecycle = types.InstanceLifecycleTypeSpot
 	}
 	for _, spec := range in.TagSpecifications {
 		if spec.ResourceType == types.ResourceTypeInstance {
@@ -89,6 +100,18 @@ func (f *FakeEC2) DescribeInstances(_ context.Context, in *ec2.DescribeInstances
 		}
 	}
 	return &ec2.DescribeInstancesOutput{Reservations: []types.Reservation{{Instances: out}}}, nil
+}
+
+// DescribeImages reports /dev/xvda as the root device of any image.
+func (f *FakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput, _ ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls["DescribeImages"]++
+	out := &ec2.DescribeImagesOutput{}
+	for _, id := range in.ImageIds {
+		out.Images = append(out.Images, types.Image{ImageId: aws.String(id), RootDeviceName: aws.String("/dev/xvda")})
+	}
+	return out, nil
 }
 
 // TerminateInstances moves instances to terminated.

@@ -1,0 +1,52 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+)
+
+// SSMAPI is the one SSM call the driver makes: reading the AMI id from a parameter
+// such as /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64.
+type SSMAPI interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+var _ SSMAPI = (*ssm.Client)(nil)
+
+// ResolveAMI reads an AMI id from an SSM parameter, once per prepare, so every
+// attempt of a launch uses the same image and the job log names it.
+func ResolveAMI(ctx context.Context, api SSMAPI, parameter string) (string, error) {
+	out, err := api.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(parameter)})
+	if err != nil {
+		return "", fmt.Errorf("reading the AMI id from SSM parameter %s: %w", parameter, err)
+	}
+	if out.Parameter == nil || aws.ToString(out.Parameter.Value) == "" {
+		return "", fmt.Errorf("reading the AMI id from SSM parameter %s: it has no value", parameter)
+	}
+	return aws.ToString(out.Parameter.Value), nil
+}
+
+// resolveRootDevice fills in the root device name a volume override needs, from the
+// AMI (one DescribeImages call, only when a volume override has no device name).
+func (p *Provisioner) resolveRootDevice(ctx context.Context, spec *LaunchSpec) error {
+	if spec.RootVolume == (Volume{}) || spec.RootVolume.DeviceName != "" {
+		return nil
+	}
+	if spec.AMI == "" {
+		return errors.New("launching: the root volume override needs a device name when the launch template supplies the image")
+	}
+	out, err := p.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{spec.AMI}})
+	if err != nil {
+		return fmt.Errorf("describing image %s: %w", spec.AMI, err)
+	}
+	if len(out.Images) != 1 || aws.ToString(out.Images[0].RootDeviceName) == "" {
+		return fmt.Errorf("describing image %s: EC2 returned no root device name", spec.AMI)
+	}
+	spec.RootVolume.DeviceName = aws.ToString(out.Images[0].RootDeviceName)
+	return nil
+}
