@@ -1,14 +1,21 @@
 package cloudinit
 
+import (
+	"encoding/json"
+	"fmt"
+)
+
 // The structs below fix the key order of the rendered YAML, which keeps golden files
 // stable and the output readable.
 
 type cloudConfig struct {
-	Groups       []string   `yaml:"groups"`
-	Users        []any      `yaml:"users"`
-	SSHKeys      sshKeys    `yaml:"ssh_keys"`
-	SSHDeleteKey bool       `yaml:"ssh_deletekeys"`
-	Runcmd       [][]string `yaml:"runcmd"`
+	Groups       []string  `yaml:"groups"`
+	Users        []any     `yaml:"users"`
+	SSHKeys      sshKeys   `yaml:"ssh_keys"`
+	SSHDeleteKey bool      `yaml:"ssh_deletekeys"`
+	Packages     []string  `yaml:"packages,omitempty"`
+	WriteFiles   []file    `yaml:"write_files,omitempty"`
+	Runcmd       []command `yaml:"runcmd"`
 }
 
 type user struct {
@@ -24,44 +31,99 @@ type sshKeys struct {
 	Ed25519Public  string `yaml:"ed25519_public"`
 }
 
-// installDocker installs and starts Docker only when the AMI lacks it, on Amazon Linux
-// (dnf/yum) and Debian/Ubuntu (apt-get), then waits for the daemon to answer before
-// the readiness marker is written.
-const installDocker = `set -eu
-if ! command -v docker >/dev/null 2>&1; then
-  if command -v dnf >/dev/null 2>&1; then dnf install -y docker
-  elif command -v yum >/dev/null 2>&1; then yum install -y docker
-  elif command -v apt-get >/dev/null 2>&1; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io
-  else echo "ec2-executor: no package manager to install Docker" >&2; exit 1
-  fi
-fi
-systemctl enable --now docker
-for i in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 1; done
-docker info >/dev/null
-`
+type file struct {
+	Path        string `yaml:"path"`
+	Content     string `yaml:"content"`
+	Owner       string `yaml:"owner,omitempty"`
+	Permissions string `yaml:"permissions,omitempty"`
+}
 
-const markReady = `mkdir -p "$(dirname "$1")" && date -u +%FT%TZ > "$1"`
+// command is a runcmd entry: an argv list, or a string the shell runs (the
+// operator's own commands).
+type command any
 
-func document(w Worker) cloudConfig {
-	return cloudConfig{
+func script(name, body string, args ...string) command {
+	return append([]string{"sh", "-c", body, name}, args...)
+}
+
+func document(w Worker, o Options) (cloudConfig, error) {
+	files, err := ownFiles(o)
+	if err != nil {
+		return cloudConfig{}, err
+	}
+	doc := cloudConfig{
 		// The group must exist before the user is created, even when Docker is
 		// installed later by runcmd.
 		Groups: []string{"docker"},
-		Users: []any{
-			"default",
-			user{
-				Name:              w.User,
-				Groups:            []string{"docker"},
-				Shell:             "/bin/bash",
-				LockPasswd:        true,
-				SSHAuthorizedKeys: []string{w.AuthorizedKey},
-			},
-		},
+		Users: []any{"default", user{Name: w.User, Groups: []string{"docker"}, Shell: "/bin/bash",
+			LockPasswd: true, SSHAuthorizedKeys: []string{w.AuthorizedKey}}},
 		SSHKeys:      sshKeys{Ed25519Private: w.HostPrivateKey, Ed25519Public: w.HostPublicKey},
 		SSHDeleteKey: true,
-		Runcmd: [][]string{
-			{"sh", "-c", installDocker},
-			{"sh", "-c", markReady, "mark-ready", ReadyFile},
-		},
+		Packages:     o.Packages,
+		WriteFiles:   append(files, operatorFiles(o.WriteFiles)...),
+		Runcmd:       append(dockerCommands(w, o), operatorCommands(o.Runcmd)...),
 	}
+	doc.Runcmd = append(doc.Runcmd, script("mark-ready", markReady, ReadyFile))
+	seen := map[string]bool{}
+	for _, f := range doc.WriteFiles {
+		if seen[f.Path] {
+			return doc, fmt.Errorf("write_files path %s is written twice (ec2-executor writes its own files under /etc/ec2-executor)", f.Path)
+		}
+		seen[f.Path] = true
+	}
+	return doc, nil
+}
+
+// ownFiles are the JSON fragments and the script that merges them on the worker.
+func ownFiles(o Options) ([]file, error) {
+	var files []file
+	if daemon := o.daemonJSON(); len(daemon) > 0 {
+		b, err := json.MarshalIndent(daemon, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("encoding daemon.json options: %w", err)
+		}
+		files = append(files, file{Path: DaemonFragmentPath, Content: string(b) + "\n", Owner: "root:root", Permissions: "0644"})
+	}
+	if client := o.clientConfig(); len(client) > 0 {
+		b, _ := json.MarshalIndent(client, "", "  ")
+		files = append(files, file{Path: ConfigFragmentPath, Content: string(b) + "\n", Owner: "root:root", Permissions: "0600"})
+	}
+	if len(files) > 0 {
+		files = append(files, file{Path: MergeJSONPath, Content: mergeJSON, Owner: "root:root", Permissions: "0755"})
+	}
+	return files, nil
+}
+
+// dockerCommands install what is missing, merge the fragments and start Docker, in
+// that order, so a fresh install starts once with the final daemon.json.
+func dockerCommands(w Worker, o Options) []command {
+	cmds := []command{script("install-docker", installIfMissing, "docker", "docker", "docker.io")}
+	if o.ECRCredentialHelper {
+		cmds = append(cmds, script("install-ecr-credential-helper", installIfMissing,
+			"docker-credential-ecr-login", "amazon-ecr-credential-helper"))
+	}
+	if len(o.daemonJSON()) > 0 {
+		cmds = append(cmds, script("apply-daemon-json", applyDaemonJSON, MergeJSONPath, DaemonFragmentPath, DaemonJSONPath))
+	}
+	cmds = append(cmds, script("start-docker", startDocker))
+	if len(o.clientConfig()) > 0 {
+		cmds = append(cmds, script("apply-docker-config", applyClientConfig, MergeJSONPath, ConfigFragmentPath, w.User))
+	}
+	return cmds
+}
+
+func operatorFiles(fs []File) []file {
+	out := make([]file, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, file(f))
+	}
+	return out
+}
+
+func operatorCommands(cmds []string) []command {
+	out := make([]command, 0, len(cmds))
+	for _, c := range cmds {
+		out = append(out, c)
+	}
+	return out
 }

@@ -27,6 +27,15 @@ type Worker struct {
 	HostPublicKey  string
 }
 
+// Placeholder is a worker with stand-in keys, for showing operators what a worker
+// would get without generating secrets.
+func Placeholder(user string) Worker {
+	return Worker{User: user,
+		AuthorizedKey:  "ssh-ed25519 AAAA-PER-INSTANCE-CLIENT-KEY ec2-executor",
+		HostPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n(per-instance host key, generated at prepare)\n-----END OPENSSH PRIVATE KEY-----\n",
+		HostPublicKey:  "ssh-ed25519 AAAA-PER-INSTANCE-HOST-KEY ec2-executor"}
+}
+
 func (w Worker) check() error {
 	var errs []error
 	if w.User == "" {
@@ -44,17 +53,28 @@ func (w Worker) check() error {
 	return errors.Join(errs...)
 }
 
-// Render returns the #cloud-config for one worker, or an error if it would not fit
-// EC2's user-data limit.
-func Render(w Worker) ([]byte, error) {
+// Render returns the #cloud-config for one worker, or an error if the operator's
+// additions conflict with it or it would not fit EC2's user-data limit.
+func Render(w Worker, o Options) ([]byte, error) {
 	if err := w.check(); err != nil {
 		return nil, fmt.Errorf("rendering cloud-config: %w", err)
+	}
+	doc, err := document(w, o)
+	if err != nil {
+		return nil, fmt.Errorf("rendering cloud-config: %w", err)
+	}
+	var node yaml.Node
+	if err := node.Encode(doc); err != nil {
+		return nil, fmt.Errorf("rendering cloud-config: %w", err)
+	}
+	if err := mergeExtra(&node, o.ExtraCloudConfig); err != nil {
+		return nil, fmt.Errorf("rendering cloud-config: worker.extra_cloud_config: %w", err)
 	}
 	var buf bytes.Buffer
 	buf.WriteString("#cloud-config\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(document(w)); err != nil {
+	if err := enc.Encode(&node); err != nil {
 		return nil, fmt.Errorf("rendering cloud-config: %w", err)
 	}
 	if buf.Len() > MaxUserData {
