@@ -26,7 +26,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ErrNoState) {
 		d.Log.Warn("Job state unreadable; finding the instance by its tags", "error", err)
 	}
-	prov, perr := d.provisioner(ctx)
+	prov, _, perr := d.provisioner(ctx)
 	if perr != nil {
 		return perr
 	}
@@ -37,17 +37,23 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if st.InstanceID != "" {
 		ids[st.InstanceID] = true
 	}
-	found, err := prov.Find(ctx, d.ownTags(key))
-	if err != nil {
-		return err
-	}
-	for _, i := range found {
-		ids[i.ID] = true
+	if st.InstanceID == "" { // state lost, or prepare died before saving the id
+		found, err := prov.Find(ctx, d.ownTags(key))
+		if err != nil {
+			return err
+		}
+		for _, i := range found {
+			ids[i.ID] = true
+		}
 	}
 	if err := d.terminateAll(ctx, prov, ids); err != nil {
 		return err
 	}
-	return store.Remove(key)
+	if err := store.Remove(key); err != nil {
+		return err
+	}
+	d.reapIfDue(ctx)
+	return nil
 }
 
 func (d *Driver) removeContainers(ctx context.Context, st State) {

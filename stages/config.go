@@ -22,9 +22,15 @@ type driverInfo struct {
 }
 
 // Config answers the runner's config_exec: exactly one JSON document on stdout. The
-// settings were validated before this runs, so a broken file fails here, before any
-// EC2 call.
+// settings were validated before this runs, and the job's overrides and the worker's
+// cloud-config are checked here, so a broken setup fails before any EC2 call.
 func (d *Driver) Config() error {
+	if _, err := d.jobInstance(); err != nil {
+		return err
+	}
+	if _, err := CheckWorker(d.Settings); err != nil {
+		return err
+	}
 	key, err := d.newJobKey()
 	if err != nil {
 		return err

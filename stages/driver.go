@@ -24,22 +24,28 @@ type Driver struct {
 	// Stderr carries the job's stderr in run.
 	Stderr  io.Writer
 	Version string
-	// NewEC2 builds the EC2 client only for stages that need one, so config and a
+	// NewAWS builds the AWS clients only for stages that need them, so config and a
 	// broken AWS setup never cost an API call.
-	NewEC2 func(ctx context.Context) (provision.EC2API, error)
+	NewAWS func(ctx context.Context) (Clients, error)
 	Now    func() time.Time
+}
+
+// Clients are the AWS APIs the stages call.
+type Clients struct {
+	EC2 provision.EC2API
+	SSM provision.SSMAPI
 }
 
 func (d *Driver) store() Store { return Store{Dir: d.Settings.StateDir + "/jobs"} }
 
-func (d *Driver) provisioner(ctx context.Context) (*provision.Provisioner, error) {
-	api, err := d.NewEC2(ctx)
+func (d *Driver) provisioner(ctx context.Context) (*provision.Provisioner, Clients, error) {
+	c, err := d.NewAWS(ctx)
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
-	p := provision.New(api, d.Log)
+	p := provision.New(c.EC2, d.Log)
 	p.WaitTimeout = d.Settings.Instance.LaunchTimeout.Duration
 	p.PollMin = d.Settings.Instance.PollInterval.Duration
 	p.PollMax = max(p.PollMin, 15*time.Second)
-	return p, nil
+	return p, c, nil
 }

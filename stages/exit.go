@@ -10,9 +10,24 @@ import (
 // BuildError is the only error that means the job's own script failed. Everything
 // else the driver returns is a system failure (retryable with
 // `retry: when: runner_system_failure`).
-type BuildError struct{ ExitCode int }
+// A BuildError with a Cause is a job's own configuration the driver refuses (such as
+// an override outside the operator's allow-list): retrying on another worker would not help.
+type BuildError struct {
+	ExitCode int
+	Cause    error
+}
 
-func (e *BuildError) Error() string { return fmt.Sprintf("script exited with code %d", e.ExitCode) }
+func (e *BuildError) Error() string {
+	if e.Cause != nil {
+		return e.Cause.Error()
+	}
+	return fmt.Sprintf("script exited with code %d", e.ExitCode)
+}
+
+func (e *BuildError) Unwrap() error { return e.Cause }
+
+// jobError marks a problem with the job's own settings as a build failure.
+func jobError(err error) error { return &BuildError{ExitCode: 1, Cause: err} }
 
 // ExitCode maps a stage's result to the process exit code gitlab-runner expects,
 // writing BUILD_EXIT_CODE_FILE for build failures when the runner provides it (so

@@ -21,6 +21,13 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	instance, err := d.jobInstance()
+	if err != nil {
+		return err
+	}
+	if err := d.checkLifetime(job); err != nil {
+		return err
+	}
 	key, err := d.Env.JobKey()
 	if err != nil {
 		return err
@@ -30,7 +37,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 		return err
 	}
 	userData, err := cloudinit.Render(cloudinit.Worker{User: d.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
-		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public})
+		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, cloudOptions(d.Settings.Worker))
 	if err != nil {
 		return err
 	}
@@ -40,11 +47,11 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err := store.Save(st); err != nil {
 		return err
 	}
-	prov, err := d.provisioner(ctx)
+	prov, clients, err := d.provisioner(ctx)
 	if err != nil {
 		return err
 	}
-	inst, err := d.launch(ctx, prov, &st, userData)
+	inst, err := d.launch(ctx, prov, clients, instance, &st, userData)
 	if err != nil {
 		return err
 	}
@@ -54,23 +61,13 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	return nil
 }
 
-func (d *Driver) launch(ctx context.Context, prov *provision.Provisioner, st *State, userData []byte) (provision.Instance, error) {
-	in := d.Settings.Instance
-	spec := provision.LaunchSpec{AMI: in.AMI, InstanceType: in.Type, SubnetID: in.SubnetID,
-		SecurityGroupIDs: in.SecurityGroupIDs, InstanceProfile: in.IAMInstanceProfile,
-		MetadataHopLimit: in.MetadataHopLimit, Tags: d.instanceTags(st.JobKey, d.Now()),
-		UserData: userData, ClientToken: st.JobKey}
-	d.Log.Info("Launching "+in.Type+" in "+in.SubnetID, "ami", in.AMI)
-	start := d.Now()
-	inst, err := prov.Create(ctx, spec, func(i provision.Instance) error {
-		st.InstanceID = i.ID
-		return d.store().Save(*st)
-	})
-	if err != nil {
-		return inst, err
+// checkLifetime refuses a job that may run longer than the reaper lets a worker live.
+func (d *Driver) checkLifetime(job Job) error {
+	limit := d.Settings.Instance.MaxLifetime.Duration
+	if timeout := time.Duration(job.Timeout) * time.Second; timeout > limit {
+		return fmt.Errorf("the job's timeout (%s) is longer than instance.max_lifetime (%s), after which the reaper terminates workers: raise instance.max_lifetime in the runner's ec2-executor settings", timeout, limit)
 	}
-	d.Log.Info("Instance "+inst.ID+" running", "after", d.Now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
-	return inst, nil
+	return nil
 }
 
 // readyWorker connects to the worker and creates the job's containers.

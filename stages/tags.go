@@ -17,6 +17,9 @@ const (
 	TagPipelineID = settings.TagPrefix + "pipeline-id"
 	TagRunnerID   = settings.TagPrefix + "runner-id"
 	TagCreatedAt  = settings.TagPrefix + "created-at"
+	// TagExpiresAt is when the worker must be gone whatever its state: the reaper's
+	// backstop for a job whose manager lost track of it.
+	TagExpiresAt = settings.TagPrefix + "expires-at"
 )
 
 // instanceTags merges the operator's tags with the driver's own, which win.
@@ -36,6 +39,7 @@ func (d *Driver) instanceTags(key string, now time.Time) map[string]string {
 		TagPipelineID: v["CI_PIPELINE_ID"],
 		TagRunnerID:   v["CI_RUNNER_ID"],
 		TagCreatedAt:  now.UTC().Format(time.RFC3339),
+		TagExpiresAt:  now.Add(d.Settings.Instance.MaxLifetime.Duration).UTC().Format(time.RFC3339),
 	}
 	for k, val := range own {
 		if val != "" {

@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/stages"
 )
@@ -39,7 +39,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	app := newApp(env, stdout, stderr)
 	err := app.RunContext(ctx, args)
 	var buildErr *stages.BuildError
-	if err != nil && !errors.As(err, &buildErr) { // the runner reports the script's own exit
+	if err != nil && !(errors.As(err, &buildErr) && buildErr.Cause == nil) { // the runner reports the script's own exit
 		fmt.Fprintf(stderr, "ERROR: %s\n", err)
 	}
 	return stages.ExitCode(err, env)
@@ -53,7 +53,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			log.Warn(p)
 		}
 		return &stages.Driver{Settings: set, Env: env, Log: log, Stdout: stdout, Stderr: stderr,
-			Version: version, Now: time.Now, NewEC2: newEC2(set)}
+			Version: version, Now: time.Now, NewAWS: newAWS(set)}
 	}
 	load := func(c *cli.Context) error {
 		s, err := settings.LoadValid(c.String("config"))
@@ -95,6 +95,22 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 				return d.Cleanup(ctx)
 			})},
 			{Name: "validate", Usage: "check a settings file and print every problem", Action: validate},
+			{Name: "render-cloud-init", Usage: "print the #cloud-config a worker would get (with placeholder keys)", Action: stage(func(_ *cli.Context, d *stages.Driver) error {
+				doc, err := stages.CheckWorker(d.Settings)
+				if err == nil {
+					_, err = stdout.Write(doc)
+				}
+				return err
+			})},
+			{Name: "instances", Usage: "list the workers this manager owns", Flags: []cli.Flag{allManagers},
+				Action: stage(func(c *cli.Context, d *stages.Driver) error {
+					return d.Instances(c.Context, c.Bool("all-managers"), stdout)
+				})},
+			{Name: "reap", Usage: "terminate workers whose job is gone or that outlived instance.max_lifetime",
+				Flags: []cli.Flag{allManagers, &cli.BoolFlag{Name: "dry-run", Usage: "list what would be terminated, terminate nothing"}},
+				Action: stage(func(c *cli.Context, d *stages.Driver) error {
+					return d.Reap(c.Context, stages.ReapOptions{DryRun: c.Bool("dry-run"), AllManagers: c.Bool("all-managers")}, stdout)
+				})},
 			{Name: "version", Usage: "print the version", Action: func(c *cli.Context) error {
 				fmt.Fprintf(stdout, "%s %s\n", stages.DriverName, version)
 				return nil
@@ -102,6 +118,8 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 		},
 	}
 }
+
+var allManagers = &cli.BoolFlag{Name: "all-managers", Usage: "include other managers' workers (reaped only by their expiry)"}
 
 func runStage(c *cli.Context, d *stages.Driver) error {
 	if c.NArg() != 2 {
@@ -115,6 +133,9 @@ func validate(c *cli.Context) error {
 	s, err := settings.Load(path)
 	if err == nil {
 		err = s.Validate()
+	}
+	if err == nil {
+		_, err = stages.CheckWorker(s)
 	}
 	if err != nil {
 		return fmt.Errorf("%s has problems:\n%w", path, err)
@@ -134,20 +155,19 @@ func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
 	return hclog.New(&hclog.LoggerOptions{Name: "ec2-executor", Level: l, Output: out, JSONFormat: format == "json"}), nil
 }
 
-// newEC2 returns a factory for the real EC2 client with adaptive retries (client-side
-// rate limiting on throttling). Credentials come from the standard chain (instance
-// profile, environment, shared files).
-func newEC2(s settings.Settings) func(context.Context) (provision.EC2API, error) {
-	return func(ctx context.Context) (provision.EC2API, error) {
+// newAWS returns a factory for the real AWS clients with adaptive retries
+// (client-side rate limiting on throttling). Credentials come from the standard chain
+// (instance profile, environment, shared files).
+func newAWS(s settings.Settings) func(context.Context) (stages.Clients, error) {
+	return func(ctx context.Context) (stages.Clients, error) {
 		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(s.AWS.Region),
 			awsconfig.WithRetryMode(aws.RetryModeAdaptive))
 		if err != nil {
-			return nil, fmt.Errorf("loading AWS configuration: %w", err)
+			return stages.Clients{}, fmt.Errorf("loading AWS configuration: %w", err)
 		}
-		return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
-			if s.AWS.Endpoint != "" {
-				o.BaseEndpoint = aws.String(s.AWS.Endpoint)
-			}
-		}), nil
+		if s.AWS.Endpoint != "" {
+			cfg.BaseEndpoint = aws.String(s.AWS.Endpoint)
+		}
+		return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg)}, nil
 	}
 }

@@ -113,7 +113,7 @@ func TestPrepareFailingAfterLaunchTerminatesEveryAttemptsInstance(t *testing.T) 
 	if res.Status != "failed" || res.FailureReason != "runner_system_failure" || res.PrepareAttempts != 3 {
 		t.Fatalf("got %s/%s after %d attempts, want a system failure after 3", res.Status, res.FailureReason, res.PrepareAttempts)
 	}
-	contains(t, res.Log, "pulling 127.0.0.1:5000/ci/does-not-exist:1", "Terminated instance after a failed launch")
+	contains(t, res.Log, "pulling 127.0.0.1:5000/ci/does-not-exist:1", "after a failed launch")
 	insts, err := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "2004")
 	if err != nil || len(insts) != 3 {
 		t.Fatalf("want one instance per attempt (3), got %d (%v)", len(insts), err)
@@ -123,17 +123,15 @@ func TestPrepareFailingAfterLaunchTerminatesEveryAttemptsInstance(t *testing.T) 
 func TestConfigWithABrokenSettingsFileFailsBeforeAnyEC2Call(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
-	settings, err := st.SettingsFor("broken.toml", proxy.URL, "colour = \"blue\"\n")
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := settingsFile(t, "broken.toml", proxy.URL, nil)
+	appendTo(t, settings, "\n[paint]\ncolour = \"blue\"\n")
 	job := baseJob(2005)
 	job.Script = []string{"echo unreachable"}
 	res := runJob(t, job, settings)
 	if res.FailureReason != "runner_system_failure" {
 		t.Fatalf("got %s/%s, want a system failure", res.Status, res.FailureReason)
 	}
-	contains(t, res.Log, "unknown key(s): job.colour")
+	contains(t, res.Log, "unknown key(s): paint.colour")
 	for _, c := range res.Calls {
 		if c.Stage == "config" && c.ExitCode != 2 {
 			t.Errorf("config exited %d, want 2 (system failure)", c.ExitCode)

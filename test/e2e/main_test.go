@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/test/runnersim"
 	"github.com/ec2-executor/ec2-executor/test/stack"
 )
@@ -99,5 +100,27 @@ func contains(t *testing.T, log string, wants ...string) {
 		if !strings.Contains(log, w) {
 			t.Errorf("job log lacks %q", w)
 		}
+	}
+}
+
+// settingsFile writes the stack's settings changed by edit, for EC2 calls to endpoint.
+func settingsFile(t *testing.T, name, endpoint string, edit func(*settings.Settings)) string {
+	t.Helper()
+	p, err := st.SettingsFor(name, endpoint, edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func appendTo(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString(text)
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,52 +1,60 @@
 package stack
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ec2-executor/ec2-executor/settings"
 )
 
-const settingsTemplate = `# Driver settings for the local stack (written by test/stack).
-manager_id = "stack"
-state_dir = %q
+// Settings returns driver settings for the stack: moto (or a Proxy in front of it) as
+// the endpoint, the seeded subnet, security group and profile, and fast polling.
+func (s *Stack) Settings(endpoint string) settings.Settings {
+	c := settings.Default()
+	c.ManagerID = "stack"
+	c.StateDir = filepath.Join(s.Dir, "state")
+	c.AWS = settings.AWS{Region: Region, Endpoint: endpoint}
+	in := &c.Instance
+	in.AMI = AMI
+	in.Types = []string{"t3.micro"}
+	in.SubnetIDs = []string{s.Seed.Subnet}
+	in.SecurityGroupIDs = []string{s.Seed.SecurityGroup}
+	in.IAMInstanceProfile = s.Seed.InstanceProfile
+	in.LaunchTimeout = settings.Duration{Duration: time.Minute}
+	in.PollInterval = settings.Duration{Duration: 100 * time.Millisecond}
+	in.Tags = map[string]string{"environment": "local-stack"}
+	// The stack has no package repositories: the booter plays cloud-init's part.
+	c.Worker.ECRCredentialHelper = false
+	c.SSH.ConnectTimeout = settings.Duration{Duration: time.Minute}
+	c.SSH.RetryInterval = settings.Duration{Duration: 200 * time.Millisecond}
+	c.Job.DefaultImage = JobImage
+	c.Job.HelperImage = HelperImage
+	return c
+}
 
-[aws]
-region = %q
-endpoint = %q
-
-[instance]
-ami = %q
-type = "t3.micro"
-subnet_id = %q
-security_group_ids = [%q]
-iam_instance_profile = %q
-launch_timeout = "1m"
-poll_interval = "100ms"
-tags = { environment = "local-stack" }
-
-[ssh]
-user = "ec2-executor"
-connect_timeout = "60s"
-retry_interval = "200ms"
-
-[job]
-default_image = %q
-helper_image = %q
-`
-
-// SettingsFor writes a driver settings file for the stack that sends EC2 calls to
-// endpoint (moto, or a Proxy in front of it), with extra TOML appended to its [job]
-// table.
-func (s *Stack) SettingsFor(name, endpoint, extra string) (string, error) {
-	body := fmt.Sprintf(settingsTemplate, filepath.Join(s.Dir, "state"), Region, endpoint, AMI, s.Seed.Subnet,
-		s.Seed.SecurityGroup, s.Seed.InstanceProfile, JobImage, HelperImage) + extra
+// SettingsFor writes the stack's settings, changed by edit (may be nil), as a TOML
+// file named name in the stack directory.
+func (s *Stack) SettingsFor(name, endpoint string, edit func(*settings.Settings)) (string, error) {
+	c := s.Settings(endpoint)
+	if edit != nil {
+		edit(&c)
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# Driver settings for the local stack (written by test/stack).\n")
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return "", err
+	}
 	p := filepath.Join(s.Dir, name)
-	return p, os.WriteFile(p, []byte(body), 0o600)
+	return p, os.WriteFile(p, buf.Bytes(), 0o600)
 }
 
 func (s *Stack) writeSettings(context.Context) error {
-	p, err := s.SettingsFor("settings.toml", MotoURL, "")
+	p, err := s.SettingsFor("settings.toml", MotoURL, nil)
 	s.SettingsFile = p
 	return err
 }

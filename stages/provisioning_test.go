@@ -1,0 +1,213 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func testDriver(t *testing.T, f *provisiontest.FakeEC2, vars ...string) *Driver {
+	s := settings.Default()
+	s.ManagerID = "m1"
+	s.StateDir = t.TempDir()
+	s.Instance.AMI = "ami-0123456789abcdef0"
+	s.Instance.Types = []string{"c6i.large", "c5.large"}
+	s.Instance.SubnetIDs = []string{"subnet-0123456789abcdef0"}
+	env := ParseEnv(append([]string{"CUSTOM_ENV_CI_JOB_ID=42"}, vars...))
+	return &Driver{Settings: s, Env: env, Log: hclog.NewNullLogger(), Now: func() time.Time { return now },
+		NewAWS: func(context.Context) (Clients, error) { return Clients{EC2: f}, nil }}
+}
+
+func TestOverridesOnlyFromTheAllowList(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f, "CUSTOM_ENV_"+VarInstanceType+"=c6i.4xlarge", "CUSTOM_ENV_"+VarMarket+"=spot")
+	d.Settings.Overrides = settings.Overrides{InstanceTypes: []string{"c6i.2xlarge", "c6i.4xlarge"}, Markets: []string{"spot"}}
+	in, err := d.jobInstance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(in.Types, ",") != "c6i.4xlarge" || in.Market != "spot" || d.Settings.Instance.Types[0] != "c6i.large" {
+		t.Fatalf("overrides not applied to a copy: %+v", in)
+	}
+	cases := map[string]string{
+		VarInstanceType + "=p5.48xlarge": "must be one of c6i.2xlarge, c6i.4xlarge",
+		VarMarket + "=on-demand":         "must be one of spot",
+		VarRootVolumeGiB + "=500":        "permit no root volume override",
+		"EC2_EXECUTOR_INSTANCE_TYP=x":    "is not a variable ec2-executor knows",
+	}
+	for v, want := range cases {
+		d := testDriver(t, f, "CUSTOM_ENV_"+v)
+		d.Settings.Overrides = settings.Overrides{InstanceTypes: []string{"c6i.2xlarge", "c6i.4xlarge"}, Markets: []string{"spot"}}
+		_, err := d.jobInstance()
+		var be *BuildError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), strings.Split(v, "=")[0]) {
+			t.Errorf("%s: want a build error naming the variable and %q, got %v", v, want, err)
+		}
+	}
+	if f.Calls["RunInstances"]+f.Calls["DescribeInstances"] != 0 {
+		t.Fatalf("EC2 called while checking overrides: %v", f.Calls)
+	}
+}
+
+func TestRootVolumeOverrideIsBounded(t *testing.T) {
+	d := testDriver(t, provisiontest.New(), "CUSTOM_ENV_"+VarRootVolumeGiB+"=200")
+	d.Settings.Overrides.MaxRootVolumeGiB = 100
+	if _, err := d.jobInstance(); err == nil || !strings.Contains(err.Error(), "from 1 to 100") {
+		t.Fatalf("got %v", err)
+	}
+	d.Env.Vars[VarRootVolumeGiB] = "80"
+	if in, err := d.jobInstance(); err != nil || in.RootVolume.SizeGiB != 80 {
+		t.Fatalf("got %+v %v", in.RootVolume, err)
+	}
+}
+
+func TestLaunchSpecOrdersSpotBeforeOnDemandAndTagsExpiry(t *testing.T) {
+	d := testDriver(t, provisiontest.New())
+	in := d.Settings.Instance
+	in.Market = settings.MarketSpotFallback
+	spec, err := d.launchSpec(t.Context(), Clients{}, in, "42-abcd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range spec.Choices {
+		got = append(got, c.String())
+	}
+	want := "c6i.large in subnet-0123456789abcdef0 (spot),c5.large in subnet-0123456789abcdef0 (spot),c6i.large in subnet-0123456789abcdef0 (on-demand),c5.large in subnet-0123456789abcdef0 (on-demand)"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("choices %v", got)
+	}
+	if spec.Tags[TagExpiresAt] != "2026-11-22T18:00:00Z" || spec.Tags[TagManager] != "m1" || spec.Tags[TagJobKey] != "42-abcd" {
+		t.Fatalf("tags %v", spec.Tags)
+	}
+}
+
+func TestJobLongerThanMaxLifetimeIsRefused(t *testing.T) {
+	d := testDriver(t, provisiontest.New())
+	if err := d.checkLifetime(Job{Timeout: 7 * 3600}); err == nil || !strings.Contains(err.Error(), "instance.max_lifetime") {
+		t.Fatalf("got %v", err)
+	}
+	if err := d.checkLifetime(Job{Timeout: 3600}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launch puts one worker into the fake with the driver's tags as of at.
+func launch(t *testing.T, d *Driver, f *provisiontest.FakeEC2, key, manager string, at time.Time) string {
+	t.Helper()
+	saved := d.Now
+	d.Now = func() time.Time { return at }
+	defer func() { d.Now = saved }()
+	tags := d.instanceTags(key, at)
+	tags[TagManager] = manager
+	p := provision.New(f, hclog.NewNullLogger())
+	inst, err := p.Create(t.Context(), provision.LaunchSpec{AMI: "ami-0123456789abcdef0", MetadataHopLimit: 1,
+		Choices: provision.Choices([]string{"c5.large"}, []string{"subnet-1"}, false), Tags: tags}, func(provision.Instance) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst.ID
+}
+
+func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f)
+	store := d.store()
+	live := launch(t, d, f, "1-live", "m1", now.Add(-time.Hour))
+	if err := store.Save(State{JobKey: "1-live", InstanceID: live}); err != nil {
+		t.Fatal(err)
+	}
+	noState := launch(t, d, f, "2-gone", "m1", now.Add(-time.Hour))
+	young := launch(t, d, f, "3-young", "m1", now.Add(-time.Minute))
+	noID := launch(t, d, f, "4-killed", "m1", now.Add(-time.Hour))
+	if err := store.Save(State{JobKey: "4-killed"}); err != nil {
+		t.Fatal(err)
+	}
+	expired := launch(t, d, f, "5-old", "m1", now.Add(-7*time.Hour))
+	if err := store.Save(State{JobKey: "5-old", InstanceID: expired}); err != nil {
+		t.Fatal(err)
+	}
+	otherLive := launch(t, d, f, "6-other", "m2", now.Add(-time.Hour))
+	otherOld := launch(t, d, f, "7-other-old", "m2", now.Add(-7*time.Hour))
+
+	var dry strings.Builder
+	if err := d.Reap(t.Context(), ReapOptions{DryRun: true}, &dry); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Running()) != 7 || !strings.Contains(dry.String(), "would terminate "+noState) {
+		t.Fatalf("dry run acted or said nothing: %v\n%s", f.Running(), dry.String())
+	}
+	var out strings.Builder
+	if err := d.Reap(t.Context(), ReapOptions{}, &out); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f, live, young, otherLive, otherOld)
+	for _, want := range []string{noState + " (job 2-gone, manager m1): its job state is gone", noID + " (job 4-killed, manager m1): its job state has no instance id",
+		expired + " (job 5-old, manager m1): it outlived instance.max_lifetime"} {
+		if !strings.Contains(out.String(), "terminated "+want) {
+			t.Errorf("reap output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := d.Reap(t.Context(), ReapOptions{AllManagers: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f, live, young, otherLive)
+}
+
+func TestReapFromCleanupIsRateLimited(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f)
+	d.Settings.Reap.Interval = settings.Duration{Duration: 5 * time.Minute}
+	d.reapIfDue(t.Context())
+	d.reapIfDue(t.Context())
+	if f.Calls["DescribeInstances"] != 1 {
+		t.Fatalf("reaped %d times within the interval", f.Calls["DescribeInstances"])
+	}
+	d.Now = func() time.Time { return now.Add(time.Hour) }
+	d.reapIfDue(t.Context())
+	if f.Calls["DescribeInstances"] != 2 {
+		t.Fatalf("not reaped after the interval: %v", f.Calls)
+	}
+}
+
+func TestInstancesListsOwnWorkers(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f)
+	own := launch(t, d, f, "1-a", "m1", now.Add(-90*time.Second))
+	other := launch(t, d, f, "2-b", "m2", now)
+	var out strings.Builder
+	if err := d.Instances(t.Context(), false, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], own) || !strings.Contains(lines[1], "c5.large") || !strings.Contains(lines[1], "on-demand") ||
+		!strings.Contains(lines[1], "1m30s") || !strings.Contains(lines[1], "1-a") || strings.Contains(out.String(), other) {
+		t.Fatalf("instances:\n%s", out.String())
+	}
+}
+
+func assertRunning(t *testing.T, f *provisiontest.FakeEC2, want ...string) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, id := range f.Running() {
+		got[id] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("running %v, want %v", f.Running(), want)
+	}
+	for _, id := range want {
+		if !got[id] {
+			t.Fatalf("running %v, want %v", f.Running(), want)
+		}
+	}
+}
