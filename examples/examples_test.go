@@ -52,3 +52,73 @@ func TestWorkerTrustPolicyLetsEC2AssumeTheRole(t *testing.T) {
 		t.Fatalf("unexpected trust policy: %+v", doc)
 	}
 }
+
+type policy struct {
+	Statement []struct {
+		Sid       string
+		Effect    string
+		Action    any
+		Resource  any
+		Condition map[string]map[string]string
+	}
+}
+
+func parsePolicy(t *testing.T, name, doc string) policy {
+	t.Helper()
+	var p policy
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return p
+}
+
+// TestManagerPolicyScopesLaunchTerminateAndPassRole checks the properties operators
+// rely on: nothing that creates, tags or terminates instances is unconditioned, and
+// PassRole names one role.
+func TestManagerPolicyScopesLaunchTerminateAndPassRole(t *testing.T) {
+	p := parsePolicy(t, "manager-policy.json", ManagerPolicy)
+	seen := map[string]bool{}
+	for _, s := range p.Statement {
+		if s.Effect != "Allow" {
+			t.Fatalf("%s: unexpected effect %s", s.Sid, s.Effect)
+		}
+		action, _ := s.Action.(string)
+		switch action {
+		case "ec2:TerminateInstances":
+			seen["terminate"] = s.Condition["StringEquals"]["ec2:ResourceTag/managed-by"] == "ec2-executor"
+		case "ec2:CreateTags":
+			seen["tag"] = s.Condition["StringEquals"]["ec2:CreateAction"] == "RunInstances"
+		case "iam:PassRole":
+			r, _ := s.Resource.(string)
+			seen["passrole"] = strings.Contains(r, ":role/") && !strings.Contains(r, "*") &&
+				s.Condition["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com"
+		case "ec2:RunInstances":
+			if s.Condition != nil {
+				seen["launch"] = s.Condition["StringEquals"]["aws:RequestTag/managed-by"] == "ec2-executor"
+			}
+		}
+		if s.Resource == "*" && action != "" && action != "ec2:DescribeInstances" {
+			t.Errorf("%s: %s on every resource", s.Sid, action)
+		}
+	}
+	for _, want := range []string{"launch", "tag", "terminate", "passrole"} {
+		if !seen[want] {
+			t.Errorf("manager policy: %s is not scoped", want)
+		}
+	}
+}
+
+func TestWorkerPolicyOnlyReadsECR(t *testing.T) {
+	for _, s := range parsePolicy(t, "worker-policy.json", WorkerPolicy).Statement {
+		actions, _ := s.Action.([]any)
+		if a, ok := s.Action.(string); ok {
+			actions = []any{a}
+		}
+		for _, a := range actions {
+			name := a.(string)
+			if !strings.HasPrefix(name, "ecr:Get") && !strings.HasPrefix(name, "ecr:Batch") {
+				t.Errorf("worker policy grants %s", name)
+			}
+		}
+	}
+}

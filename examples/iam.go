@@ -10,3 +10,15 @@ import _ "embed"
 //
 //go:embed iam/worker-trust-policy.json
 var WorkerTrustPolicy string
+
+// ManagerPolicy is the least-privilege policy for the runner manager: it may launch
+// and terminate only instances tagged managed-by=ec2-executor and pass only the
+// worker role.
+//
+//go:embed iam/manager-policy.json
+var ManagerPolicy string
+
+// WorkerPolicy lets workers pull from ECR with their instance profile.
+//
+//go:embed iam/worker-policy.json
+var WorkerPolicy string

@@ -23,7 +23,13 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	}
 	store := d.store()
 	st, err := store.Load(key)
-	if err != nil && !errors.Is(err, ErrNoState) {
+	switch {
+	case errors.Is(err, ErrNoState) && !d.Env.KeyFromConfig():
+		// prepare saves state before RunInstances: without state or a key from
+		// config, nothing was launched for this attempt, and no EC2 call is needed.
+		d.Log.Debug("No job state and no job key from config: nothing to clean up")
+		return nil
+	case err != nil && !errors.Is(err, ErrNoState):
 		d.Log.Warn("Job state unreadable; finding the instance by its tags", "error", err)
 	}
 	prov, _, perr := d.provisioner(ctx)

@@ -67,6 +67,11 @@ func (e *RunnerEnv) exitCode(name, v string, def int) int {
 	return n
 }
 
+// KeyFromConfig reports whether config handed over a job key. When it did not,
+// config failed (or is not configured) and no prepare launched anything under a key
+// cleanup could not find in the state directory.
+func (e RunnerEnv) KeyFromConfig() bool { return e.jobKey != "" }
+
 // JobKey returns the key config chose, or "job-<CI_JOB_ID>" when the runner has no
 // config_exec, so prepare, run and cleanup always agree on one.
 func (e RunnerEnv) JobKey() (string, error) {

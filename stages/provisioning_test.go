@@ -211,3 +211,22 @@ func assertRunning(t *testing.T, f *provisiontest.FakeEC2, want ...string) {
 		}
 	}
 }
+
+func TestCleanupWithoutStateAsksEC2OnlyWhenConfigHandedAKey(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f) // config failed: no job key in the environment
+	d.Settings.Reap.FromCleanup = false
+	if err := d.Cleanup(t.Context()); err != nil || len(f.Calls) != 0 {
+		t.Fatalf("cleanup after a failed config: %v, calls %v", err, f.Calls)
+	}
+	d = testDriver(t, f, JobKeyVar+"=42-0000abcd")
+	d.Settings.Reap.FromCleanup = false
+	orphan := launch(t, d, f, "42-0000abcd", "m1", now)
+	if err := d.Cleanup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f)
+	if f.Calls["TerminateInstances"] != 1 {
+		t.Fatalf("orphan %s not terminated by tags: %v", orphan, f.Calls)
+	}
+}

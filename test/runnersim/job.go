@@ -3,6 +3,8 @@ package runnersim
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -107,4 +109,19 @@ func parseConfig(out []byte) (configOutput, error) {
 		return c, fmt.Errorf("error while parsing JSON output: %w", err)
 	}
 	return c, nil
+}
+
+// StageEnv prepares what one stage process gets from the runner, for tests that drive
+// the driver by hand (to kill it at a chosen moment): it writes the job's response
+// file into dir and returns the environment, with jobEnv as config's job_env.
+func (j Job) StageEnv(opt Options, dir string, jobEnv map[string]string) ([]string, error) {
+	body, err := j.payload()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "response.json"), body, 0o600); err != nil {
+		return nil, err
+	}
+	r := &run{job: j, opt: opt, tmp: dir}
+	return r.env(jobEnv, "running"), nil
 }

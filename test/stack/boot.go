@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ec2-executor/ec2-executor/cloudinit"
 )
 
 // Booter "boots" every instance moto reports running: it validates the instance's user
@@ -26,13 +28,15 @@ type Booter struct {
 	s      *Stack
 	mu     sync.Mutex
 	sshd   map[string]*proc
+	docker map[string]*privateDocker
 	booted map[string]types.Instance // as moto described it when it booted (running)
+	vols   map[string][]types.Volume // its volumes then (moto deletes them on termination)
 	failed map[string]error
 	users  []string
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, booted: map[string]types.Instance{}, failed: map[string]error{}}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, failed: map[string]error{}}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -101,7 +105,11 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 		p.stop(5 * time.Second)
 		b.mu.Lock()
 		b.sshd[id] = nil
+		pd := b.docker[id]
 		b.mu.Unlock()
+		if pd != nil {
+			pd.stop()
+		}
 	}
 }
 
@@ -133,15 +141,52 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 	if err := b.ensureUser(wc); err != nil {
 		return err
 	}
-	p, err := b.startSSHD(dir, id, ip, wc)
+	var wrapper []string
+	if wc.Files[cloudinit.DaemonFragmentPath] != "" {
+		pd, err := b.startPrivateDocker(ctx, dir, id, wc)
+		b.mu.Lock()
+		b.docker[id] = pd
+		b.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("starting the worker's own dockerd: %w", err)
+		}
+		wrapper = pd.sshdWrapper()
+	}
+	p, err := b.startSSHD(dir, id, ip, wc, wrapper)
+	if err != nil {
+		return err
+	}
+	vols, err := b.s.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{
+		{Name: aws.String("attachment.instance-id"), Values: []string{id}}}})
 	if err != nil {
 		return err
 	}
 	b.mu.Lock()
 	b.sshd[id] = p
 	b.booted[id] = in
+	b.vols[id] = vols.Volumes
 	b.mu.Unlock()
 	return nil
+}
+
+// Volumes returns the instance's volumes as moto described them when it booted.
+func (b *Booter) Volumes(id string) []types.Volume {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.vols[id]
+}
+
+// PrivateDocker returns, for a worker booted with its own dockerd, the daemon.json
+// its merge script produced and its mirror's log.
+func (b *Booter) PrivateDocker(id string) (daemonJSON []byte, mirrorLog string, ok bool) {
+	b.mu.Lock()
+	pd := b.docker[id]
+	b.mu.Unlock()
+	if pd == nil {
+		return nil, "", false
+	}
+	log, _ := os.ReadFile(filepath.Join(b.s.Dir, "logs", pd.ns+"-mirror.log"))
+	return pd.daemonJSON, string(log), true
 }
 
 // Booted returns the instance as moto described it while running, when it booted
@@ -171,7 +216,7 @@ PrintMotd no
 LogLevel VERBOSE
 `
 
-func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig) (*proc, error) {
+func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig, wrapper []string) (*proc, error) {
 	if err := os.WriteFile(filepath.Join(dir, "host_ed25519"), wc.HostKey, 0o600); err != nil {
 		return nil, err
 	}
@@ -188,7 +233,7 @@ func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig) (*proc, error) {
 	if out, err := exec.Command("/usr/sbin/sshd", "-t", "-f", cfg).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("sshd -t: %s", out)
 	}
-	return b.s.start("sshd-"+id, nil, "/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+	return b.s.startWrapped("sshd-"+id, nil, wrapper, "/usr/sbin/sshd", "-D", "-e", "-f", cfg)
 }
 
 // ensureUser creates the cloud-config's SSH user on this machine, as cloud-init would
@@ -222,6 +267,10 @@ func (b *Booter) shutdown() {
 			p.stop(5 * time.Second)
 		}
 		delete(b.sshd, id)
+	}
+	for id, pd := range b.docker {
+		pd.stop()
+		delete(b.docker, id)
 	}
 	for _, u := range b.users {
 		_ = exec.Command("userdel", u).Run()

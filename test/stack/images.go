@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
@@ -161,6 +162,22 @@ func (s *Stack) pushImages(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("pushing %s: %w", ref, err)
 		}
+	}
+	return pushAs(ctx, dc, auth, JobImage, mirrorUpstream)
+}
+
+// pushAs pushes an image under a second name.
+func pushAs(ctx context.Context, dc *client.Client, auth, ref, as string) error {
+	if err := dc.ImageTag(ctx, ref, as); err != nil {
+		return fmt.Errorf("tagging %s as %s: %w", ref, as, err)
+	}
+	rc, err := dc.ImagePush(ctx, as, image.PushOptions{RegistryAuth: auth})
+	if err == nil {
+		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+		rc.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("pushing %s: %w", as, err)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ const MotoURL = "http://" + MotoAddr
 // Seed is what the stack creates in moto.
 type Seed struct {
 	VPC, Subnet, SecurityGroup, InstanceProfile, ECRRepository string
+	// Subnet2 (127.0.2.0/24, another zone) is for capacity fallback tests.
+	Subnet2 string
 }
 
 func (s *Stack) startMoto(ctx context.Context) error {
@@ -75,15 +77,11 @@ func (s *Stack) seedNetwork(ctx context.Context) error {
 		return fmt.Errorf("creating VPC: %w", err)
 	}
 	s.Seed.VPC = aws.ToString(vpc.Vpc.VpcId)
-	sub, err := c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String(Region + "a")})
-	if err != nil {
-		return fmt.Errorf("creating subnet: %w", err)
+	if s.Seed.Subnet, err = s.loopbackSubnet(ctx, vpc.Vpc.VpcId, "127.0.1.0/24", Region+"a"); err != nil {
+		return err
 	}
-	s.Seed.Subnet = aws.ToString(sub.Subnet.SubnetId)
-	// moto makes the first subnet of an AZ hand out invented public 54.x addresses.
-	if _, err := c.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: sub.Subnet.SubnetId,
-		MapPublicIpOnLaunch: &types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
-		return fmt.Errorf("disabling public IPs: %w", err)
+	if s.Seed.Subnet2, err = s.loopbackSubnet(ctx, vpc.Vpc.VpcId, "127.0.2.0/24", Region+"b"); err != nil {
+		return err
 	}
 	sg, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("ci-runner"),
 		Description: aws.String("ec2-executor workers"), VpcId: vpc.Vpc.VpcId})
@@ -92,6 +90,20 @@ func (s *Stack) seedNetwork(ctx context.Context) error {
 	}
 	s.Seed.SecurityGroup = aws.ToString(sg.GroupId)
 	return s.deleteDefaultVPC(ctx)
+}
+
+// loopbackSubnet creates a subnet whose instances get only a loopback private address.
+func (s *Stack) loopbackSubnet(ctx context.Context, vpc *string, cidr, zone string) (string, error) {
+	sub, err := s.ec2.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc, CidrBlock: aws.String(cidr), AvailabilityZone: aws.String(zone)})
+	if err != nil {
+		return "", fmt.Errorf("creating subnet %s: %w", cidr, err)
+	}
+	// moto makes the first subnet of an AZ hand out invented public 54.x addresses.
+	if _, err := s.ec2.ModifySubnetAttribute(ctx, &ec2.ModifySubnetAttributeInput{SubnetId: sub.Subnet.SubnetId,
+		MapPublicIpOnLaunch: &types.AttributeBooleanValue{Value: aws.Bool(false)}}); err != nil {
+		return "", fmt.Errorf("disabling public IPs in %s: %w", cidr, err)
+	}
+	return aws.ToString(sub.Subnet.SubnetId), nil
 }
 
 // deleteDefaultVPC makes a launch without a subnet fail (VPCIdNotSpecified) instead of
@@ -103,7 +115,7 @@ func (s *Stack) deleteDefaultVPC(ctx context.Context) error {
 		return err
 	}
 	for _, sn := range subs.Subnets {
-		if aws.ToString(sn.SubnetId) == s.Seed.Subnet {
+		if id := aws.ToString(sn.SubnetId); id == s.Seed.Subnet || id == s.Seed.Subnet2 {
 			continue
 		}
 		if _, err := c.DeleteSubnet(ctx, &ec2.DeleteSubnetInput{SubnetId: sn.SubnetId}); err != nil {
@@ -130,6 +142,14 @@ func (s *Stack) seedIAM(ctx context.Context, c *iam.Client) error {
 	if _, err := c.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(s.Seed.InstanceProfile)}); err != nil {
 		return fmt.Errorf("creating instance profile: %w", err)
 	}
-	_, err := c.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(s.Seed.InstanceProfile), RoleName: aws.String("ci-runner-role")})
-	return err
+	if _, err := c.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(s.Seed.InstanceProfile), RoleName: aws.String("ci-runner-role")}); err != nil {
+		return err
+	}
+	// moto checks policy grammar: the examples operators copy must be accepted.
+	for name, doc := range map[string]string{"ec2-executor-manager": examples.ManagerPolicy, "ec2-executor-worker": examples.WorkerPolicy} {
+		if _, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(name), PolicyDocument: aws.String(doc)}); err != nil {
+			return fmt.Errorf("creating policy %s from examples/iam: %w", name, err)
+		}
+	}
+	return nil
 }

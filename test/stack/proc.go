@@ -23,11 +23,18 @@ type proc struct {
 // start runs a long-lived process in its own process group (so the runner
 // simulator's signals never reach it) with output to logs/<name>.log.
 func (s *Stack) start(name string, env []string, args ...string) (*proc, error) {
+	return s.startWrapped(name, env, nil, args...)
+}
+
+// startWrapped runs args behind a wrapper that execs it (nsenter, unshare), and
+// remembers args, the command line the process ends up with, for reapStale.
+func (s *Stack) startWrapped(name string, env, wrapper []string, args ...string) (*proc, error) {
 	logf, err := os.OpenFile(filepath.Join(s.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(args[0], args[1:]...)
+	argv := append(append([]string{}, wrapper...), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -2,46 +2,81 @@ package stack
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 )
 
-// Proxy sits between a driver and moto: it counts EC2 actions and can answer any of
-// them with an injected fault instead of forwarding.
+// Proxy sits between a driver and moto: it counts AWS actions, can answer any of them
+// with an injected fault instead of forwarding, and can hold a response back.
 type Proxy struct {
 	URL    string
 	srv    *httptest.Server
 	mu     sync.Mutex
 	counts map[string]int
-	// Fault, when set, may write a response for an action instead of moto.
-	Fault func(action string, w http.ResponseWriter) bool
+	// Fault, when set, may write a response for a request instead of moto. form is the
+	// EC2 query (Action, InstanceType, SubnetId, ...).
+	Fault    func(action string, form url.Values, w http.ResponseWriter) bool
+	answered func(action string)
 }
+
+// OnAnswered sets (or clears, with nil) a hook that runs after moto answered and
+// before the driver gets the answer: a test can kill the driver between an action
+// and its response.
+func (p *Proxy) OnAnswered(hook func(action string)) {
+	p.mu.Lock()
+	p.answered = hook
+	p.mu.Unlock()
+}
+
+type actionKey struct{}
 
 // NewProxy starts a proxy to moto on a loopback port.
 func NewProxy() *Proxy {
 	target, _ := url.Parse(MotoURL)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	p := &Proxy{counts: map[string]int{}}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		p.mu.Lock()
+		hook := p.answered
+		p.mu.Unlock()
+		if hook != nil {
+			hook(resp.Request.Context().Value(actionKey{}).(string))
+		}
+		return nil
+	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		q, _ := url.ParseQuery(string(body)) // EC2 is form-encoded Action=...
-		action := q.Get("Action")
+		form, _ := url.ParseQuery(string(body)) // EC2 is form-encoded Action=...
+		action := form.Get("Action")
+		if target := r.Header.Get("X-Amz-Target"); action == "" && target != "" { // JSON protocols (SSM, ECR)
+			action = target[strings.LastIndex(target, ".")+1:]
+		}
 		p.mu.Lock()
 		p.counts[action]++
 		fault := p.Fault
 		p.mu.Unlock()
-		if fault != nil && fault(action, w) {
+		if fault != nil && fault(action, form, w) {
 			return
 		}
-		rp.ServeHTTP(w, r)
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actionKey{}, action)))
 	}))
 	p.URL = p.srv.URL
 	return p
+}
+
+// EC2Error answers like EC2 does with an error code (capacity errors come as HTTP 500).
+func EC2Error(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>`, code, message)
 }
 
 // Counts returns how many requests each action received.

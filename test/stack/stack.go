@@ -16,6 +16,7 @@ const (
 	MotoAddr         = "127.0.0.1:5005"
 	RegistryAddr     = "127.0.0.1:5000" // htpasswd auth
 	OpenRegistryAddr = "127.0.0.1:5002" // the same storage without auth
+	NSMirrorAddr     = "127.0.0.1:5001" // pull-through mirror, only inside a worker's network namespace
 	Region           = "us-east-1"
 	// RegistryUser and RegistryPassword log in to RegistryAddr; the ECR token user is
 	// AWS with moto's token.
@@ -29,6 +30,11 @@ const (
 var (
 	JobImage    = RegistryAddr + "/ci/job:1"
 	HelperImage = RegistryAddr + "/ci/helper:1"
+	// MirrorImage is a Docker Hub name (docker.io/library/ci-mirror-job:1). Only a
+	// worker whose daemon.json points at the stack's mirror can pull it: its dockerd
+	// has no way out of its network namespace.
+	MirrorImage    = "ci-mirror-job:1"
+	mirrorUpstream = RegistryAddr + "/library/ci-mirror-job:1"
 )
 
 // Stack is a running local stack.
@@ -76,7 +82,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"packages", func(context.Context) error { reapStale(); return EnsurePackages() }},
+		{"packages", func(context.Context) error { reapStale(); removeStaleNamespaces(); return EnsurePackages() }},
 		{"dockerd", s.ensureDockerd},
 		{"moto", s.startMoto},
 		{"registries", s.startRegistries},

@@ -20,6 +20,8 @@ type workerConfig struct {
 	AuthorizedKeys []string
 	User           string
 	UserGroups     []string
+	// Files are the write_files contents by path.
+	Files map[string]string
 }
 
 type cloudConfigDoc struct {
@@ -78,7 +80,9 @@ func parseWorkerConfig(userData []byte) (workerConfig, error) {
 	if wc.User == "" || len(wc.AuthorizedKeys) == 0 {
 		return wc, errors.New("user data creates no user with ssh_authorized_keys")
 	}
+	wc.Files = map[string]string{}
 	for _, f := range doc.WriteFiles {
+		wc.Files[f.Path] = f.Content
 		if strings.HasSuffix(f.Path, ".json") && !json.Valid([]byte(f.Content)) {
 			return wc, fmt.Errorf("user data writes %s, which is not valid JSON", f.Path)
 		}

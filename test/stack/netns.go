@@ -1,0 +1,164 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/ec2-executor/ec2-executor/cloudinit"
+)
+
+// netnsPrefix names the network namespaces of workers with their own dockerd.
+const netnsPrefix = "ec2x-"
+
+// privateDocker is a worker's own dockerd, used when its user data carries a
+// daemon.json fragment: it runs in a network namespace with only lo (nothing can
+// leave it), with the daemon.json the worker's own merge script produced from an
+// "AMI" file, and sees the stack's images only through a pull-through mirror started
+// inside the namespace. The worker's sshd exposes it at /var/run/docker.sock in a
+// private mount namespace, so the driver's code path is the real one.
+type privateDocker struct {
+	ns, run    string
+	sock       string
+	daemonJSON []byte
+	procs      []*proc
+}
+
+// amiDaemonJSON is what the "AMI" already has in /etc/docker/daemon.json; the
+// worker's merge must keep it.
+const amiDaemonJSON = `{"hosts": ["unix://%[1]s/docker.sock"], "exec-root": "%[1]s/exec", "pidfile": "%[1]s/docker.pid",
+ "data-root": %[2]q, "iptables": false, "ip-masq": false, "log-level": "warn"}`
+
+func (b *Booter) startPrivateDocker(ctx context.Context, dir, id string, wc workerConfig) (*privateDocker, error) {
+	short := id[len(id)-8:]
+	// Unix socket paths are short: the sockets live under /run, the data in dir.
+	pd := &privateDocker{ns: netnsPrefix + short, run: "/run/" + netnsPrefix + short}
+	pd.sock = pd.run + "/docker.sock"
+	if err := pd.setup(); err != nil {
+		return pd, err
+	}
+	if err := b.startNSRegistries(ctx, dir, pd); err != nil {
+		return pd, err
+	}
+	merged, err := mergeDaemonJSON(dir, pd, wc)
+	if err != nil {
+		return pd, err
+	}
+	pd.daemonJSON = merged
+	p, err := b.s.startWrapped("dockerd-"+id, nil, pd.enter(), "dockerd", "--config-file", filepath.Join(dir, "daemon.json"))
+	if err != nil {
+		return pd, err
+	}
+	pd.procs = append(pd.procs, p)
+	return pd, waitFor(ctx, p, 60*time.Second, "the worker's dockerd", func() bool { return dockerPings(ctx, pd.sock) })
+}
+
+func (pd *privateDocker) setup() error {
+	for _, args := range [][]string{{"ip", "netns", "add", pd.ns}, {"ip", "-n", pd.ns, "link", "set", "lo", "up"}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %s", strings.Join(args, " "), out)
+		}
+	}
+	return os.MkdirAll(pd.run, 0o700)
+}
+
+func (pd *privateDocker) enter() []string { return []string{"nsenter", "--net=/run/netns/" + pd.ns} }
+
+// startNSRegistries starts, inside the namespace, an unauthenticated view of the
+// stack's registry storage on 127.0.0.1:5002 and a pull-through mirror of it on
+// 127.0.0.1:5001 (a proxy registry panics if its upstream is not up: wait first).
+func (b *Booter) startNSRegistries(ctx context.Context, dir string, pd *privateDocker) error {
+	open := strings.NewReplacer("{{DATA}}", filepath.Join(b.s.Dir, "registry", "data"), "{{ADDR}}", OpenRegistryAddr).Replace(registryConfig)
+	mirror := strings.NewReplacer("{{DATA}}", filepath.Join(dir, "mirror"), "{{ADDR}}", NSMirrorAddr).Replace(registryConfig) +
+		"proxy:\n  remoteurl: http://" + OpenRegistryAddr + "\n"
+	for _, r := range []struct{ name, cfg, addr string }{{"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
+		path := filepath.Join(dir, r.name+".yml")
+		if err := os.WriteFile(path, []byte(r.cfg), 0o600); err != nil {
+			return err
+		}
+		p, err := b.s.startWrapped(pd.ns+"-"+r.name, nil, pd.enter(), "docker-registry", "serve", path)
+		if err != nil {
+			return err
+		}
+		pd.procs = append(pd.procs, p)
+		url := "http://" + r.addr + "/v2/"
+		up := func() bool {
+			return exec.Command("nsenter", append(pd.enter()[1:], "busybox", "wget", "-q", "-O", "/dev/null", url)...).Run() == nil
+		}
+		if err := waitFor(ctx, p, 30*time.Second, r.name+" in "+pd.ns, up); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeDaemonJSON runs the merge script from the user data, as the worker's runcmd
+// does, over the "AMI's" daemon.json.
+func mergeDaemonJSON(dir string, pd *privateDocker, wc workerConfig) ([]byte, error) {
+	target := filepath.Join(dir, "daemon.json")
+	base := fmt.Sprintf(amiDaemonJSON, pd.run, filepath.Join(dir, "docker-data"))
+	fragment := filepath.Join(dir, "daemon-fragment.json")
+	if err := os.WriteFile(target, []byte(base), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(fragment, []byte(wc.Files[cloudinit.DaemonFragmentPath]), 0o644); err != nil {
+		return nil, err
+	}
+	script := wc.Files[cloudinit.MergeJSONPath]
+	if script == "" {
+		return nil, fmt.Errorf("user data writes %s but not %s", cloudinit.DaemonFragmentPath, cloudinit.MergeJSONPath)
+	}
+	if out, err := exec.Command("python3", "-c", script, fragment, target, "0644").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("the worker's merge-json failed: %v: %s", err, out)
+	}
+	return os.ReadFile(target)
+}
+
+func dockerPings(ctx context.Context, sock string) bool {
+	c, err := client.NewClientWithOpts(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = c.Ping(pctx)
+	return err == nil
+}
+
+// sshdWrapper runs the worker's sshd in a private mount namespace where the worker's
+// socket is bind-mounted over /var/run/docker.sock; the host's stays untouched.
+func (pd *privateDocker) sshdWrapper() []string {
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$0" /var/run/docker.sock && exec "$@"`, pd.sock}
+}
+
+// stop stops the worker's processes (sshd is stopped by the caller) and namespace.
+func (pd *privateDocker) stop() {
+	for i := len(pd.procs) - 1; i >= 0; i-- {
+		pd.procs[i].stop(15 * time.Second)
+	}
+	_ = exec.Command("ip", "netns", "del", pd.ns).Run()
+	_ = os.RemoveAll(pd.run)
+}
+
+// removeStaleNamespaces deletes worker namespaces an earlier stack left behind.
+func removeStaleNamespaces() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, _, _ := strings.Cut(line, " "); strings.HasPrefix(name, netnsPrefix) {
+			logf("stack: removing network namespace %s left by an earlier stack", name)
+			_ = exec.Command("ip", "netns", "del", name).Run()
+			_ = os.RemoveAll("/run/" + name)
+		}
+	}
+}
