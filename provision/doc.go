@@ -1,6 +1,8 @@
-// Package provision owns the EC2 worker lifecycle: launch (RunInstances with the
-// driver's tags, IMDSv2 and user data in one call), wait until running with the SDK
-// waiter, find the driver's instances by tags, and terminate with confirmation.
+// Package provision owns the EC2 worker lifecycle: launch (one RunInstances call per
+// choice of type, subnet and market, with the driver's tags, IMDSv2 and user data in
+// it, moving to the next choice only on capacity errors), wait until running with the
+// SDK waiter, find the driver's instances by tags, and terminate with confirmation.
+// It also reads AMI ids from SSM parameters.
 //
 // It must never leave an instance behind: anything that fails after RunInstances
 // returns terminates that instance on a context detached from the job's. SDK types

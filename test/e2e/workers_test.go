@@ -244,3 +244,27 @@ func TestRenderCloudInitShowsWhatAWorkerGetsAndValidateCatchesConflicts(t *testi
 		t.Errorf("validate accepted a conflicting extra part: %v\n%s", err, msg)
 	}
 }
+
+func TestLaunchTemplateSuppliesWhatTheSettingsLeaveOut(t *testing.T) {
+	if err := st.CreateLaunchTemplate(t.Context(), "ci-workers", "t3.nano", "from-template", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := settingsFile(t, "template.toml", stack.MotoURL, func(s *settings.Settings) {
+		s.Instance.AMI, s.Instance.Types = "", nil
+		s.Instance.LaunchTemplate = settings.LaunchTemplate{Name: "ci-workers", Version: "$Latest"}
+		s.Instance.MetadataHopLimit = 3
+	})
+	job := baseJob(3007)
+	job.Script = []string{"echo from a template"}
+	res := runJob(t, job, cfg)
+	if res.Status != "success" {
+		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
+	}
+	contains(t, res.Log, "Launching the template's instance type in "+st.Seed.Subnet+" (on-demand)")
+	d := stack.Describe(bootedFor(t, res))
+	for _, want := range []string{"type=t3.nano", "from-template=yes", "subnet=" + st.Seed.Subnet, "hop_limit=3", "ec2-executor:job-id=3007"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("moto's view lacks %q:\n%s", want, d)
+		}
+	}
+}

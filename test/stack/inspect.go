@@ -68,3 +68,18 @@ func Describe(in types.Instance) string {
 	fmt.Fprintf(&b, "  tags: %s\n", strings.Join(tags, "  "))
 	return b.String()
 }
+
+// CreateLaunchTemplate creates a launch template in moto with an instance type, the
+// stack's AMI and one instance tag, for tests of settings that override a template.
+func (s *Stack) CreateLaunchTemplate(ctx context.Context, name, instanceType, tagKey, tagValue string) error {
+	_, err := s.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: aws.String(name),
+		LaunchTemplateData: &types.RequestLaunchTemplateData{
+			ImageId:      aws.String(AMI),
+			InstanceType: types.InstanceType(instanceType),
+			TagSpecifications: []types.LaunchTemplateTagSpecificationRequest{{ResourceType: types.ResourceTypeInstance,
+				Tags: []types.Tag{{Key: aws.String(tagKey), Value: aws.String(tagValue)}}}},
+		},
+	})
+	return err
+}
