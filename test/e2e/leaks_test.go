@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"testing"
@@ -29,28 +31,29 @@ func TestPrepareKilledAfterRunInstancesLeaksNothing(t *testing.T) {
 		s.Reap.FromCleanup = false
 	})
 	d := stageDriver{t: t, cfg: cfg, proxy: proxy}
+	first, second := fmt.Sprintf("3101-%08x", rand.Uint32()), fmt.Sprintf("3102-%08x", rand.Uint32())
 
-	id := d.killPrepareAfterLaunch("3101-0000aaaa")
-	out := d.run("3101-0000aaaa", "instances")
-	if !strings.Contains(out, id) || !strings.Contains(out, "3101-0000aaaa") {
+	id := d.killPrepareAfterLaunch(first)
+	out := d.run(first, "instances")
+	if !strings.Contains(out, id) || !strings.Contains(out, first) {
 		t.Errorf("instances does not list the orphan %s:\n%s", id, out)
 	}
-	if out := d.run("3101-0000aaaa", "reap", "--dry-run"); !strings.Contains(out, "would terminate "+id) || d.state(id) != types.InstanceStateNameRunning {
+	if out := d.run(first, "reap", "--dry-run"); !strings.Contains(out, "would terminate "+id) || d.state(id) != types.InstanceStateNameRunning {
 		t.Fatalf("dry run did not just list %s (state %s):\n%s", id, d.state(id), out)
 	}
-	if out := d.run("3101-0000aaaa", "reap"); !strings.Contains(out, "terminated "+id+" (job 3101-0000aaaa, manager stack): its job state has no instance id") {
+	if out := d.run(first, "reap"); !strings.Contains(out, "terminated "+id+" (job "+first+", manager stack): its job state has no instance id") {
 		t.Errorf("reap output:\n%s", out)
 	}
 	if s := d.state(id); s != types.InstanceStateNameTerminated && s != types.InstanceStateNameShuttingDown {
 		t.Fatalf("reap left %s %s", id, s)
 	}
-	d.run("3101-0000aaaa", "cleanup") // the runner's cleanup after the killed prepare: still succeeds
+	d.run(first, "cleanup") // the runner's cleanup after the killed prepare: still succeeds
 
-	id = d.killPrepareAfterLaunch("3102-0000bbbb")
-	if out := d.run("3102-0000bbbb", "cleanup"); !strings.Contains(out, "Terminated instance "+id) {
+	id = d.killPrepareAfterLaunch(second)
+	if out := d.run(second, "cleanup"); !strings.Contains(out, "Terminated instance "+id) {
 		t.Errorf("cleanup did not find %s by its tags:\n%s", id, out)
 	}
-	d.run("3102-0000bbbb", "cleanup") // twice is fine
+	d.run(second, "cleanup") // twice is fine
 	assertNoneRunning(t)
 }
 

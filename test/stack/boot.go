@@ -156,6 +156,12 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 	if err != nil {
 		return err
 	}
+	// The snapshot comes from a describe of this one instance, the call the driver makes.
+	one, err := b.s.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil || len(one.Reservations) != 1 || len(one.Reservations[0].Instances) != 1 {
+		return fmt.Errorf("describing %s after boot: %v", id, err)
+	}
+	in = one.Reservations[0].Instances[0]
 	vols, err := b.s.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []types.Filter{
 		{Name: aws.String("attachment.instance-id"), Values: []string{id}}}})
 	if err != nil {
