@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // BashDetectShellScript is the docker executor's start command for job containers: the
@@ -43,14 +46,40 @@ type Mount struct {
 	Target string
 }
 
-// ContainerSpec describes a job container that is started once per stage with the
-// stage's script on stdin.
+// ContainerSpec describes one of the job's containers. Job containers (helper and
+// build) are started once per stage with the stage's script on stdin; services run
+// their own command.
 type ContainerSpec struct {
-	Name       string
-	Image      string
+	Name  string
+	Image string
+	// Cmd nil runs the docker executor's shell detection (for scripts on stdin).
+	Cmd        []string
 	Entrypoint []string // nil keeps the image's entrypoint
+	User       string
+	Env        []string
+	Hostname   string
+	Platform   string
 	JobKey     string
 	Mounts     []Mount
+	// Binds are the operator's host:container[:ro] volumes.
+	Binds []string
+	// Network is the job's network; Aliases name the container on it.
+	Network string
+	Aliases []string
+	Host    HostOptions
+	// Service containers run detached, without stdin.
+	Service bool
+}
+
+// HostOptions are the operator's [docker] options for a container.
+type HostOptions struct {
+	Privileged      bool
+	CapAdd, CapDrop []string
+	ShmSize, Memory int64
+	NanoCPUs        int64
+	DNS, DNSSearch  []string
+	ExtraHosts      []string
+	Sysctls         map[string]string
 }
 
 // CreateVolume creates a named volume labelled with the job key.
@@ -62,32 +91,77 @@ func (w *Worker) CreateVolume(ctx context.Context, name, jobKey string) error {
 	return nil
 }
 
-// CreateContainer creates (but does not start) a job container and returns its id.
+// CreateNetwork creates the job's bridge network, on which services are reached by
+// their aliases.
+func (w *Worker) CreateNetwork(ctx context.Context, name, jobKey string) error {
+	_, err := w.docker.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelJob: jobKey}})
+	if err != nil {
+		return fmt.Errorf("creating network %s: %w", name, err)
+	}
+	return nil
+}
+
+// CreateContainer creates (but does not start) a container and returns its id.
 func (w *Worker) CreateContainer(ctx context.Context, s ContainerSpec) (string, error) {
-	mounts := make([]mount.Mount, 0, len(s.Mounts))
-	for _, m := range s.Mounts {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target})
-	}
 	cfg := &container.Config{
-		Image:        s.Image,
-		Entrypoint:   s.Entrypoint,
-		Cmd:          []string{"sh", "-c", BashDetectShellScript},
-		Labels:       map[string]string{LabelJob: s.JobKey},
-		AttachStdin:  true,
-		AttachStdout: true,
-		AttachStderr: true,
-		OpenStdin:    true,
-		StdinOnce:    true,
+		Image:      s.Image,
+		Entrypoint: s.Entrypoint,
+		Cmd:        s.Cmd,
+		User:       s.User,
+		Env:        s.Env,
+		Hostname:   s.Hostname,
+		Labels:     map[string]string{LabelJob: s.JobKey},
 	}
-	resp, err := w.docker.ContainerCreate(ctx, cfg, &container.HostConfig{Mounts: mounts}, nil, nil, s.Name)
+	if !s.Service {
+		if cfg.Cmd == nil {
+			cfg.Cmd = []string{"sh", "-c", BashDetectShellScript}
+		}
+		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = true, true, true
+		cfg.OpenStdin, cfg.StdinOnce = true, true
+	}
+	var nets *network.NetworkingConfig
+	if s.Network != "" {
+		nets = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Network: {Aliases: s.Aliases}}}
+	}
+	resp, err := w.docker.ContainerCreate(ctx, cfg, hostConfig(s), nets, platform(s.Platform), s.Name)
 	if err != nil {
 		return "", fmt.Errorf("creating container %s from %s: %w", s.Name, s.Image, err)
 	}
 	return resp.ID, nil
 }
 
-// RemoveJob force-removes every container and then every volume labelled with the
-// job key. Missing objects are not an error, so cleanup can run twice.
+func hostConfig(s ContainerSpec) *container.HostConfig {
+	mounts := make([]mount.Mount, 0, len(s.Mounts))
+	for _, m := range s.Mounts {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target})
+	}
+	h := s.Host
+	return &container.HostConfig{
+		Mounts: mounts, Binds: s.Binds, NetworkMode: container.NetworkMode(s.Network),
+		Privileged: h.Privileged, CapAdd: h.CapAdd, CapDrop: h.CapDrop, ShmSize: h.ShmSize,
+		Resources: container.Resources{Memory: h.Memory, NanoCPUs: h.NanoCPUs},
+		DNS:       h.DNS, DNSSearch: h.DNSSearch, ExtraHosts: h.ExtraHosts, Sysctls: h.Sysctls,
+	}
+}
+
+// platform parses "os/arch[/variant]"; empty means the worker's own.
+func platform(p string) *ocispec.Platform {
+	if p == "" {
+		return nil
+	}
+	parts := strings.SplitN(p, "/", 3)
+	out := &ocispec.Platform{OS: parts[0]}
+	if len(parts) > 1 {
+		out.Architecture = parts[1]
+	}
+	if len(parts) > 2 {
+		out.Variant = parts[2]
+	}
+	return out
+}
+
+// RemoveJob force-removes every container, then every network and volume labelled
+// with the job key. Missing objects are not an error, so cleanup can run twice.
 func (w *Worker) RemoveJob(ctx context.Context, jobKey string) error {
 	f := labelFilter(jobKey)
 	cs, err := w.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
@@ -99,6 +173,15 @@ func (w *Worker) RemoveJob(ctx context.Context, jobKey string) error {
 		err := w.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		if err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing container %s: %w", c.ID[:12], err))
+		}
+	}
+	nets, err := w.docker.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing job networks: %w", err))
+	}
+	for _, n := range nets {
+		if err := w.docker.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
 		}
 	}
 	vs, err := w.docker.VolumeList(ctx, volume.ListOptions{Filters: f})

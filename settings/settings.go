@@ -30,6 +30,7 @@ type Settings struct {
 	Reap      Reap      `toml:"reap"`
 	SSH       SSH       `toml:"ssh"`
 	Job       Job       `toml:"job"`
+	Docker    Docker    `toml:"docker"`
 }
 
 // AWS selects the region and, for tests or VPC endpoints, an endpoint override.
@@ -94,6 +95,7 @@ func Default() Settings {
 			ConnectTimeout: Duration{5 * time.Minute},
 			RetryInterval:  Duration{2 * time.Second},
 		},
+		Docker: defaultDocker(),
 		Job: Job{
 			DefaultImage: "alpine:3.20",
 			HelperImage:  "registry.gitlab.com/gitlab-org/gitlab-runner/gitlab-runner-helper:${CI_RUNNER_ARCH}-${CI_RUNNER_VERSION}",

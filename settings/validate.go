@@ -31,6 +31,7 @@ func (s Settings) Validate() error {
 	s.Reap.validate(add)
 	s.SSH.validate(add)
 	s.Job.validate(add)
+	s.Docker.validate(add)
 	return joinSorted(errs)
 }
 

@@ -2,10 +2,11 @@ package stages
 
 import (
 	"context"
-	"time"
+	"fmt"
+	"strings"
 
-	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/engine"
+	"github.com/ec2-executor/ec2-executor/settings"
 )
 
 // jobImage is the payload's image, else CI_JOB_IMAGE, else the operator's default.
@@ -20,57 +21,165 @@ func (d *Driver) jobImage(job Job) string {
 	}
 }
 
-// createContainers pulls the job image and creates the builds and cache volumes and
-// the build container.
-func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *State, job Job) error {
-	if err := d.pull(ctx, w, st.Image, job); err != nil {
+// plan is what prepare will run, checked against the operator's allow-lists before
+// anything is launched or pulled.
+type plan struct {
+	image    string
+	policies []string
+	services []Image
+}
+
+func (d *Driver) planContainers(job Job) (plan, error) {
+	p := plan{image: d.jobImage(job)}
+	if err := checkAllowed(p.image, d.Settings.Docker.AllowedImages, "image", "docker.allowed_images"); err != nil {
+		return p, err
+	}
+	var err error
+	if p.policies, err = pullPolicies(job.Image.PullPolicy, d.Settings.Docker); err != nil {
+		return p, err
+	}
+	if p.services, err = d.jobServices(job); err != nil {
+		return p, err
+	}
+	for _, s := range p.services {
+		if err := checkAllowed(s.Name, d.Settings.Docker.AllowedServices, "service", "docker.allowed_services"); err != nil {
+			return p, err
+		}
+		if _, err := pullPolicies(s.PullPolicy, d.Settings.Docker); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// createContainers sets the worker up as the docker executor would for the job: the
+// images, the job's network and volumes, the services, then the helper container
+// (predefined stages) and the build container (the job's image).
+func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *State, job Job, p plan) error {
+	helper, err := d.pullHelper(ctx, w, job)
+	if err != nil {
 		return err
 	}
-	mounts := []engine.Mount{
-		{Volume: "ec2x-" + st.JobKey + "-builds", Target: d.Settings.Job.BuildsDir},
-		{Volume: "ec2x-" + st.JobKey + "-cache", Target: d.Settings.Job.CacheDir},
+	opts := job.Image.ExecutorOpts.Docker
+	if err := d.ensureImage(ctx, w, p.image, opts.Platform, p.policies, job); err != nil {
+		return err
 	}
-	for _, m := range mounts {
+	st.Network = "ec2x-" + st.JobKey
+	if err := w.CreateNetwork(ctx, st.Network, st.JobKey); err != nil {
+		return err
+	}
+	for _, m := range d.mounts(st.JobKey) {
 		if err := w.CreateVolume(ctx, m.Volume, st.JobKey); err != nil {
 			return err
 		}
 	}
-	id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-build", Image: st.Image,
-		Entrypoint: job.Image.Entrypoint, JobKey: st.JobKey, Mounts: mounts})
-	if err != nil {
+	servicePolicies := func(s Image) ([]string, error) { return pullPolicies(s.PullPolicy, d.Settings.Docker) }
+	if err := d.startServices(ctx, w, st, job, p.services, servicePolicies); err != nil {
 		return err
 	}
-	st.BuildContainer = id
-	return nil
+	if st.HelperContainer, err = w.CreateContainer(ctx, d.helperSpec(st, job, helper)); err != nil {
+		return err
+	}
+	st.BuildContainer, err = w.CreateContainer(ctx, d.buildSpec(st, job, p.image))
+	return err
 }
 
-// pull resolves the image's credential as the docker executor does and pulls it,
-// saying in the job log which source was used (never the secret).
-func (d *Driver) pull(ctx context.Context, w *engine.Worker, image string, job Job) error {
-	var creds []dockerauth.Credential
-	for _, c := range job.RegistryCredentials() {
-		creds = append(creds, dockerauth.Credential{Key: c.URL, Username: c.Username, Password: c.Password})
-	}
-	r := dockerauth.NewResolver(dockerauth.Sources{DockerAuthConfig: d.Env.Vars["DOCKER_AUTH_CONFIG"], JobCredentials: creds})
-	for _, warning := range r.Warnings {
-		d.Log.Warn(warning)
-	}
-	cred, ok, err := r.For(image)
+func (d *Driver) pullHelper(ctx context.Context, w *engine.Worker, job Job) (string, error) {
+	arch, err := w.Arch(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
-	auth, source := "", "no credentials"
-	if ok {
-		if auth, err = cred.Encode(); err != nil {
-			return err
+	helper, err := helperImage(d.Settings.Job.HelperImage, d.Env.Vars["CI_RUNNER_VERSION"], arch)
+	if err != nil {
+		return "", err
+	}
+	// The helper's tag names a runner version: what is on the worker is what a pull would bring.
+	return helper, d.ensureImage(ctx, w, helper, "", []string{settings.PullIfNotPresent}, job)
+}
+
+// helperStart gives the helper image the `gitlab-runner` command the runner's scripts
+// call (the image ships only gitlab-runner-helper), then runs gitlab-runner-build,
+// which reads the stage's script from stdin with umask 0000.
+const helperStart = `if [ ! -e /usr/bin/gitlab-runner ] && [ -x /usr/bin/gitlab-runner-helper ]; then
+	ln -s gitlab-runner-helper /usr/bin/gitlab-runner
+fi
+if command -v gitlab-runner-build >/dev/null 2>&1; then exec gitlab-runner-build; fi
+` + engine.BashDetectShellScript
+
+func (d *Driver) helperSpec(st *State, job Job, image string) engine.ContainerSpec {
+	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-helper", Image: image, Cmd: []string{"sh", "-c", helperStart},
+		Env: jobEnv(job), Hostname: hostname(st.JobKey), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(),
+		Network: st.Network, Host: engine.HostOptions{DNS: d.Settings.Docker.DNS, DNSSearch: d.Settings.Docker.DNSSearch,
+			ExtraHosts: d.Settings.Docker.ExtraHosts}}
+}
+
+func (d *Driver) buildSpec(st *State, job Job, image string) engine.ContainerSpec {
+	opts := job.Image.ExecutorOpts.Docker
+	user := d.Settings.Docker.User
+	if user == "" {
+		user = string(opts.User)
+	}
+	entrypoint := job.Image.Entrypoint
+	if d.Settings.Docker.DisableEntrypointOverwrite {
+		entrypoint = nil
+	}
+	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-build", Image: image, Entrypoint: entrypoint, User: user,
+		Env: jobEnv(job), Hostname: hostname(st.JobKey), Platform: opts.Platform, JobKey: st.JobKey,
+		Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: st.Network, Host: d.buildHost()}
+}
+
+// jobEnv is every job variable, as the docker executor puts them in the build
+// container's environment.
+func jobEnv(job Job) []string {
+	env := make([]string, 0, len(job.Variables))
+	for _, v := range job.Variables {
+		env = append(env, v.Key+"="+v.Value)
+	}
+	return env
+}
+
+func hostname(key string) string { return "ec2-executor-" + key }
+
+// mounts are the job's named volumes: builds, cache, and one per container-only
+// path in docker.volumes.
+func (d *Driver) mounts(key string) []engine.Mount {
+	m := []engine.Mount{
+		{Volume: "ec2x-" + key + "-builds", Target: d.Settings.Job.BuildsDir},
+		{Volume: "ec2x-" + key + "-cache", Target: d.Settings.Job.CacheDir},
+	}
+	for n, v := range d.Settings.Docker.Volumes {
+		if !containsColon(v) {
+			m = append(m, engine.Mount{Volume: fmt.Sprintf("ec2x-%s-vol-%d", key, n), Target: v})
 		}
-		source = "credentials from " + cred.Source + " for " + cred.Key
 	}
-	d.Log.Info("Pulling image "+image+" with "+source, "image", image)
-	start := d.Now()
-	if err := w.Pull(ctx, image, auth); err != nil {
-		return err
+	return m
+}
+
+// binds are docker.volumes entries with a host path (the Docker socket, a host dir).
+func (d *Driver) binds() []string {
+	var b []string
+	for _, v := range d.Settings.Docker.Volumes {
+		if containsColon(v) {
+			b = append(b, v)
+		}
 	}
-	d.Log.Info("Pulled image "+image, "after", d.Now().Sub(start).Round(time.Millisecond).String())
-	return nil
+	return b
+}
+
+func containsColon(s string) bool { return strings.Contains(s, ":") }
+
+func (d *Driver) buildHost() engine.HostOptions {
+	o := d.Settings.Docker
+	shm, _ := settings.Bytes(o.ShmSize)
+	mem, _ := settings.Bytes(o.Memory)
+	cpus, _ := settings.NanoCPUs(o.CPUs)
+	return engine.HostOptions{Privileged: o.Privileged, CapAdd: o.CapAdd, CapDrop: o.CapDrop, ShmSize: shm,
+		Memory: mem, NanoCPUs: cpus, DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts, Sysctls: o.Sysctls}
+}
+
+// serviceHost gives services the operator's network options; privilege and limits
+// are for the job's own container.
+func (d *Driver) serviceHost() engine.HostOptions {
+	o := d.Settings.Docker
+	return engine.HostOptions{DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts}
 }

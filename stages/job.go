@@ -13,13 +13,16 @@ import (
 // the 17.5 (common.JobResponse) and HEAD (spec.Job) shapes: unknown keys are ignored,
 // fields the driver does not use may have any type, and integers may arrive as strings.
 type Job struct {
-	ID          flexInt
-	Token       string // secret: never logged
-	Variables   []Variable
-	Image       Image
-	Services    []Image
-	Credentials []Credential
-	Timeout     flexInt // runner_info.timeout, seconds
+	ID        flexInt
+	Token     string // secret: never logged
+	Variables []Variable
+	Image     Image
+	Services  []Image
+	// ServicesSent says the payload carried a services list; older payloads leave
+	// services to CUSTOM_ENV_CI_JOB_SERVICES.
+	ServicesSent bool
+	Credentials  []Credential
+	Timeout      flexInt // runner_info.timeout, seconds
 }
 
 // Variable is one job variable. Value may be a secret.
@@ -38,6 +41,7 @@ type Image struct {
 	Command      []string     `json:"command"`
 	Entrypoint   []string     `json:"entrypoint"`
 	PullPolicy   []string     `json:"pull_policy"`
+	Variables    []Variable   `json:"variables"`
 	ExecutorOpts executorOpts `json:"executor_opts"`
 }
 
@@ -99,6 +103,7 @@ func DecodeJob(data []byte) (Job, error) {
 	field("variables", &job.Variables)
 	field("image", &job.Image)
 	field("services", &job.Services)
+	_, job.ServicesSent = top["services"]
 	field("credentials", &job.Credentials)
 	field("runner_info", &runnerInfo)
 	job.Timeout = runnerInfo.Timeout

@@ -28,6 +28,10 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err := d.checkLifetime(job); err != nil {
 		return err
 	}
+	p, err := d.planContainers(job)
+	if err != nil {
+		return err
+	}
 	key, err := d.Env.JobKey()
 	if err != nil {
 		return err
@@ -55,7 +59,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.readyWorker(ctx, &st, inst, job); err != nil {
+	if err := d.readyWorker(ctx, &st, inst, job, p); err != nil {
 		return prov.Rollback(ctx, inst.ID, err)
 	}
 	return nil
@@ -71,7 +75,7 @@ func (d *Driver) checkLifetime(job Job) error {
 }
 
 // readyWorker connects to the worker and creates the job's containers.
-func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Instance, job Job) error {
+func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Instance, job Job, p plan) error {
 	host := inst.PrivateIP
 	if d.Settings.SSHPublic() {
 		host = inst.PublicIP
@@ -90,7 +94,7 @@ func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Inst
 	}
 	defer w.Close()
 	d.Log.Info("Instance "+inst.ID+" answers over SSH and Docker", "after", d.Now().Sub(start).Round(10*time.Millisecond).String())
-	if err := d.createContainers(ctx, w, st, job); err != nil {
+	if err := d.createContainers(ctx, w, st, job, p); err != nil {
 		return err
 	}
 	return d.store().Save(*st)

@@ -23,8 +23,9 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	if err != nil {
 		return err
 	}
-	if st.BuildContainer == "" {
-		return fmt.Errorf("job %s has no build container: prepare did not finish", st.JobKey)
+	id := containerFor(st, stage)
+	if id == "" {
+		return fmt.Errorf("job %s has no container for stage %s: prepare did not finish", st.JobKey, stage)
 	}
 	script, err := os.Open(scriptPath)
 	if err != nil {
@@ -36,8 +37,8 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return fmt.Errorf("reaching instance %s for stage %s: %w", st.InstanceID, stage, err)
 	}
 	defer w.Close()
-	d.Log.Debug("running stage", "stage", stage, "container", st.BuildContainer)
-	code, err := w.RunScript(ctx, st.BuildContainer, script, d.Stdout, d.Stderr)
+	d.Log.Debug("running stage", "stage", stage, "container", id)
+	code, err := w.RunScript(ctx, id, script, d.Stdout, d.Stderr)
 	if errors.Is(err, engine.ErrCancelled) {
 		d.Log.Warn("Stage " + stage + " cancelled: the script's processes were stopped")
 		return err
@@ -49,6 +50,22 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return &BuildError{ExitCode: code}
 	}
 	return nil
+}
+
+// predefined are the stages the docker executor runs in its helper container; every
+// other stage (build_script, step_*, after_script, and any stage a newer runner
+// invents) runs in the job's image.
+var predefined = map[string]bool{
+	"prepare_script": true, "get_sources": true, "clear_worktree": true, "restore_cache": true,
+	"download_artifacts": true, "archive_cache": true, "archive_cache_on_failure": true,
+	"upload_artifacts_on_success": true, "upload_artifacts_on_failure": true, "cleanup_file_variables": true,
+}
+
+func containerFor(st State, stage string) string {
+	if predefined[stage] && st.HelperContainer != "" {
+		return st.HelperContainer
+	}
+	return st.BuildContainer
 }
 
 func (d *Driver) loadState() (State, error) {

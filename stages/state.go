@@ -27,6 +27,9 @@ type State struct {
 	HostKey        string    `json:"host_key"`   // pinned host public key
 	Image          string    `json:"image,omitempty"`
 	BuildContainer string    `json:"build_container,omitempty"`
+	// HelperContainer runs the predefined stages (git, cache, artifacts).
+	HelperContainer string `json:"helper_container,omitempty"`
+	Network         string `json:"network,omitempty"`
 }
 
 // Store keeps one state file per job key in a directory.

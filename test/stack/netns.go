@@ -70,14 +70,16 @@ func (pd *privateDocker) setup() error {
 
 func (pd *privateDocker) enter() []string { return []string{"nsenter", "--net=/run/netns/" + pd.ns} }
 
-// startNSRegistries starts, inside the namespace, an unauthenticated view of the
-// stack's registry storage on 127.0.0.1:5002 and a pull-through mirror of it on
-// 127.0.0.1:5001 (a proxy registry panics if its upstream is not up: wait first).
+// startNSRegistries starts, inside the namespace, the stack's htpasswd registry on
+// 127.0.0.1:5000 (the helper image comes from there), an unauthenticated view of its
+// storage on 127.0.0.1:5002 and a pull-through mirror of that on 127.0.0.1:5001 (a proxy registry panics if its upstream is not up: wait first).
 func (b *Booter) startNSRegistries(ctx context.Context, dir string, pd *privateDocker) error {
 	open := strings.NewReplacer("{{DATA}}", filepath.Join(b.s.Dir, "registry", "data"), "{{ADDR}}", OpenRegistryAddr).Replace(registryConfig)
 	mirror := strings.NewReplacer("{{DATA}}", filepath.Join(dir, "mirror"), "{{ADDR}}", NSMirrorAddr).Replace(registryConfig) +
 		"proxy:\n  remoteurl: http://" + OpenRegistryAddr + "\n"
-	for _, r := range []struct{ name, cfg, addr string }{{"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
+	authed := strings.NewReplacer("{{DATA}}", filepath.Join(b.s.Dir, "registry", "data"), "{{ADDR}}", RegistryAddr).Replace(registryConfig) +
+		strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", filepath.Join(b.s.Dir, "registry", "htpasswd"))
+	for _, r := range []struct{ name, cfg, addr string }{{"registry", authed, RegistryAddr}, {"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
 		path := filepath.Join(dir, r.name+".yml")
 		if err := os.WriteFile(path, []byte(r.cfg), 0o600); err != nil {
 			return err
@@ -87,10 +89,9 @@ func (b *Booter) startNSRegistries(ctx context.Context, dir string, pd *privateD
 			return err
 		}
 		pd.procs = append(pd.procs, p)
-		url := "http://" + r.addr + "/v2/"
-		up := func() bool {
-			return exec.Command("nsenter", append(pd.enter()[1:], "busybox", "wget", "-q", "-O", "/dev/null", url)...).Run() == nil
-		}
+		// Inside the namespace the port cannot be dialled from here: the log says when it listens.
+		log := filepath.Join(b.s.Dir, "logs", pd.ns+"-"+r.name+".log")
+		up := func() bool { b, _ := os.ReadFile(log); return strings.Contains(string(b), "listening on "+r.addr) }
 		if err := waitFor(ctx, p, 30*time.Second, r.name+" in "+pd.ns, up); err != nil {
 			return err
 		}

@@ -1,0 +1,145 @@
+package stages
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+
+	"github.com/ec2-executor/ec2-executor/engine"
+)
+
+// jobServices are the payload's services (with pull policy, user, platform and every
+// alias), else CUSTOM_ENV_CI_JOB_SERVICES for payloads without them, cut to the
+// operator's services_limit.
+func (d *Driver) jobServices(job Job) ([]Image, error) {
+	services := job.Services
+	if !job.ServicesSent {
+		var err error
+		if services, err = servicesFromEnv(d.Env.Vars["CI_JOB_SERVICES"]); err != nil {
+			return nil, err
+		}
+	}
+	if limit := d.Settings.Docker.ServicesLimit; limit >= 0 && len(services) > limit {
+		return nil, jobError(fmt.Errorf("the job has %d services, more than the runner allows (docker.services_limit = %d)", len(services), limit))
+	}
+	return services, nil
+}
+
+func servicesFromEnv(raw string) ([]Image, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, nil
+	}
+	var list []struct {
+		Name       string            `json:"name"`
+		Alias      string            `json:"alias"`
+		Entrypoint []string          `json:"entrypoint"`
+		Command    []string          `json:"command"`
+		Variables  map[string]string `json:"variables"`
+	}
+	if err := json.Unmarshal([]byte(raw), &list); err != nil {
+		return nil, fmt.Errorf("CUSTOM_ENV_CI_JOB_SERVICES: %s", jsonProblem(err))
+	}
+	out := make([]Image, 0, len(list))
+	for _, s := range list {
+		img := Image{Name: s.Name, Alias: s.Alias, Entrypoint: s.Entrypoint, Command: s.Command}
+		for k, v := range s.Variables {
+			img.Variables = append(img.Variables, Variable{Key: k, Value: v, Public: true})
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}
+
+// serviceAliases are the docker executor's automatic names for an image (postgres:16
+// is "postgres"; reg.io/a/b:1 is "reg.io__a__b" and "reg.io-a-b") followed by the
+// job's own aliases, split on commas and spaces.
+func serviceAliases(image, alias string) []string {
+	var out []string
+	add := func(a string) {
+		for _, have := range out {
+			if have == a {
+				return
+			}
+		}
+		out = append(out, a)
+	}
+	if named, err := reference.ParseNormalizedNamed(image); err == nil {
+		name := reference.FamiliarName(named)
+		add(strings.ReplaceAll(name, "/", "__"))
+		add(strings.ReplaceAll(name, "/", "-"))
+	}
+	for _, a := range strings.FieldsFunc(alias, func(r rune) bool { return r == ',' || r == ' ' }) {
+		add(a)
+	}
+	return out
+}
+
+// startServices creates and starts every service on the job's network, then waits
+// for their exposed ports. A service that never opens them is a warning with its
+// logs, never a failure, as in the docker executor.
+func (d *Driver) startServices(ctx context.Context, w *engine.Worker, st *State, job Job, services []Image, policies func(Image) ([]string, error)) error {
+	var started []engine.Service
+	var names []string
+	for i, svc := range services {
+		pol, err := policies(svc)
+		if err != nil {
+			return err
+		}
+		if err := d.ensureImage(ctx, w, svc.Name, svc.ExecutorOpts.Docker.Platform, pol, job); err != nil {
+			return err
+		}
+		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: svc.Name,
+			Cmd: svc.Command, Entrypoint: svc.Entrypoint, User: string(svc.ExecutorOpts.Docker.User), Platform: svc.ExecutorOpts.Docker.Platform,
+			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: st.Network,
+			Aliases: serviceAliases(svc.Name, svc.Alias), Host: d.serviceHost(), Service: true})
+		if err != nil {
+			return err
+		}
+		s, err := w.StartService(ctx, id, st.Network)
+		if err != nil {
+			return err
+		}
+		d.Log.Info("Started service "+svc.Name+" as "+strings.Join(serviceAliases(svc.Name, svc.Alias), ", "), "container", id[:12])
+		started, names = append(started, s), append(names, svc.Name)
+	}
+	for i, s := range started {
+		d.waitForService(ctx, w, names[i], s)
+	}
+	return nil
+}
+
+// serviceEnv is the public job variables plus the service's own, as the docker
+// executor gives services (user CI/CD variables are not public).
+func serviceEnv(job Job, svc Image) []string {
+	var env []string
+	for _, v := range job.Variables {
+		if v.Public {
+			env = append(env, v.Key+"="+v.Value)
+		}
+	}
+	for _, v := range svc.Variables {
+		env = append(env, v.Key+"="+v.Value)
+	}
+	return env
+}
+
+func (d *Driver) waitForService(ctx context.Context, w *engine.Worker, name string, s engine.Service) {
+	timeout := d.Settings.Docker.WaitForServicesTimeout.Duration
+	for _, port := range s.Ports {
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		err := w.WaitTCP(wctx, engine.ServiceAddr(s, port), 250*time.Millisecond)
+		cancel()
+		if err == nil {
+			continue
+		}
+		logs, _ := w.Logs(ctx, s.ID, 50)
+		d.Log.Warn("Service " + name + " did not open port " + strconv.Itoa(port) + " within " + timeout.String() +
+			"; continuing. Its last log lines:\n" + logs)
+		return
+	}
+}
