@@ -136,12 +136,20 @@ func hostConfig(s ContainerSpec) *container.HostConfig {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target})
 	}
 	h := s.Host
-	return &container.HostConfig{
+	hc := &container.HostConfig{
 		Mounts: mounts, Binds: s.Binds, NetworkMode: container.NetworkMode(s.Network),
 		Privileged: h.Privileged, CapAdd: h.CapAdd, CapDrop: h.CapDrop, ShmSize: h.ShmSize,
 		Resources: container.Resources{Memory: h.Memory, NanoCPUs: h.NanoCPUs},
 		DNS:       h.DNS, DNSSearch: h.DNSSearch, ExtraHosts: h.ExtraHosts, Sysctls: h.Sysctls,
 	}
+	if !s.Service {
+		// The job's output is streamed through the attach connection; a log driver
+		// would also write every line to the worker's disk and slows large outputs
+		// to a crawl (json-file encodes each line). Services keep theirs: their logs
+		// are shown when they fail to start.
+		hc.LogConfig = container.LogConfig{Type: "none"}
+	}
+	return hc
 }
 
 // platform parses "os/arch[/variant]"; empty means the worker's own.

@@ -28,14 +28,7 @@ func TestPassingJobRunsEveryStageOnAWorkerLaunchedWithTheSettings(t *testing.T) 
 		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
 	}
 	contains(t, res.Log, "hello from 2001", "\nbuilt\n", "after_script status=success", "Job succeeded")
-	var stages []string
-	for _, c := range res.Calls {
-		stages = append(stages, c.Stage)
-	}
-	want := "config prepare prepare_script get_sources build_script after_script cleanup_file_variables cleanup"
-	if got := strings.Join(stages, " "); got != want {
-		t.Errorf("stages %q, want %q", got, want)
-	}
+	assertStages(t, res, "config prepare prepare_script get_sources build_script after_script cleanup_file_variables cleanup")
 	insts, err := st.InstancesByTag(t.Context(), "ec2-executor:job-key", res.JobKeys[0])
 	if err != nil || len(insts) != 1 {
 		t.Fatalf("want exactly one instance for the job, got %d (%v)", len(insts), err)

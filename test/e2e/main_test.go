@@ -124,3 +124,15 @@ func appendTo(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// assertStages checks the driver calls the job made, in order.
+func assertStages(t *testing.T, res runnersim.Result, want string) {
+	t.Helper()
+	var stages []string
+	for _, c := range res.Calls {
+		stages = append(stages, c.Stage)
+	}
+	if got := strings.Join(stages, " "); got != want {
+		t.Errorf("stages %q, want %q", got, want)
+	}
+}

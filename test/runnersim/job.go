@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,26 @@ type Job struct {
 	CancelAfter time.Duration
 	// EditPayload may rewrite the payload before it is written (bad-input tests).
 	EditPayload func(map[string]any)
+	// ImageEntrypoint, ImageUser and ImagePullPolicy are the image's options.
+	ImageEntrypoint []string
+	ImageUser       string
+	ImagePullPolicy []string
+	Services        []Service
+	// RepoURL makes get_sources clone it (GIT_STRATEGY=clone) as the runner would.
+	RepoURL string
+	// CacheKey adds restore_cache and archive_cache (paths CachePaths); Artifacts
+	// adds upload_artifacts_* for those paths.
+	CacheKey   string
+	CachePaths []string
+	Artifacts  []string
+}
+
+// Service is a services: entry.
+type Service struct {
+	Name, Alias         string
+	Command, Entrypoint []string
+	PullPolicy          []string
+	Variables           map[string]string
 }
 
 // Variable is a job variable; File makes it a file-type variable.
@@ -54,8 +75,8 @@ func (j Job) payload() ([]byte, error) {
 		"runner_info": map[string]any{"timeout": int(j.Timeout.Seconds())},
 		"variables":   vars,
 		"steps":       []map[string]any{{"name": "script", "script": j.Script, "timeout": 3600, "when": "on_success"}},
-		"image":       map[string]any{"name": j.Image, "executor_opts": map[string]any{"docker": map[string]any{"platform": "", "user": ""}}},
-		"services":    []any{},
+		"image":       j.imagePayload(),
+		"services":    j.servicesPayload(),
 		"credentials": creds,
 		"features":    map[string]any{},
 	}
@@ -63,6 +84,56 @@ func (j Job) payload() ([]byte, error) {
 		j.EditPayload(p)
 	}
 	return json.Marshal(p)
+}
+
+func (j Job) imagePayload() map[string]any {
+	img := map[string]any{"name": j.Image, "executor_opts": map[string]any{"docker": map[string]any{"platform": "", "user": j.ImageUser}}}
+	if j.ImageEntrypoint != nil {
+		img["entrypoint"] = j.ImageEntrypoint
+	}
+	if j.ImagePullPolicy != nil {
+		img["pull_policy"] = j.ImagePullPolicy
+	}
+	return img
+}
+
+func (j Job) servicesPayload() []any {
+	out := []any{}
+	for _, s := range j.Services {
+		svc := map[string]any{"name": s.Name, "alias": s.Alias, "executor_opts": map[string]any{"docker": map[string]any{"platform": "", "user": ""}}}
+		if s.Command != nil {
+			svc["command"] = s.Command
+		}
+		if s.Entrypoint != nil {
+			svc["entrypoint"] = s.Entrypoint
+		}
+		if s.PullPolicy != nil {
+			svc["pull_policy"] = s.PullPolicy
+		}
+		var vars []map[string]any
+		for k, v := range s.Variables {
+			vars = append(vars, map[string]any{"key": k, "value": v, "public": true})
+		}
+		if vars != nil {
+			svc["variables"] = vars
+		}
+		out = append(out, svc)
+	}
+	return out
+}
+
+// ciJobServices is CUSTOM_ENV_CI_JOB_SERVICES: only the first alias, no pull policy.
+func (j Job) ciJobServices() string {
+	if len(j.Services) == 0 {
+		return ""
+	}
+	var list []map[string]any
+	for _, s := range j.Services {
+		alias, _, _ := strings.Cut(s.Alias, ",")
+		list = append(list, map[string]any{"name": s.Name, "alias": alias, "entrypoint": s.Entrypoint, "command": s.Command, "variables": s.Variables})
+	}
+	b, _ := json.Marshal(list)
+	return string(b)
 }
 
 // allVariables are the variables the runner puts in CUSTOM_ENV_* and in the scripts.
@@ -78,7 +149,8 @@ func (j Job) allVariables(projectDir string) []Variable {
 		{Key: "CI_RUNNER_VERSION", Value: "17.5.0", Public: true},
 		{Key: "CI_SERVER", Value: "yes", Public: true},
 		{Key: "CI_JOB_TOKEN", Value: j.Token},
-		{Key: "GIT_STRATEGY", Value: "none", Public: true},
+		{Key: "GIT_STRATEGY", Value: j.gitStrategy(), Public: true},
+		{Key: "CI_REPOSITORY_URL", Value: j.RepoURL, Public: true},
 		{Key: "CI_PROJECT_DIR", Value: projectDir, Public: true},
 		{Key: "RUNNER_TEMP_PROJECT_DIR", Value: projectDir + ".tmp", Public: true},
 	}
@@ -86,6 +158,13 @@ func (j Job) allVariables(projectDir string) []Variable {
 		vars = append(vars, Variable{Key: "CI_JOB_IMAGE", Value: j.Image, Public: true})
 	}
 	return append(vars, j.Variables...)
+}
+
+func (j Job) gitStrategy() string {
+	if j.RepoURL != "" {
+		return "clone"
+	}
+	return "none"
 }
 
 // configOutput is the driver's config_exec JSON (runner's api.ConfigExecOutput).

@@ -22,6 +22,10 @@ type Call struct {
 	Signalled   bool
 	AfterSignal time.Duration
 	Killed      bool // SIGKILL was needed
+	// Stderr is what a run stage wrote to stderr (up to 64 KiB), which the runner
+	// also puts in the job log; Body is the script it was given.
+	Stderr string
+	Body   string
 }
 
 // execDriver runs the driver in its own process group, as the runner does, and on
@@ -31,8 +35,9 @@ func (r *run) execDriver(ctx context.Context, env []string, stdout, stderr io.Wr
 	if args[0] == "run" {
 		call.Stage = args[2]
 	}
+	var errs capped
 	cmd := exec.Command(r.opt.Binary, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = r.tmp, env, stdout, stderr
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = r.tmp, env, stdout, io.MultiWriter(stderr, &errs)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -63,6 +68,7 @@ func (r *run) execDriver(ctx context.Context, env []string, stdout, stderr io.Wr
 	}
 	call.Duration = time.Since(start)
 	call.ExitCode = cmd.ProcessState.ExitCode()
+	call.Stderr = errs.String()
 	r.res.Calls = append(r.res.Calls, call)
 	return call
 }
@@ -94,4 +100,16 @@ func (r *run) judge(c Call) outcome {
 	default:
 		return outcome{reason: fmt.Sprintf("unknown Custom executor executable exit code %d", c.ExitCode)}
 	}
+}
+
+// capped keeps the first 64 KiB written to it.
+type capped struct{ lockedBuffer }
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := 64<<10 - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }

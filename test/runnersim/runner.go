@@ -22,6 +22,8 @@ type Options struct {
 	GracefulKillTimeout, ForceKillTimeout, PrepareRetryInterval time.Duration
 	// Log receives the job log as it is written (in addition to Result.Log).
 	Log io.Writer
+	// ForgetLog leaves Result.Log empty, for jobs whose output is too big to keep.
+	ForgetLog bool
 }
 
 // Result is how the job ended and what it printed.
@@ -63,7 +65,10 @@ func Run(ctx context.Context, job Job, opt Options) Result {
 	}
 	r := &run{opt: opt, job: job}
 	r.log = &r.buf
-	if opt.Log != nil {
+	switch {
+	case opt.Log != nil && opt.ForgetLog:
+		r.log = opt.Log
+	case opt.Log != nil:
 		r.log = io.MultiWriter(&r.buf, opt.Log)
 	}
 	fmt.Fprintf(r.log, "Running with gitlab-runner 17.5.0 (runnersim)\n")
@@ -133,7 +138,11 @@ func (r *run) prepareAttempt(ctx context.Context) outcome {
 
 // stages runs the run_exec stages in the runner's order.
 func (r *run) stages(rootCtx context.Context) {
-	for _, st := range []string{"prepare_script", "get_sources"} {
+	pre := []string{"prepare_script", "get_sources"}
+	if r.job.CacheKey != "" {
+		pre = append(pre, "restore_cache")
+	}
+	for _, st := range pre {
 		if o := r.stage(rootCtx, st, "running"); !o.ok {
 			r.failFrom(rootCtx, o)
 			r.stage(rootCtx, "cleanup_file_variables", "failed")
@@ -162,6 +171,7 @@ func (r *run) stages(rootCtx context.Context) {
 	if len(r.job.AfterScript) > 0 {
 		r.stage(rootCtx, "after_script", status)
 	}
+	r.archiveAndUpload(rootCtx, status)
 	if rootCtx.Err() == nil {
 		r.stage(rootCtx, "cleanup_file_variables", status)
 	}
@@ -174,6 +184,25 @@ func (r *run) stages(rootCtx context.Context) {
 	default:
 		r.res.Status = "success"
 		fmt.Fprintln(r.log, "Job succeeded")
+	}
+}
+
+// archiveAndUpload runs the cache and artifact stages the job's result calls for;
+// their failures only matter to a job that succeeded, which this simulator ignores.
+func (r *run) archiveAndUpload(ctx context.Context, status string) {
+	suffix := "on_success"
+	if status != "success" {
+		suffix = "on_failure"
+	}
+	if r.job.CacheKey != "" {
+		name := "archive_cache"
+		if status != "success" {
+			name = "archive_cache_on_failure"
+		}
+		r.stage(ctx, name, status)
+	}
+	if len(r.job.Artifacts) > 0 {
+		r.stage(ctx, "upload_artifacts_"+suffix, status)
 	}
 }
 
@@ -194,7 +223,11 @@ func (r *run) stage(ctx context.Context, name, status string) outcome {
 		return outcome{reason: err.Error()}
 	}
 	_ = os.Remove(r.exitCodeFile())
-	o := r.judge(r.execDriver(ctx, r.env(r.cfg.JobEnv, status), r.log, r.log, "run", path, name))
+	call := r.execDriver(ctx, r.env(r.cfg.JobEnv, status), r.log, r.log, "run", path, name)
+	if n := len(r.res.Calls); n > 0 && r.res.Calls[n-1].Stage == name {
+		r.res.Calls[n-1].Body = body
+	}
+	o := r.judge(call)
 	fmt.Fprintf(r.log, "section_end:%s\n", name)
 	return o
 }
@@ -254,7 +287,7 @@ func (r *run) env(jobEnv map[string]string, status string) []string {
 	for _, v := range r.job.allVariables(r.projectDir()) {
 		env = append(env, "CUSTOM_ENV_"+v.Key+"="+v.Value)
 	}
-	return append(env, "CUSTOM_ENV_CI_JOB_STATUS="+status, "CUSTOM_ENV_CI_JOB_SERVICES=")
+	return append(env, "CUSTOM_ENV_CI_JOB_STATUS="+status, "CUSTOM_ENV_CI_JOB_SERVICES="+r.job.ciJobServices())
 }
 
 type lockedBuffer struct {

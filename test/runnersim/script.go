@@ -50,7 +50,13 @@ func stageBody(stage, hostname string, job Job) []string {
 	case "prepare_script":
 		return []string{fmt.Sprintf(`echo "Running on $(hostname) via %s..."`, hostname)}
 	case "get_sources":
-		return []string{`echo "Skipping Git repository setup"`, `mkdir -p "$CI_PROJECT_DIR"`}
+		return getSources(job)
+	case "restore_cache":
+		return cacheCommand("cache-extractor", "Extracting cache is disabled.", job)
+	case "archive_cache", "archive_cache_on_failure":
+		return cacheCommand("cache-archiver", "Creating cache is disabled.", job)
+	case "upload_artifacts_on_success", "upload_artifacts_on_failure":
+		return artifactsCommand(job)
 	case "build_script":
 		return userCommands(job.Script)
 	case "after_script":
@@ -59,4 +65,37 @@ func stageBody(stage, hostname string, job Job) []string {
 		return []string{`rm -rf "$RUNNER_TEMP_PROJECT_DIR"`}
 	}
 	return nil
+}
+
+// getSources clones the job's repository into the project directory, as the
+// runner's clone strategy does (git init, fetch, checkout, condensed to a clone).
+func getSources(job Job) []string {
+	if job.RepoURL == "" {
+		return []string{`echo "Skipping Git repository setup"`, `mkdir -p "$CI_PROJECT_DIR"`}
+	}
+	return []string{`echo "Fetching changes..."`, `rm -rf "$CI_PROJECT_DIR"`, `mkdir -p "$CI_PROJECT_DIR"`,
+		`git clone -q "$CI_REPOSITORY_URL" "$CI_PROJECT_DIR"`, `echo "Checked out $(git -C "$CI_PROJECT_DIR" rev-parse --short HEAD)"`}
+}
+
+// cacheCommand is the runner's guarded call to gitlab-runner for the local cache,
+// with the archive path relative to the project directory.
+func cacheCommand(sub, disabled string, job Job) []string {
+	file := "../../../cache/group/demo/" + job.CacheKey + "/cache.zip"
+	args := sub + " --file " + file
+	if sub == "cache-archiver" {
+		for _, p := range job.CachePaths {
+			args += " --path " + quote(p)
+		}
+	}
+	return []string{`cd "$CI_PROJECT_DIR"`, "if gitlab-runner --version >/dev/null 2>&1; then gitlab-runner " + args +
+		"; else echo " + quote("Missing gitlab-runner. "+disabled) + " >&2; fi"}
+}
+
+func artifactsCommand(job Job) []string {
+	args := `artifacts-uploader --url http://gitlab.invalid/ --token "$CI_JOB_TOKEN" --id "$CI_JOB_ID"`
+	for _, p := range job.Artifacts {
+		args += " --path " + quote(p)
+	}
+	return []string{`cd "$CI_PROJECT_DIR"`, "if gitlab-runner --version >/dev/null 2>&1; then gitlab-runner " + args +
+		"; else echo 'Missing gitlab-runner. Uploading artifacts is disabled.' >&2; fi"}
 }

@@ -127,6 +127,38 @@ func helperRootfs() (*rootfs, error) {
 		r.link("/usr/lib/git-core/"+sub, "/usr/bin/git")
 	}
 	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte("#!/bin/bash\numask 0000\nexec /bin/bash\n"))
+	r.file("/usr/bin/gitlab-runner-helper", 0o755, []byte(helperStandIn))
+	return r, nil
+}
+
+// helperStandIn plays gitlab-runner-helper: it records each call (token masked)
+// under the cache volume and does a tar-based version of the cache and artifact work.
+const helperStandIn = `#!/bin/sh
+args=$(echo "$*" | sed 's/--token [^ ]*/--token [MASKED]/')
+echo "$(basename "$0") $args" >> /cache/helper-calls.log
+opt() { while [ $# -gt 1 ]; do [ "$1" = "$want" ] && echo "$2"; shift; done; }
+case "$1" in
+--version) echo "gitlab-runner-helper stand-in 17.5.0" ;;
+cache-extractor)
+	file=$(want=--file opt "$@")
+	if [ -f "$file" ]; then tar -xf "$file" && echo "Successfully extracted cache"; else echo "WARNING: $file: no such cache (stand-in)"; fi ;;
+cache-archiver)
+	file=$(want=--file opt "$@"); paths=$(want=--path opt "$@")
+	mkdir -p "$(dirname "$file")" && tar -cf "$file" $paths && echo "Created cache $file with $paths (stand-in)" ;;
+artifacts-uploader)
+	paths=$(want=--path opt "$@"); id=$(want=--id opt "$@")
+	mkdir -p "/cache/artifacts/$id" && cp -r $paths "/cache/artifacts/$id/" && echo "Uploaded artifacts $paths for job $id (stand-in)" ;;
+*) echo "stand-in: unknown command $1" >&2; exit 1 ;;
+esac
+`
+
+// serviceRootfs is a busybox image whose httpd answers on port 8080.
+func serviceRootfs() (*rootfs, error) {
+	r := newRootfs()
+	if err := r.busybox(); err != nil {
+		return nil, err
+	}
+	r.file("/www/index.html", 0o644, []byte("service-ok\n"))
 	return r, nil
 }
 
@@ -142,12 +174,16 @@ func (s *Stack) pushImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for ref, build := range map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs} {
+	for ref, build := range map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs} {
 		fs, err := build()
 		if err != nil {
 			return fmt.Errorf("building %s: %w", ref, err)
 		}
-		rc, err := dc.ImageImport(ctx, image.ImportSource{Source: fs.tar(), SourceName: "-"}, ref, image.ImportOptions{Changes: []string{`CMD ["sh"]`}})
+		changes := []string{`CMD ["sh"]`}
+		if ref == ServiceImage {
+			changes = []string{`CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]`, "EXPOSE 8080"}
+		}
+		rc, err := dc.ImageImport(ctx, image.ImportSource{Source: fs.tar(), SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
 		if err != nil {
 			return fmt.Errorf("importing %s: %w", ref, err)
 		}
@@ -163,7 +199,15 @@ func (s *Stack) pushImages(ctx context.Context) error {
 			return fmt.Errorf("pushing %s: %w", ref, err)
 		}
 	}
-	return pushAs(ctx, dc, auth, JobImage, mirrorUpstream)
+	if err := pushAs(ctx, dc, auth, JobImage, mirrorUpstream); err != nil {
+		return err
+	}
+	// A Docker Hub-style name that exists only in the shared dockerd (used with pull
+	// policy never, so nothing ever tries Docker Hub).
+	if err := dc.ImageTag(ctx, ServiceImage, LocalServiceImage); err != nil {
+		return fmt.Errorf("tagging %s: %w", LocalServiceImage, err)
+	}
+	return nil
 }
 
 // pushAs pushes an image under a second name.

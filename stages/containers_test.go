@@ -1,0 +1,112 @@
+package stages
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+func TestPullPoliciesFollowTheDockerExecutor(t *testing.T) {
+	d := settings.Default().Docker // pull_policy ["always"], no allowed list
+	cases := []struct {
+		job, policy, allowed []string
+		want, err            string
+	}{
+		{nil, nil, nil, "always", ""},
+		{[]string{"if-not-present"}, []string{"always", "if-not-present"}, nil, "if-not-present", ""},
+		{[]string{"never", "if-not-present"}, []string{"always"}, []string{"if-not-present", "never"}, "never if-not-present", ""},
+		{[]string{"never"}, nil, nil, "", "pull_policy never is not allowed: the runner allows always"},
+	}
+	for _, c := range cases {
+		if c.policy != nil {
+			d.PullPolicy = c.policy
+		}
+		d.AllowedPullPolicies = c.allowed
+		got, err := pullPolicies(c.job, d)
+		var be *BuildError
+		switch {
+		case c.err != "" && (!errors.As(err, &be) || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%v: want a job error %q, got %v", c.job, c.err, err)
+		case c.err == "" && strings.Join(got, " ") != c.want:
+			t.Errorf("%v: got %v (%v), want %s", c.job, got, err, c.want)
+		}
+	}
+}
+
+func TestAllowedImagesUseDoublestarPatterns(t *testing.T) {
+	patterns := []string{"registry.example.com/ci/**", "alpine:*"}
+	for image, ok := range map[string]bool{"registry.example.com/ci/tools/go:1.23": true, "alpine:3.20": true,
+		"registry.example.com/other/x:1": false, "ubuntu:24.04": false} {
+		err := checkAllowed(image, patterns, "image", "docker.allowed_images")
+		if (err == nil) != ok {
+			t.Errorf("%s: allowed=%v, err %v", image, ok, err)
+		}
+	}
+	if checkAllowed("anything:1", nil, "image", "docker.allowed_images") != nil {
+		t.Error("no patterns must allow every image")
+	}
+}
+
+func TestHelperImagePlaceholders(t *testing.T) {
+	tmpl := "reg/helper:${CI_RUNNER_ARCH}-${CI_RUNNER_VERSION}"
+	for _, c := range []struct{ version, arch, want string }{
+		{"17.5.0", "x86_64", "reg/helper:x86_64-v17.5.0"},
+		{"v19.4.1~pre.12", "aarch64", "reg/helper:arm64-v19.4.1"},
+		{"development version", "armv7l", "reg/helper:arm-latest"},
+	} {
+		if got, err := helperImage(tmpl, c.version, c.arch); err != nil || got != c.want {
+			t.Errorf("%s/%s: %q %v, want %q", c.version, c.arch, got, err, c.want)
+		}
+	}
+	if _, err := helperImage("reg/helper:${CI_RUNNER_REVISION}", "17.5.0", "x86_64"); err == nil || !strings.Contains(err.Error(), "CI_RUNNER_REVISION") {
+		t.Errorf("unknown placeholder: %v", err)
+	}
+}
+
+func TestServiceAliasesAsTheDockerExecutorNamesThem(t *testing.T) {
+	for image, want := range map[string]string{
+		"postgres:16":            "postgres",
+		"reg.io/a/b:1":           "reg.io__a__b reg.io-a-b",
+		"tutum/wordpress:latest": "tutum__wordpress tutum-wordpress",
+		"redis@sha256:" + strings.Repeat("a", 64): "redis",
+	} {
+		if got := strings.Join(serviceAliases(image, ""), " "); got != want {
+			t.Errorf("%s: %q, want %q", image, got, want)
+		}
+	}
+	if got := strings.Join(serviceAliases("postgres:16", "db, pg,postgres"), " "); got != "postgres db pg" {
+		t.Errorf("user aliases: %q", got)
+	}
+}
+
+func TestServicesFromThePayloadOrTheEnvironment(t *testing.T) {
+	d := testDriver(t, nil, `CUSTOM_ENV_CI_JOB_SERVICES=[{"name":"redis:7","alias":"cache","command":["redis-server"],"variables":{"A":"1"}}]`)
+	svcs, err := d.jobServices(Job{})
+	if err != nil || len(svcs) != 1 || svcs[0].Alias != "cache" || svcs[0].Variables[0].Key != "A" {
+		t.Fatalf("from CI_JOB_SERVICES: %+v %v", svcs, err)
+	}
+	if svcs, _ := d.jobServices(Job{ServicesSent: true}); len(svcs) != 0 {
+		t.Fatalf("a payload's (empty) services list must win: %+v", svcs)
+	}
+	d.Env.Vars["CI_JOB_SERVICES"] = `[{"name":`
+	if _, err := d.jobServices(Job{}); err == nil || !strings.Contains(err.Error(), "CUSTOM_ENV_CI_JOB_SERVICES: truncated") {
+		t.Fatalf("broken CI_JOB_SERVICES: %v", err)
+	}
+	d.Settings.Docker.ServicesLimit = 1
+	if _, err := d.jobServices(Job{ServicesSent: true, Services: []Image{{Name: "a"}, {Name: "b"}}}); err == nil || !strings.Contains(err.Error(), "docker.services_limit = 1") {
+		t.Fatalf("services_limit: %v", err)
+	}
+}
+
+func TestStagesGoToTheDockerExecutorsContainers(t *testing.T) {
+	st := State{HelperContainer: "helper", BuildContainer: "build"}
+	for stage, want := range map[string]string{"prepare_script": "helper", "get_sources": "helper", "restore_cache": "helper",
+		"archive_cache_on_failure": "helper", "upload_artifacts_on_success": "helper", "cleanup_file_variables": "helper",
+		"build_script": "build", "step_release": "build", "after_script": "build", "some_future_stage": "build"} {
+		if got := containerFor(st, stage); got != want {
+			t.Errorf("%s ran in %s, want %s", stage, got, want)
+		}
+	}
+}
