@@ -75,12 +75,13 @@ func TestEntrypointUserAndNoPrivilege(t *testing.T) {
 	job := baseJob(4003)
 	job.ImageEntrypoint = []string{"/bin/sh", "-c", `echo "entrypoint override ran" >&2; exec "$@"`, "--"}
 	job.ImageUser = "1000"
-	job.Script = []string{"echo uid=$(id -u)", "grep -E 'Cap(Eff|Bnd)' /proc/self/status", "echo to-stdout", "echo to-stderr >&2"}
+	job.Script = []string{"echo uid=$(id -u)", "grep -E 'Cap(Eff|Bnd)' /proc/self/status", "echo to-stdout", "echo to-stderr >&2",
+		`cap=$(grep CapBnd /proc/self/status | cut -f2); echo "net_raw=$(( (0x$cap >> 13) & 1 ))"`}
 	res := runJob(t, job, "")
 	if res.Status != "success" {
 		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
 	}
-	contains(t, res.Log, "entrypoint override ran", "uid=1000", "CapEff:\t0000000000000000", "CapBnd:\t")
+	contains(t, res.Log, "entrypoint override ran", "uid=1000", "CapEff:\t0000000000000000", "CapBnd:\t", "net_raw=1")
 	if strings.Contains(res.Log, "ffffffffff") {
 		t.Error("the build container has every capability: privileged is on")
 	}
@@ -238,4 +239,29 @@ func (c *sequenceChecker) line(l string) {
 	}
 	c.next++
 	c.last = time.Now()
+}
+
+func TestOperatorDockerOptionsReachTheBuildContainer(t *testing.T) {
+	shared := t.TempDir()
+	if err := os.WriteFile(filepath.Join(shared, "from-host"), []byte("bind mounted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := settingsFile(t, "docker-options.toml", stack.MotoURL, func(s *settings.Settings) {
+		s.Job.HelperImage = stack.HelperImageTemplate
+		s.Docker.CapDrop = []string{"NET_RAW"} // privileged cannot start here: this machine may not grant every capability
+		s.Docker.Volumes = []string{shared + ":/shared:ro", "/scratch"}
+		s.Docker.ExtraHosts = []string{"db.internal:10.1.2.3"}
+		s.Docker.ShmSize = "128m"
+		s.Docker.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "80"}
+	})
+	job := baseJob(4011)
+	job.Script = []string{"cat /shared/from-host", "touch /scratch/ok && echo scratch writable", "grep db.internal /etc/hosts",
+		"df -k /dev/shm | tail -1", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+		`cap=$(grep CapBnd /proc/self/status | cut -f2); echo "net_raw=$(( (0x$cap >> 13) & 1 ))"`}
+	res := runJob(t, job, cfg)
+	if res.Status != "success" {
+		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
+	}
+	contains(t, res.Log, "Using locally found image "+stack.VersionedHelperImage(), "bind mounted", "scratch writable",
+		"10.1.2.3\tdb.internal", " 131072 ", "\n80\n", "net_raw=0")
 }

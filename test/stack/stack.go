@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -40,6 +41,17 @@ var (
 	MirrorImage    = "ci-mirror-job:1"
 	mirrorUpstream = RegistryAddr + "/library/ci-mirror-job:1"
 )
+
+// HelperImageTemplate is the helper image as operators configure it, with the
+// runner version and worker architecture placeholders; VersionedHelperImage is what
+// it becomes for the runner simulator's 17.5.0 on this machine.
+const HelperImageTemplate = RegistryAddr + "/ci/helper:${CI_RUNNER_ARCH}-${CI_RUNNER_VERSION}"
+
+// VersionedHelperImage is HelperImageTemplate filled in for this machine.
+func VersionedHelperImage() string {
+	arch := map[string]string{"amd64": "x86_64", "arm64": "arm64", "arm": "arm"}[runtime.GOARCH]
+	return RegistryAddr + "/ci/helper:" + arch + "-v17.5.0"
+}
 
 // Stack is a running local stack.
 type Stack struct {
