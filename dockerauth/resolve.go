@@ -1,8 +1,7 @@
 package dockerauth
 
 import (
-	"encoding/base64"
-	"encoding/json"
+	"context"
 	"fmt"
 	"strings"
 )
@@ -13,112 +12,99 @@ const (
 	SourceJobCredentials   = "job payload credentials"
 )
 
-// Sources are the credential sources in the docker executor's precedence order.
+// HelperAPI is the seam at the docker-credential-* executables (Helpers runs them).
+type HelperAPI interface {
+	Get(ctx context.Context, helper, serverURL string) (user, secret string, err error)
+	List(ctx context.Context, helper string) ([]string, error)
+}
+
+// RegistryFallback supplies a credential for a registry no source has one for
+// (ECR: a token from the manager's or the worker's AWS identity).
+type RegistryFallback interface {
+	For(ctx context.Context, host string) (Credential, bool, error)
+}
+
+// Sources are the credential sources in the docker executor's precedence order,
+// then ec2-executor's fallback.
 type Sources struct {
 	// DockerAuthConfig is the job's DOCKER_AUTH_CONFIG variable (already job-over-runner).
 	DockerAuthConfig string
+	// ManagerConfig is the manager's Docker config.json ("" when it has none), named
+	// ManagerConfigPath in messages.
+	ManagerConfig     string
+	ManagerConfigPath string
 	// JobCredentials are the payload's registry credentials[] (GitLab registry,
 	// dependency proxy).
 	JobCredentials []Credential
+	// Helpers runs credsStore and credHelpers programs; nil ignores them.
+	Helpers HelperAPI
+	// Fallback is asked when no source matched.
+	Fallback RegistryFallback
 }
 
 // Resolver finds the credential for an image.
 type Resolver struct {
-	entries  []Credential // precedence order, first wins
-	Warnings []string     // problems with a source that was skipped (never secrets)
+	entries  []entry // precedence order, first wins
+	helpers  HelperAPI
+	fallback RegistryFallback
+	// Warnings are problems with sources that were skipped (never secrets).
+	Warnings []string
 }
 
 // NewResolver parses every source once. A malformed source is skipped with a warning
-// naming it, and the next source is used, as the docker executor does.
-func NewResolver(s Sources) *Resolver {
-	r := &Resolver{}
-	if strings.TrimSpace(s.DockerAuthConfig) != "" {
-		creds, err := parseDockerConfig(s.DockerAuthConfig, SourceDockerAuthConfig)
-		if err != nil {
-			r.Warnings = append(r.Warnings, err.Error())
-		}
-		r.entries = append(r.entries, creds...)
-	}
+// naming it, and the next source is used, as the docker executor does. Unlike the
+// docker executor, credHelpers and credsStore work in DOCKER_AUTH_CONFIG too.
+func NewResolver(ctx context.Context, s Sources) *Resolver {
+	r := &Resolver{helpers: s.Helpers, fallback: s.Fallback}
+	r.addConfig(ctx, s.DockerAuthConfig, SourceDockerAuthConfig)
+	r.addConfig(ctx, s.ManagerConfig, s.ManagerConfigPath)
 	for _, c := range s.JobCredentials {
 		c.Key = NormalizeKey(c.Key)
 		c.Source = SourceJobCredentials
-		r.entries = append(r.entries, c)
+		r.entries = append(r.entries, entry{key: c.Key, source: c.Source, cred: c})
 	}
 	return r
 }
 
+func (r *Resolver) addConfig(ctx context.Context, doc, source string) {
+	if strings.TrimSpace(doc) == "" {
+		return
+	}
+	entries, warnings, err := parseDockerConfig(ctx, doc, source, r.helpers)
+	if err != nil {
+		warnings = append(warnings, err.Error())
+	}
+	r.Warnings = append(r.Warnings, warnings...)
+	r.entries = append(r.entries, entries...)
+}
+
 // For returns the credential for image, walking from the most specific path to the
-// registry host; the first source with an entry for a path wins.
-func (r *Resolver) For(image string) (Credential, bool, error) {
+// registry host; the first source with an entry for a path wins. A helper that fails
+// is a warning, and the search goes on.
+func (r *Resolver) For(ctx context.Context, image string) (Credential, bool, error) {
 	path, err := ImagePath(image)
 	if err != nil {
 		return Credential{}, false, err
 	}
 	for _, key := range candidates(path) {
-		for _, c := range r.entries {
-			if c.Key == key {
-				return c, true, nil
-			}
-		}
-	}
-	return Credential{}, false, nil
-}
-
-type dockerConfig struct {
-	Auths map[string]struct {
-		Auth     string `json:"auth"`
-		Username string `json:"username"`
-		Password string `json:"password"`
-	} `json:"auths"`
-}
-
-// parseDockerConfig reads the auths of a Docker config.json document. Errors name the
-// source and the registry key, never the secret.
-func parseDockerConfig(doc, source string) ([]Credential, error) {
-	var cfg dockerConfig
-	if err := json.Unmarshal([]byte(doc), &cfg); err != nil {
-		return nil, fmt.Errorf("%s is not valid JSON (%s); skipping it", source, jsonProblem(err))
-	}
-	var out []Credential
-	var problems []string
-	for key, a := range cfg.Auths {
-		user, pass := a.Username, a.Password
-		if a.Auth != "" {
-			u, p, err := decodeAuth(a.Auth)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s: auths[%q].auth %s; skipping that entry", source, key, err))
+		for _, e := range r.entries {
+			if e.key != key {
 				continue
 			}
-			user, pass = u, p
+			if e.helper == "" {
+				return e.cred, true, nil
+			}
+			user, secret, err := r.helpers.Get(ctx, e.helper, e.key)
+			if err != nil {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s for %s: %v", e.source, e.key, err))
+				continue
+			}
+			return Credential{Key: e.key, Username: user, Password: secret, Source: e.source}, true, nil
 		}
-		out = append(out, Credential{Key: NormalizeKey(key), Username: user, Password: pass, Source: source})
 	}
-	if len(problems) > 0 {
-		return out, fmt.Errorf("%s", strings.Join(problems, "; "))
+	if r.fallback != nil {
+		host, _, _ := strings.Cut(path, "/")
+		return r.fallback.For(ctx, host)
 	}
-	return out, nil
-}
-
-func decodeAuth(s string) (string, string, error) {
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return "", "", fmt.Errorf("is not base64")
-	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return "", "", fmt.Errorf("is not base64 of user:password")
-	}
-	return user, pass, nil
-}
-
-// jsonProblem describes a JSON error without quoting the document (it holds secrets).
-func jsonProblem(err error) string {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return fmt.Sprintf("syntax error at byte %d", e.Offset)
-	case *json.UnmarshalTypeError:
-		return fmt.Sprintf("field %q has the wrong type", e.Field)
-	default:
-		return "unreadable"
-	}
+	return Credential{}, false, nil
 }

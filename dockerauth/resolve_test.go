@@ -1,6 +1,7 @@
 package dockerauth
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestNormalizeKey(t *testing.T) {
 func auth(u, p string) string { return base64.StdEncoding.EncodeToString([]byte(u + ":" + p)) }
 
 func TestPrecedenceAndLongestPath(t *testing.T) {
-	r := NewResolver(Sources{
+	r := NewResolver(context.Background(), Sources{
 		DockerAuthConfig: `{"auths":{"reg.io":{"auth":"` + auth("dac", "p1") + `"},"reg.io/team/app":{"username":"deep","password":"p2"}}}`,
 		JobCredentials:   []Credential{{Key: "reg.io/team", Username: "gitlab-ci-token", Password: "p3"}, {Key: "other.io", Username: "job", Password: "p4"}},
 	})
@@ -51,22 +52,22 @@ func TestPrecedenceAndLongestPath(t *testing.T) {
 		"other.io/y":          "job",
 	}
 	for image, user := range cases {
-		c, ok, err := r.For(image)
+		c, ok, err := r.For(context.Background(), image)
 		if err != nil || !ok || c.Username != user {
 			t.Errorf("For(%q) = %+v, %v, %v; want user %s", image, c, ok, err, user)
 		}
 	}
-	if _, ok, _ := r.For("docker.io/library/nginx"); ok {
+	if _, ok, _ := r.For(context.Background(), "docker.io/library/nginx"); ok {
 		t.Error("no credential should match docker.io")
 	}
 }
 
 func TestSameKeyFirstSourceWins(t *testing.T) {
-	r := NewResolver(Sources{
+	r := NewResolver(context.Background(), Sources{
 		DockerAuthConfig: `{"auths":{"https://reg.io/v1/":{"auth":"` + auth("from-dac", "x") + `"}}}`,
 		JobCredentials:   []Credential{{Key: "reg.io", Username: "from-job", Password: "y"}},
 	})
-	c, ok, _ := r.For("reg.io/a")
+	c, ok, _ := r.For(context.Background(), "reg.io/a")
 	if !ok || c.Username != "from-dac" || c.Source != SourceDockerAuthConfig {
 		t.Fatalf("got %+v", c)
 	}
@@ -74,24 +75,24 @@ func TestSameKeyFirstSourceWins(t *testing.T) {
 
 func TestMalformedDockerAuthConfigWarnsAndFallsThrough(t *testing.T) {
 	secret := "s3cr3t-value"
-	r := NewResolver(Sources{
+	r := NewResolver(context.Background(), Sources{
 		DockerAuthConfig: `{"auths":{"reg.io":{"auth":"` + secret,
 		JobCredentials:   []Credential{{Key: "reg.io", Username: "job", Password: "y"}},
 	})
 	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "DOCKER_AUTH_CONFIG") || strings.Contains(r.Warnings[0], secret) {
 		t.Fatalf("warnings %q", r.Warnings)
 	}
-	if c, ok, _ := r.For("reg.io/a"); !ok || c.Username != "job" {
+	if c, ok, _ := r.For(context.Background(), "reg.io/a"); !ok || c.Username != "job" {
 		t.Fatalf("next source not used: %+v", c)
 	}
 }
 
 func TestBadAuthEntryIsSkippedByName(t *testing.T) {
-	r := NewResolver(Sources{DockerAuthConfig: `{"auths":{"reg.io":{"auth":"!!!"},"ok.io":{"auth":"` + auth("u", "p") + `"}}}`})
+	r := NewResolver(context.Background(), Sources{DockerAuthConfig: `{"auths":{"reg.io":{"auth":"!!!"},"ok.io":{"auth":"` + auth("u", "p") + `"}}}`})
 	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], `auths["reg.io"]`) {
 		t.Fatalf("warnings %q", r.Warnings)
 	}
-	if _, ok, _ := r.For("ok.io/a"); !ok {
+	if _, ok, _ := r.For(context.Background(), "ok.io/a"); !ok {
 		t.Fatal("good entry lost")
 	}
 }
@@ -112,7 +113,7 @@ func FuzzDockerConfig(f *testing.F) {
 	f.Add(`{"auths":{"a":{"auth":"dTpw"}}}`)
 	f.Add(`{"auths":[]}`)
 	f.Fuzz(func(t *testing.T, doc string) {
-		r := NewResolver(Sources{DockerAuthConfig: doc})
+		r := NewResolver(context.Background(), Sources{DockerAuthConfig: doc})
 		for _, w := range r.Warnings {
 			if len(doc) > 12 && strings.Contains(w, doc) {
 				t.Fatalf("warning quotes the document: %q", w)

@@ -31,6 +31,7 @@ type Settings struct {
 	SSH       SSH       `toml:"ssh"`
 	Job       Job       `toml:"job"`
 	Docker    Docker    `toml:"docker"`
+	Registry  Registry  `toml:"registry"`
 }
 
 // AWS selects the region and, for tests or VPC endpoints, an endpoint override.
@@ -95,7 +96,8 @@ func Default() Settings {
 			ConnectTimeout: Duration{5 * time.Minute},
 			RetryInterval:  Duration{2 * time.Second},
 		},
-		Docker: defaultDocker(),
+		Docker:   defaultDocker(),
+		Registry: defaultRegistry(),
 		Job: Job{
 			DefaultImage: "alpine:3.20",
 			HelperImage:  "registry.gitlab.com/gitlab-org/gitlab-runner/gitlab-runner-helper:${CI_RUNNER_ARCH}-${CI_RUNNER_VERSION}",

@@ -32,6 +32,7 @@ func (s Settings) Validate() error {
 	s.SSH.validate(add)
 	s.Job.validate(add)
 	s.Docker.validate(add)
+	s.Registry.validate(add)
 	return joinSorted(errs)
 }
 

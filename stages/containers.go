@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/settings"
 )
@@ -55,13 +56,14 @@ func (d *Driver) planContainers(job Job) (plan, error) {
 // createContainers sets the worker up as the docker executor would for the job: the
 // images, the job's network and volumes, the services, then the helper container
 // (predefined stages) and the build container (the job's image).
-func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *State, job Job, p plan) error {
-	helper, err := d.pullHelper(ctx, w, job)
+func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *State, job Job, p plan, c Clients) error {
+	creds := d.credentials(ctx, c, w, job)
+	helper, err := d.pullHelper(ctx, w, creds)
 	if err != nil {
 		return err
 	}
-	opts := job.Image.ExecutorOpts.Docker
-	if err := d.ensureImage(ctx, w, p.image, opts.Platform, p.policies, job); err != nil {
+	image, err := d.ensureImage(ctx, w, creds, p.image, job.Image.ExecutorOpts.Docker.Platform, p.policies)
+	if err != nil {
 		return err
 	}
 	st.Network = "ec2x-" + st.JobKey
@@ -74,17 +76,17 @@ func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *Sta
 		}
 	}
 	servicePolicies := func(s Image) ([]string, error) { return pullPolicies(s.PullPolicy, d.Settings.Docker) }
-	if err := d.startServices(ctx, w, st, job, p.services, servicePolicies); err != nil {
+	if err := d.startServices(ctx, w, creds, st, job, p.services, servicePolicies); err != nil {
 		return err
 	}
 	if st.HelperContainer, err = w.CreateContainer(ctx, d.helperSpec(st, job, helper)); err != nil {
 		return err
 	}
-	st.BuildContainer, err = w.CreateContainer(ctx, d.buildSpec(st, job, p.image))
+	st.BuildContainer, err = w.CreateContainer(ctx, d.buildSpec(st, job, image))
 	return err
 }
 
-func (d *Driver) pullHelper(ctx context.Context, w *engine.Worker, job Job) (string, error) {
+func (d *Driver) pullHelper(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver) (string, error) {
 	arch, err := w.Arch(ctx)
 	if err != nil {
 		return "", err
@@ -94,7 +96,7 @@ func (d *Driver) pullHelper(ctx context.Context, w *engine.Worker, job Job) (str
 		return "", err
 	}
 	// The helper's tag names a runner version: what is on the worker is what a pull would bring.
-	return helper, d.ensureImage(ctx, w, helper, "", []string{settings.PullIfNotPresent}, job)
+	return d.ensureImage(ctx, w, creds, helper, "", []string{settings.PullIfNotPresent})
 }
 
 // helperStart gives the helper image the `gitlab-runner` command the runner's scripts

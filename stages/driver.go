@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 )
@@ -34,6 +35,8 @@ type Driver struct {
 type Clients struct {
 	EC2 provision.EC2API
 	SSM provision.SSMAPI
+	// ECR returns a client for a registry's region (manager-mode ECR tokens).
+	ECR func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
 }
 
 func (d *Driver) store() Store { return Store{Dir: d.Settings.StateDir + "/jobs"} }

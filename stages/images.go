@@ -92,44 +92,54 @@ func helperImage(template, runnerVersion, arch string) (string, error) {
 
 // ensureImage makes image available on the worker following the pull policies in
 // order: never only inspects, if-not-present pulls when missing, always pulls. A
-// failed policy falls through to the next one, as in the docker executor.
-func (d *Driver) ensureImage(ctx context.Context, w *engine.Worker, image, platform string, policies []string, job Job) error {
+// failed policy falls through to the next one, as in the docker executor. The
+// operator's rewrites apply first. It returns the name the image has on the worker.
+func (d *Driver) ensureImage(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, image, platform string, policies []string) (string, error) {
+	image, err := d.rewrite(image)
+	if err != nil {
+		return "", err
+	}
 	var errs []error
 	for _, p := range policies {
 		if p != settings.PullAlways {
 			present, err := w.Present(ctx, image)
 			if err == nil && present {
 				d.Log.Info("Using locally found image "+image+" (pull policy "+p+")", "image", image)
-				return nil
+				return image, nil
 			}
 			if p == settings.PullNever {
 				errs = append(errs, fmt.Errorf("image %s is not on the worker and the pull policy is never", image))
 				continue
 			}
 		}
-		err := d.pull(ctx, w, image, platform, job)
+		err := d.pull(ctx, w, creds, image, platform)
 		if err == nil {
-			return nil
+			return image, nil
 		}
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return "", errors.Join(errs...)
 }
 
-// pull resolves the image's credential as the docker executor does and pulls it,
-// saying in the job log which source was used (never the secret).
-func (d *Driver) pull(ctx context.Context, w *engine.Worker, image, platform string, job Job) error {
-	var creds []dockerauth.Credential
-	for _, c := range job.RegistryCredentials() {
-		creds = append(creds, dockerauth.Credential{Key: c.URL, Username: c.Username, Password: c.Password})
+func (d *Driver) rewrite(image string) (string, error) {
+	rules := make([]dockerauth.Rewrite, 0, len(d.Settings.Registry.Rewrites))
+	for _, r := range d.Settings.Registry.Rewrites {
+		rules = append(rules, dockerauth.Rewrite(r))
 	}
-	r := dockerauth.NewResolver(dockerauth.Sources{DockerAuthConfig: d.Env.Vars["DOCKER_AUTH_CONFIG"], JobCredentials: creds})
-	for _, warning := range r.Warnings {
-		d.Log.Warn(warning)
+	out, changed, err := dockerauth.ApplyRewrites(image, rules)
+	if changed {
+		d.Log.Info("Rewrote image "+image+" to "+out+" (registry.rewrites)", "image", out)
 	}
-	cred, ok, err := r.For(image)
+	return out, err
+}
+
+// pull pulls image with the credential the resolver picks, saying in the job log
+// which source was used (never the secret).
+func (d *Driver) pull(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, image, platform string) error {
+	cred, ok, err := creds.For(ctx, image)
+	d.logWarnings(creds)
 	if err != nil {
-		return err
+		return fmt.Errorf("finding credentials for %s: %w", image, err)
 	}
 	auth, source := "", "no credentials"
 	if ok {

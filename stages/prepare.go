@@ -59,7 +59,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.readyWorker(ctx, &st, inst, job, p); err != nil {
+	if err := d.readyWorker(ctx, &st, inst, job, p, clients); err != nil {
 		return prov.Rollback(ctx, inst.ID, err)
 	}
 	return nil
@@ -75,7 +75,7 @@ func (d *Driver) checkLifetime(job Job) error {
 }
 
 // readyWorker connects to the worker and creates the job's containers.
-func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Instance, job Job, p plan) error {
+func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Instance, job Job, p plan, c Clients) error {
 	host := inst.PrivateIP
 	if d.Settings.SSHPublic() {
 		host = inst.PublicIP
@@ -94,7 +94,7 @@ func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Inst
 	}
 	defer w.Close()
 	d.Log.Info("Instance "+inst.ID+" answers over SSH and Docker", "after", d.Now().Sub(start).Round(10*time.Millisecond).String())
-	if err := d.createContainers(ctx, w, st, job, p); err != nil {
+	if err := d.createContainers(ctx, w, st, job, p, c); err != nil {
 		return err
 	}
 	return d.store().Save(*st)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/engine"
 )
 
@@ -82,7 +83,7 @@ func serviceAliases(image, alias string) []string {
 // startServices creates and starts every service on the job's network, then waits
 // for their exposed ports. A service that never opens them is a warning with its
 // logs, never a failure, as in the docker executor.
-func (d *Driver) startServices(ctx context.Context, w *engine.Worker, st *State, job Job, services []Image, policies func(Image) ([]string, error)) error {
+func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, st *State, job Job, services []Image, policies func(Image) ([]string, error)) error {
 	var started []engine.Service
 	var names []string
 	for i, svc := range services {
@@ -90,10 +91,11 @@ func (d *Driver) startServices(ctx context.Context, w *engine.Worker, st *State,
 		if err != nil {
 			return err
 		}
-		if err := d.ensureImage(ctx, w, svc.Name, svc.ExecutorOpts.Docker.Platform, pol, job); err != nil {
+		image, err := d.ensureImage(ctx, w, creds, svc.Name, svc.ExecutorOpts.Docker.Platform, pol)
+		if err != nil {
 			return err
 		}
-		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: svc.Name,
+		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: image,
 			Cmd: svc.Command, Entrypoint: svc.Entrypoint, User: string(svc.ExecutorOpts.Docker.User), Platform: svc.ExecutorOpts.Docker.Platform,
 			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: st.Network,
 			Aliases: serviceAliases(svc.Name, svc.Alias), Host: d.serviceHost(), Service: true})

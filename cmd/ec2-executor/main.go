@@ -16,10 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/stages"
 )
@@ -168,6 +170,9 @@ func newAWS(s settings.Settings) func(context.Context) (stages.Clients, error) {
 		if s.AWS.Endpoint != "" {
 			cfg.BaseEndpoint = aws.String(s.AWS.Endpoint)
 		}
-		return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg)}, nil
+		ecrFor := func(_ context.Context, region string) (dockerauth.ECRAPI, error) {
+			return ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.Region = region }), nil
+		}
+		return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), ECR: ecrFor}, nil
 	}
 }
