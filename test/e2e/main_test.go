@@ -54,7 +54,7 @@ func run(m *testing.M) int {
 }
 
 // secrets are used by every job; none may appear in any output.
-var secrets = []string{"job-token-e2e-9f8e7d", stack.RegistryPassword}
+var secrets = []string{"job-token-e2e-9f8e7d", stack.RegistryPassword, stack.ECRToken}
 
 func baseJob(id int) runnersim.Job {
 	return runnersim.Job{ID: id, ProjectID: 7, PipelineID: 300 + id, Name: "e2e", Image: stack.JobImage, Token: secrets[0],
@@ -70,17 +70,47 @@ func runJob(t *testing.T, job runnersim.Job, settingsFile string) runnersim.Resu
 	}
 	res := runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: settingsFile, Env: stack.Env(),
 		GracefulKillTimeout: 30 * time.Second, PrepareRetryInterval: 200 * time.Millisecond})
+	checkJob(t, res)
+	return res
+}
+
+// checkJob logs a finished job and checks no secret escaped into its output or into a
+// file the driver left readable, and that nothing of ours still runs.
+func checkJob(t *testing.T, res runnersim.Result) {
+	t.Helper()
 	t.Logf("job log:\n%s\nrunner log (cleanup):\n%s", res.Log, res.RunnerLog)
 	for _, s := range secrets {
 		if strings.Contains(res.Log, s) || strings.Contains(res.RunnerLog, s) {
 			t.Errorf("secret %q... appeared in the output", s[:4])
 		}
 	}
+	scanWrittenFiles(t, filepath.Join(st.Dir, "state"))
 	assertNoneRunning(t)
 	if failed := st.Boot.Failures(); len(failed) > 0 {
 		t.Errorf("instances that could not boot (user data rejected?): %v", failed)
 	}
-	return res
+}
+
+// scanWrittenFiles fails for any file under dir that holds a secret and is readable
+// by anyone but its owner.
+func scanWrittenFiles(t *testing.T, dir string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Mode().Perm() == 0o600 {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		for _, s := range secrets {
+			if strings.Contains(string(data), s) {
+				t.Errorf("%s (mode %v) holds a secret", path, info.Mode().Perm())
+			}
+		}
+		return nil
+	})
 }
 
 func assertNoneRunning(t *testing.T) {

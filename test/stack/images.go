@@ -205,6 +205,9 @@ func (s *Stack) pushImages(ctx context.Context) error {
 	if err := pushAs(ctx, dc, auth, HelperImage, VersionedHelperImage()); err != nil {
 		return err
 	}
+	if err := pushAs(ctx, dc, auth, JobImage, RegistryAddr+"/"+ECRRepository+":1"); err != nil {
+		return err
+	}
 	// A Docker Hub-style name that exists only in the shared dockerd (used with pull
 	// policy never, so nothing ever tries Docker Hub).
 	if err := dc.ImageTag(ctx, ServiceImage, LocalServiceImage); err != nil {

@@ -62,7 +62,7 @@ func (s *Stack) seed(ctx context.Context) error {
 	if err := s.seedIAM(ctx, iam.NewFromConfig(cfg)); err != nil {
 		return err
 	}
-	repo, err := ecr.NewFromConfig(cfg).CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("ci/job-image")})
+	repo, err := ecr.NewFromConfig(cfg).CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(ECRRepository)})
 	if err != nil {
 		return fmt.Errorf("creating ECR repository: %w", err)
 	}

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
+	"github.com/ec2-executor/ec2-executor/dockerauth"
 )
 
 // netnsPrefix names the network namespaces of workers with their own dockerd.
@@ -25,6 +27,8 @@ const netnsPrefix = "ec2x-"
 // private mount namespace, so the driver's code path is the real one.
 type privateDocker struct {
 	ns, run    string
+	dir        string
+	ecr        []nsRegistry
 	sock       string
 	daemonJSON []byte
 	procs      []*proc
@@ -38,7 +42,7 @@ const amiDaemonJSON = `{"hosts": ["unix://%[1]s/docker.sock"], "exec-root": "%[1
 func (b *Booter) startPrivateDocker(ctx context.Context, dir, id string, wc workerConfig) (*privateDocker, error) {
 	short := id[len(id)-8:]
 	// Unix socket paths are short: the sockets live under /run, the data in dir.
-	pd := &privateDocker{ns: netnsPrefix + short, run: "/run/" + netnsPrefix + short}
+	pd := &privateDocker{ns: netnsPrefix + short, run: "/run/" + netnsPrefix + short, dir: dir}
 	pd.sock = pd.run + "/docker.sock"
 	if err := pd.setup(); err != nil {
 		return pd, err
@@ -51,7 +55,16 @@ func (b *Booter) startPrivateDocker(ctx context.Context, dir, id string, wc work
 		return pd, err
 	}
 	pd.daemonJSON = merged
-	p, err := b.s.startWrapped("dockerd-"+id, nil, pd.enter(), "dockerd", "--config-file", filepath.Join(dir, "daemon.json"))
+	wrapper, err := pd.ecrRegistries(dir, b.s.Dir, wc)
+	if err != nil {
+		return pd, err
+	}
+	for _, r := range pd.ecr {
+		if err := b.startNSRegistry(ctx, pd, r.name, r.cfg, r.addr); err != nil {
+			return pd, err
+		}
+	}
+	p, err := b.s.startWrapped("dockerd-"+id, nil, append(pd.enter(), wrapper...), "dockerd", "--config-file", filepath.Join(dir, "daemon.json"))
 	if err != nil {
 		return pd, err
 	}
@@ -80,23 +93,62 @@ func (b *Booter) startNSRegistries(ctx context.Context, dir string, pd *privateD
 	authed := strings.NewReplacer("{{DATA}}", filepath.Join(b.s.Dir, "registry", "data"), "{{ADDR}}", RegistryAddr).Replace(registryConfig) +
 		strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", filepath.Join(b.s.Dir, "registry", "htpasswd"))
 	for _, r := range []struct{ name, cfg, addr string }{{"registry", authed, RegistryAddr}, {"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
-		path := filepath.Join(dir, r.name+".yml")
-		if err := os.WriteFile(path, []byte(r.cfg), 0o600); err != nil {
-			return err
-		}
-		p, err := b.s.startWrapped(pd.ns+"-"+r.name, nil, pd.enter(), "docker-registry", "serve", path)
-		if err != nil {
-			return err
-		}
-		pd.procs = append(pd.procs, p)
-		// Inside the namespace the port cannot be dialled from here: the log says when it listens.
-		log := filepath.Join(b.s.Dir, "logs", pd.ns+"-"+r.name+".log")
-		up := func() bool { b, _ := os.ReadFile(log); return strings.Contains(string(b), "listening on "+r.addr) }
-		if err := waitFor(ctx, p, 30*time.Second, r.name+" in "+pd.ns, up); err != nil {
+		if err := b.startNSRegistry(ctx, pd, r.name, r.cfg, r.addr); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (b *Booter) startNSRegistry(ctx context.Context, pd *privateDocker, name, cfg, addr string) error {
+	path := filepath.Join(pd.dir, name+".yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	p, err := b.s.startWrapped(pd.ns+"-"+name, nil, pd.enter(), "docker-registry", "serve", path)
+	if err != nil {
+		return err
+	}
+	pd.procs = append(pd.procs, p)
+	// Inside the namespace the port cannot be dialled from here: the log says when it listens.
+	log := filepath.Join(b.s.Dir, "logs", pd.ns+"-"+name+".log")
+	up := func() bool { b, _ := os.ReadFile(log); return strings.Contains(string(b), "listening on "+addr) }
+	return waitFor(ctx, p, 30*time.Second, name+" in "+pd.ns, up)
+}
+
+// nsRegistry is a registry to start inside a worker's namespace.
+type nsRegistry struct{ name, cfg, addr string }
+
+// ecrRegistries makes every ECR host the worker's daemon.json lists as an insecure
+// registry reach the stack's htpasswd registry (whose htpasswd holds moto's token):
+// the name resolves to 127.0.0.1 only in the worker dockerd's own mount namespace (a
+// private /etc/hosts), and a registry listens on 127.0.0.1:80 in its network
+// namespace. Real DNS and this machine's /etc/hosts are never involved. It returns
+// the wrapper that gives dockerd that /etc/hosts.
+func (pd *privateDocker) ecrRegistries(dir, stackDir string, wc workerConfig) ([]string, error) {
+	var frag struct {
+		Insecure []string `json:"insecure-registries"`
+	}
+	_ = json.Unmarshal([]byte(wc.Files[cloudinit.DaemonFragmentPath]), &frag)
+	var hosts []string
+	for _, h := range frag.Insecure {
+		if _, _, ok := dockerauth.ECRRegistry(h); ok {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil, nil
+	}
+	// Docker tries https://host (443, nothing listens) and then, for an insecure
+	// registry, http://host on port 80.
+	addr := "127.0.0.1:80"
+	pd.ecr = []nsRegistry{{"ecr", strings.NewReplacer("{{DATA}}", filepath.Join(stackDir, "registry", "data"), "{{ADDR}}", addr).Replace(registryConfig) +
+		strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", filepath.Join(stackDir, "registry", "htpasswd")), addr}}
+	etcHosts := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(etcHosts, []byte("127.0.0.1 localhost "+strings.Join(hosts, " ")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{"unshare", "--mount", "--propagation", "private", "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, etcHosts}, nil
 }
 
 // mergeDaemonJSON runs the merge script from the user data, as the worker's runcmd

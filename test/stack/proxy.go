@@ -3,14 +3,17 @@ package stack
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Proxy sits between a driver and moto: it counts AWS actions, can answer any of them
@@ -24,6 +27,38 @@ type Proxy struct {
 	// EC2 query (Action, InstanceType, SubnetId, ...).
 	Fault    func(action string, form url.Values, w http.ResponseWriter) bool
 	answered func(action string)
+	freshECR bool
+}
+
+// FreshECRTokens makes moto's ECR tokens (born expired in 2015) expire 12 hours from
+// now, as real ECR's do, so a token cache behaves as it would against AWS.
+func (p *Proxy) FreshECRTokens() {
+	p.mu.Lock()
+	p.freshECR = true
+	p.mu.Unlock()
+}
+
+func twelveHourTokens(resp *http.Response) error {
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("moto's GetAuthorizationToken answer is not JSON: %w", err)
+	}
+	list, _ := doc["authorizationData"].([]any)
+	for _, d := range list {
+		if m, ok := d.(map[string]any); ok {
+			m["expiresAt"] = float64(time.Now().Add(12 * time.Hour).Unix())
+		}
+	}
+	body, _ = json.Marshal(doc)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // OnAnswered sets (or clears, with nil) a hook that runs after moto answered and
@@ -44,10 +79,16 @@ func NewProxy() *Proxy {
 	p := &Proxy{counts: map[string]int{}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		p.mu.Lock()
-		hook := p.answered
+		hook, fresh := p.answered, p.freshECR
 		p.mu.Unlock()
+		action := resp.Request.Context().Value(actionKey{}).(string)
+		if fresh && action == "GetAuthorizationToken" && resp.StatusCode == http.StatusOK {
+			if err := twelveHourTokens(resp); err != nil {
+				return err
+			}
+		}
 		if hook != nil {
-			hook(resp.Request.Context().Value(actionKey{}).(string))
+			hook(action)
 		}
 		return nil
 	}

@@ -38,7 +38,14 @@ var (
 	// MirrorImage is a Docker Hub name (docker.io/library/ci-mirror-job:1). Only a
 	// worker whose daemon.json points at the stack's mirror can pull it: its dockerd
 	// has no way out of its network namespace.
-	MirrorImage    = "ci-mirror-job:1"
+	MirrorImage = "ci-mirror-job:1"
+	// ECRRepository is the repository seeded in moto's ECR; ECRImage names the job
+	// image there. Only a worker whose daemon.json lists ECRHost as an insecure
+	// registry can pull it (the stack points the name at its registry for that
+	// worker's dockerd alone).
+	ECRRepository  = "ci/job-image"
+	ECRHost        = "123456789012.dkr.ecr." + Region + ".amazonaws.com"
+	ECRImage       = ECRHost + "/" + ECRRepository + ":1"
 	mirrorUpstream = RegistryAddr + "/library/ci-mirror-job:1"
 )
 
