@@ -87,6 +87,9 @@ func ownFiles(o Options) ([]file, error) {
 	if client := o.clientConfig(); len(client) > 0 {
 		b, _ := json.MarshalIndent(client, "", "  ")
 		files = append(files, file{Path: ConfigFragmentPath, Content: string(b) + "\n", Owner: "root:root", Permissions: "0600"})
+		if o.InJobECR { // no secret in it: the helper fetches tokens when asked
+			files = append(files, file{Path: JobDockerDir + "/config.json", Content: string(b) + "\n", Owner: "root:root", Permissions: "0644"})
+		}
 	}
 	if len(files) > 0 {
 		files = append(files, file{Path: MergeJSONPath, Content: mergeJSON, Owner: "root:root", Permissions: "0755"})
@@ -104,6 +107,9 @@ func dockerCommands(w Worker, o Options) []command {
 	}
 	if len(o.daemonJSON()) > 0 {
 		cmds = append(cmds, script("apply-daemon-json", applyDaemonJSON, MergeJSONPath, DaemonFragmentPath, DaemonJSONPath))
+	}
+	if o.InJobECR {
+		cmds = append(cmds, script("copy-ecr-helper", copyECRHelper, JobECRHelper))
 	}
 	cmds = append(cmds, script("start-docker", startDocker))
 	if len(o.clientConfig()) > 0 {

@@ -8,6 +8,9 @@ type Options struct {
 	// config.json; ECRCredsStore makes "ecr-login" the credsStore for every registry.
 	ECRRegistries []string
 	ECRCredsStore bool
+	// InJobECR prepares JobDockerDir: a Docker config using the ECR helper and a copy
+	// of the helper, which the driver mounts into build containers.
+	InJobECR bool
 	// RegistryMirrors, InsecureRegistries and DaemonOptions are merged into the
 	// AMI's /etc/docker/daemon.json.
 	RegistryMirrors    []string

@@ -26,6 +26,7 @@ var worker = Worker{
 var full = Options{
 	ECRCredentialHelper: true,
 	ECRRegistries:       []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
+	InJobECR:            true,
 	RegistryMirrors:     []string{"https://mirror.internal:5000"},
 	InsecureRegistries:  []string{"10.0.0.0/8"},
 	DaemonOptions:       map[string]any{"log-driver": "json-file", "log-opts": map[string]any{"max-size": "50m"}},
@@ -108,6 +109,9 @@ func TestFullOptionsWriteValidJSONAndKeepReadinessLast(t *testing.T) {
 	var client struct{ CredHelpers map[string]string }
 	if err := json.Unmarshal([]byte(files[ConfigFragmentPath]), &client); err != nil || client.CredHelpers[full.ECRRegistries[0]] != "ecr-login" {
 		t.Fatalf("client fragment %q: %v", files[ConfigFragmentPath], err)
+	}
+	if files[JobDockerDir+"/config.json"] != files[ConfigFragmentPath] || !strings.Contains(string(b), "copy-ecr-helper") {
+		t.Fatalf("in-job ECR config or helper copy missing")
 	}
 	if files[MergeJSONPath] != mergeJSON || files["/etc/motd"] == "" || files["/etc/extra"] != "x" || d.Timezone != "Europe/Berlin" || d.Packages[0] != "jq" {
 		t.Fatalf("operator additions missing: %+v", d)

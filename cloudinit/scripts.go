@@ -10,6 +10,9 @@ const (
 	DaemonFragmentPath = "/etc/ec2-executor/daemon.json"
 	ConfigFragmentPath = "/etc/ec2-executor/docker-config.json"
 	DaemonJSONPath     = "/etc/docker/daemon.json"
+	// JobDockerDir holds the in-job Docker config and JobECRHelper the helper copy.
+	JobDockerDir = "/etc/ec2-executor/job-docker"
+	JobECRHelper = JobDockerDir + "/bin/docker-credential-ecr-login"
 )
 
 //go:embed files/merge-json.py
@@ -52,3 +55,8 @@ python3 "$1" "$2" "$home/.docker/config.json" 0600 "$3:$(id -gn "$3")" >/dev/nul
 
 // markReady writes the readiness marker, but only once Docker answers.
 const markReady = `docker info >/dev/null 2>&1 && mkdir -p "$(dirname "$1")" && date -u +%FT%TZ > "$1"`
+
+// copyECRHelper puts the installed ECR helper where the driver mounts it from.
+const copyECRHelper = `set -eu
+install -D -m 0755 "$(command -v docker-credential-ecr-login)" "$1"
+`

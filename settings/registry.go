@@ -19,6 +19,9 @@ type Registry struct {
 	DockerConfig  string    `toml:"docker_config"`
 	HelperTimeout Duration  `toml:"helper_timeout"`
 	Rewrites      []Rewrite `toml:"rewrites"`
+	// InJobECR gives the build container the worker's ECR credential helper and a
+	// Docker config using it, for `docker build`/`push` against the worker's socket.
+	InJobECR bool `toml:"in_job_ecr"`
 }
 
 // Rewrite is one ordered image-prefix rule.

@@ -114,6 +114,17 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"managed daemon key", "worker.daemon_options:", func(s *Settings) { s.Worker.DaemonOptions = map[string]any{"hosts": []string{"tcp://0.0.0.0:2375"}} }},
 		{"relative file", "worker.write_files:", func(s *Settings) { s.Worker.WriteFiles = []WriteFile{{Path: "etc/x"}} }},
 		{"negative grace", "reap.grace_period:", func(s *Settings) { s.Reap.GracePeriod = Duration{-1} }},
+		{"in-job ECR with hop limit 1", "registry.in_job_ecr: needs instance.metadata_hop_limit", func(s *Settings) {
+			s.Registry.InJobECR, s.Worker.ECRRegistries = true, []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com"}
+		}},
+		{"in-job ECR without registries", "registry.in_job_ecr: needs worker.ecr_registries", func(s *Settings) {
+			s.Registry.InJobECR, s.Instance.MetadataHopLimit = true, 2
+		}},
+		{"bad rewrite", "registry.rewrites:", func(s *Settings) { s.Registry.Rewrites = []Rewrite{{Prefix: "docker.io/", Replacement: "bad space/"}} }},
+		{"bad ecr mode", "registry.ecr:", func(s *Settings) { s.Registry.ECR = "both" }},
+		{"bad pull policy", "docker.pull_policy:", func(s *Settings) { s.Docker.PullPolicy = []string{"sometimes"} }},
+		{"bad volume", "docker.volumes:", func(s *Settings) { s.Docker.Volumes = []string{"/a:relative"} }},
+		{"bad memory", "docker.memory:", func(s *Settings) { s.Docker.Memory = "lots" }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

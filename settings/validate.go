@@ -33,6 +33,7 @@ func (s Settings) Validate() error {
 	s.Job.validate(add)
 	s.Docker.validate(add)
 	s.Registry.validate(add)
+	s.validateInJobECR(add)
 	return joinSorted(errs)
 }
 
@@ -89,5 +90,22 @@ func (j Job) validate(add func(error)) {
 func positive(add func(error), field string, d time.Duration) {
 	if d <= 0 {
 		add(problem(field, "must be a positive duration, got %s", d))
+	}
+}
+
+// validateInJobECR checks what in-job ECR access needs from other sections: the
+// helper on the worker, registries for it, and an IMDS hop limit containers can use.
+func (s Settings) validateInJobECR(add func(error)) {
+	if !s.Registry.InJobECR {
+		return
+	}
+	if s.Instance.MetadataHopLimit < 2 {
+		add(problem("registry.in_job_ecr", "needs instance.metadata_hop_limit = 2 or more, so job containers can reach the instance profile's credentials (it is %d)", s.Instance.MetadataHopLimit))
+	}
+	if !s.Worker.ECRCredentialHelper {
+		add(problem("registry.in_job_ecr", "needs worker.ecr_credential_helper = true"))
+	}
+	if len(s.Worker.ECRRegistries) == 0 && !s.Worker.ECRCredsStore {
+		add(problem("registry.in_job_ecr", "needs worker.ecr_registries (or worker.ecr_creds_store) to say which registries the helper serves"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ec2-executor/ec2-executor/cloudinit"
 	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/settings"
@@ -125,9 +126,15 @@ func (d *Driver) buildSpec(st *State, job Job, image string) engine.ContainerSpe
 	if d.Settings.Docker.DisableEntrypointOverwrite {
 		entrypoint = nil
 	}
+	env, binds := jobEnv(job), d.binds()
+	if d.Settings.Registry.InJobECR {
+		env = append(env, "DOCKER_CONFIG="+cloudinit.JobDockerDir)
+		binds = append(binds, cloudinit.JobDockerDir+":"+cloudinit.JobDockerDir+":ro",
+			cloudinit.JobECRHelper+":/usr/local/bin/docker-credential-ecr-login:ro")
+	}
 	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-build", Image: image, Entrypoint: entrypoint, User: user,
-		Env: jobEnv(job), Hostname: hostname(st.JobKey), Platform: opts.Platform, JobKey: st.JobKey,
-		Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: st.Network, Host: d.buildHost()}
+		Env: env, Hostname: hostname(st.JobKey), Platform: opts.Platform, JobKey: st.JobKey,
+		Mounts: d.mounts(st.JobKey), Binds: binds, Network: st.Network, Host: d.buildHost()}
 }
 
 // jobEnv is every job variable, as the docker executor puts them in the build

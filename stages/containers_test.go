@@ -110,3 +110,22 @@ func TestStagesGoToTheDockerExecutorsContainers(t *testing.T) {
 		}
 	}
 }
+
+func TestInJobECRMountsTheWorkersHelperAndConfig(t *testing.T) {
+	d := testDriver(t, nil)
+	st := &State{JobKey: "42-abcd", Network: "ec2x-42-abcd"}
+	if spec := d.buildSpec(st, Job{}, "img"); len(spec.Binds) != 0 || strings.Contains(strings.Join(spec.Env, " "), "DOCKER_CONFIG") {
+		t.Fatalf("in-job ECR is opt-in: %+v", spec)
+	}
+	d.Settings.Registry.InJobECR = true
+	spec := d.buildSpec(st, Job{}, "img")
+	binds := strings.Join(spec.Binds, " ")
+	if !strings.Contains(binds, "/etc/ec2-executor/job-docker:/etc/ec2-executor/job-docker:ro") ||
+		!strings.Contains(binds, ":/usr/local/bin/docker-credential-ecr-login:ro") ||
+		!strings.Contains(strings.Join(spec.Env, " "), "DOCKER_CONFIG=/etc/ec2-executor/job-docker") {
+		t.Fatalf("binds %v env %v", spec.Binds, spec.Env)
+	}
+	if h := d.helperSpec(st, Job{}, "helper"); len(h.Binds) != 0 {
+		t.Fatalf("the helper container got the ECR helper: %v", h.Binds)
+	}
+}

@@ -70,8 +70,9 @@ func spotOrder(market string) []bool {
 	return []bool{false}
 }
 
-// cloudOptions maps the [worker] settings onto cloud-init's options.
-func cloudOptions(w settings.Worker) cloudinit.Options {
+// cloudOptions maps the [worker] settings (and in-job ECR) onto cloud-init's options.
+func cloudOptions(s settings.Settings) cloudinit.Options {
+	w := s.Worker
 	files := make([]cloudinit.File, 0, len(w.WriteFiles))
 	for _, f := range w.WriteFiles {
 		files = append(files, cloudinit.File{Path: f.Path, Content: f.Content, Owner: f.Owner, Permissions: f.Permissions})
@@ -79,11 +80,11 @@ func cloudOptions(w settings.Worker) cloudinit.Options {
 	return cloudinit.Options{ECRCredentialHelper: w.ECRCredentialHelper, ECRRegistries: w.ECRRegistries,
 		ECRCredsStore: w.ECRCredsStore, RegistryMirrors: w.RegistryMirrors, InsecureRegistries: w.InsecureRegistries,
 		DaemonOptions: w.DaemonOptions, Packages: w.Packages, Runcmd: w.Runcmd, WriteFiles: files,
-		ExtraCloudConfig: w.ExtraCloudConfig}
+		ExtraCloudConfig: w.ExtraCloudConfig, InJobECR: s.Registry.InJobECR}
 }
 
 // CheckWorker renders a worker's cloud-config with placeholder keys, so config and
 // validate catch a bad extra part or an oversized document before any launch.
 func CheckWorker(s settings.Settings) ([]byte, error) {
-	return cloudinit.Render(cloudinit.Placeholder(s.SSH.User), cloudOptions(s.Worker))
+	return cloudinit.Render(cloudinit.Placeholder(s.SSH.User), cloudOptions(s))
 }

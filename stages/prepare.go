@@ -41,7 +41,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 		return err
 	}
 	userData, err := cloudinit.Render(cloudinit.Worker{User: d.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
-		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, cloudOptions(d.Settings.Worker))
+		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, cloudOptions(d.Settings))
 	if err != nil {
 		return err
 	}
