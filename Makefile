@@ -6,7 +6,7 @@ BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test unit e2e demo stack-up stack-down lint fmt
+.PHONY: build test unit e2e demo stack-up stack-down lint fmt fuzz
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
@@ -38,3 +38,11 @@ lint: ## gofmt and go vet, e2e files included
 
 fmt:
 	gofmt -w .
+
+FUZZTIME ?= 30s
+fuzz: ## run every fuzz test for FUZZTIME (their seed corpora also run in `make test`)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "$$pkg $$f"; $(GO) test $$pkg -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -131,7 +132,8 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return &json.UnmarshalTypeError{Value: "non-integer", Type: nil, Field: ""}
+		// A full UnmarshalTypeError: its Error method needs Type.
+		return &json.UnmarshalTypeError{Value: "non-integer", Type: reflect.TypeFor[int64]()}
 	}
 	*f = flexInt(n)
 	return nil

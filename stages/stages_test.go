@@ -144,3 +144,11 @@ func TestConfigPrintsOneJSONDocument(t *testing.T) {
 		t.Fatalf("config output %+v", cfg)
 	}
 }
+
+// A non-integer id once crashed the payload decoder (found by FuzzDecodeJob).
+func TestNonIntegerIDIsANamedError(t *testing.T) {
+	_, err := DecodeJob([]byte(`{"id":"forty-two","runner_info":{"timeout":"soon"}}`))
+	if err == nil || !strings.Contains(err.Error(), "field id: wrong type (non-integer)") || !strings.Contains(err.Error(), "field runner_info") {
+		t.Fatalf("got %v", err)
+	}
+}
