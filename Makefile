@@ -6,7 +6,7 @@ BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test unit e2e demo stack-up stack-down lint fmt fuzz
+.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
@@ -17,8 +17,11 @@ test: lint e2e ## every test: end to end on the local stack (which installs its 
 unit: ## offline unit tests, no AWS, Docker or network
 	$(GO) test -count=1 ./...
 
-e2e: ## end-to-end tests: the real binary, the runner simulator and the local stack
-	$(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+e2e: ## end-to-end tests: the real binary, the runner simulator and the local stack; checks docs/reliability.md
+	EC2X_RELIABILITY=check $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+reliability: ## rerun the end-to-end suite and rewrite docs/reliability.md from what it observed
+	EC2X_RELIABILITY=write $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e/
 
 demo: build ## bring the stack up, run a sample job and a failing one, stop the stack
 	$(GO) run ./test/demo $(BIN)/ec2-executor

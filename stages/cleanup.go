@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/provision"
 )
 
@@ -63,7 +62,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 }
 
 func (d *Driver) removeContainers(ctx context.Context, st State) {
-	w, err := engine.Connect(ctx, d.target(st, min(cleanupConnectDeadline, d.Settings.SSH.ConnectTimeout.Duration)), d.Log)
+	w, err := d.reconnect(ctx, st, cleanupConnectDeadline)
 	if err != nil {
 		d.Log.Warn("Could not reach the worker to remove containers; terminating it anyway", "instance_id", st.InstanceID, "error", err)
 		return

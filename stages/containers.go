@@ -33,6 +33,9 @@ type plan struct {
 
 func (d *Driver) planContainers(job Job) (plan, error) {
 	p := plan{image: d.jobImage(job)}
+	if err := checkReference(p.image, "image"); err != nil {
+		return p, err
+	}
 	if err := checkAllowed(p.image, d.Settings.Docker.AllowedImages, "image", "docker.allowed_images"); err != nil {
 		return p, err
 	}
@@ -44,6 +47,9 @@ func (d *Driver) planContainers(job Job) (plan, error) {
 		return p, err
 	}
 	for _, s := range p.services {
+		if err := checkReference(s.Name, "service"); err != nil {
+			return p, err
+		}
 		if err := checkAllowed(s.Name, d.Settings.Docker.AllowedServices, "service", "docker.allowed_services"); err != nil {
 			return p, err
 		}
@@ -52,6 +58,14 @@ func (d *Driver) planContainers(job Job) (plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// checkReference refuses a malformed image name before anything is launched.
+func checkReference(image, what string) error {
+	if _, err := dockerauth.ImagePath(image); err != nil {
+		return jobError(fmt.Errorf("%s %q is not a valid image reference", what, image))
+	}
+	return nil
 }
 
 // createContainers sets the worker up as the docker executor would for the job: the

@@ -32,7 +32,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return fmt.Errorf("opening the %s script: %w", stage, err)
 	}
 	defer script.Close()
-	w, err := engine.Connect(ctx, d.target(st, min(runConnectDeadline, d.Settings.SSH.ConnectTimeout.Duration)), d.Log)
+	w, err := d.reconnect(ctx, st, runConnectDeadline)
 	if err != nil {
 		return fmt.Errorf("reaching instance %s for stage %s: %w", st.InstanceID, stage, err)
 	}
@@ -44,7 +44,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err)
+		return d.lostWorker(ctx, st, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
 	}
 	if code != 0 {
 		return &BuildError{ExitCode: code}
@@ -66,6 +66,39 @@ func containerFor(st State, stage string) string {
 		return st.HelperContainer
 	}
 	return st.BuildContainer
+}
+
+// reconnect reaches a worker prepare already reached. After a short first try it
+// asks EC2 once whether the worker still exists, so a terminated worker fails the
+// stage at once instead of after the whole deadline.
+func (d *Driver) reconnect(ctx context.Context, st State, deadline time.Duration) (*engine.Worker, error) {
+	deadline = min(deadline, d.Settings.SSH.ConnectTimeout.Duration)
+	first := min(5*time.Second, deadline)
+	w, err := engine.Connect(ctx, d.target(st, first), d.Log)
+	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
+		return w, err
+	}
+	if lost := d.lostWorker(ctx, st, err); lost != err {
+		return nil, lost
+	}
+	return engine.Connect(ctx, d.target(st, deadline-first), d.Log)
+}
+
+// lostWorker adds what EC2 says about a worker the stage lost, so a terminated or
+// spot-interrupted worker reads as such instead of as an SSH error. It is still a
+// system failure: `retry: when: runner_system_failure` runs the job again.
+func (d *Driver) lostWorker(ctx context.Context, st State, err error) error {
+	prov, _, perr := d.provisioner(ctx)
+	if perr != nil || st.InstanceID == "" {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	inst, derr := prov.Describe(dctx, st.InstanceID)
+	if derr != nil || !inst.Gone() {
+		return err
+	}
+	return fmt.Errorf("the worker is gone: instance %s is %s (%s): %w", inst.ID, inst.State, inst.StateReason, err)
 }
 
 func (d *Driver) loadState() (State, error) {

@@ -55,6 +55,8 @@ func TestPrepareKilledAfterRunInstancesLeaksNothing(t *testing.T) {
 	}
 	d.run(second, "cleanup") // twice is fine
 	assertNoneRunning(t)
+	record(t, "fault", "prepare SIGKILLed between RunInstances and its answer, then `reap` / `cleanup`",
+		"the orphan is listed by `instances`, terminated by `reap` (and, separately, by `cleanup` from its tags)")
 }
 
 // stageDriver runs single driver stages by hand, as the runner would.

@@ -50,7 +50,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer st.Down()
-	return m.Run()
+	code := m.Run()
+	if !finishReliability() && code == 0 {
+		code = 1
+	}
+	return code
 }
 
 // secrets are used by every job; none may appear in any output.

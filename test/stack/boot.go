@@ -2,7 +2,10 @@ package stack
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
 )
@@ -33,10 +38,51 @@ type Booter struct {
 	vols   map[string][]types.Volume // its volumes then (moto deletes them on termination)
 	failed map[string]error
 	users  []string
+	// Fault knobs for the fault suite (see SetBootDelay, SetWrongHostKey).
+	delay     time.Duration
+	firstSeen map[string]time.Time
+	wrongKey  bool
+}
+
+// SetBootDelay makes instances wait d after reaching running before their sshd
+// starts, as a slow boot would.
+func (b *Booter) SetBootDelay(d time.Duration) {
+	b.mu.Lock()
+	b.delay = d
+	b.mu.Unlock()
+}
+
+// SetWrongHostKey makes instances boot with a host key other than the one in their
+// user data, as a man in the middle would present.
+func (b *Booter) SetWrongHostKey(on bool) {
+	b.mu.Lock()
+	b.wrongKey = on
+	b.mu.Unlock()
+}
+
+// StopSSHD stops a booted instance's sshd while the instance keeps running, as a
+// dropped network path would look to the driver.
+func (b *Booter) StopSSHD(id string) {
+	b.mu.Lock()
+	p := b.sshd[id]
+	b.mu.Unlock()
+	if p != nil {
+		p.stopTree()
+	}
+}
+
+// due reports whether a running instance may boot now, given the boot delay.
+func (b *Booter) due(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.firstSeen[id]; !ok {
+		b.firstSeen[id] = time.Now()
+	}
+	return time.Since(b.firstSeen[id]) >= b.delay
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, failed: map[string]error{}}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, failed: map[string]error{}}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -94,7 +140,7 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 	_, failed := b.failed[id]
 	b.mu.Unlock()
 	switch state := in.State.Name; {
-	case state == types.InstanceStateNameRunning && !booted && !failed:
+	case state == types.InstanceStateNameRunning && !booted && !failed && b.due(id):
 		if err := b.boot(ctx, in); err != nil {
 			logf("boot simulator: %s did not boot: %v", id, err)
 			b.mu.Lock()
@@ -102,7 +148,7 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 			b.mu.Unlock()
 		}
 	case (state == types.InstanceStateNameTerminated || state == types.InstanceStateNameShuttingDown) && booted && p != nil:
-		p.stop(5 * time.Second)
+		p.stopTree() // connections die with the machine
 		b.mu.Lock()
 		b.sshd[id] = nil
 		pd := b.docker[id]
@@ -242,6 +288,16 @@ print(json.dumps({"ServerURL": host, "Username": user, "Secret": secret}))
 `
 
 func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig, wrapper []string) (*proc, error) {
+	b.mu.Lock()
+	wrong := b.wrongKey
+	b.mu.Unlock()
+	if wrong {
+		key, err := otherHostKey()
+		if err != nil {
+			return nil, err
+		}
+		wc.HostKey = key
+	}
 	if err := os.WriteFile(filepath.Join(dir, "host_ed25519"), wc.HostKey, 0o600); err != nil {
 		return nil, err
 	}
@@ -322,4 +378,17 @@ func writeOwned(path string, data []byte, name string) error {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return os.Chown(path, uid, gid)
+}
+
+// otherHostKey is a fresh ed25519 host key, not the one the driver pinned.
+func otherHostKey() ([]byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "impostor")
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(block), nil
 }

@@ -83,3 +83,10 @@ func (s *Stack) CreateLaunchTemplate(ctx context.Context, name, instanceType, ta
 	})
 	return err
 }
+
+// TerminateInstance terminates an instance behind the driver's back, as an operator,
+// a spot interruption or an account clean-up would.
+func (s *Stack) TerminateInstance(ctx context.Context, id string) error {
+	_, err := s.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	return err
+}

@@ -28,6 +28,15 @@ type Proxy struct {
 	Fault    func(action string, form url.Values, w http.ResponseWriter) bool
 	answered func(action string)
 	freshECR bool
+	rewrite  func(action string, body []byte) []byte
+}
+
+// OnResponse sets (or clears) a rewrite of moto's answers, for faults moto cannot
+// produce itself (an instance that never leaves pending).
+func (p *Proxy) OnResponse(rewrite func(action string, body []byte) []byte) {
+	p.mu.Lock()
+	p.rewrite = rewrite
+	p.mu.Unlock()
 }
 
 // FreshECRTokens makes moto's ECR tokens (born expired in 2015) expire 12 hours from
@@ -79,9 +88,14 @@ func NewProxy() *Proxy {
 	p := &Proxy{counts: map[string]int{}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		p.mu.Lock()
-		hook, fresh := p.answered, p.freshECR
+		hook, fresh, rewrite := p.answered, p.freshECR, p.rewrite
 		p.mu.Unlock()
 		action := resp.Request.Context().Value(actionKey{}).(string)
+		if rewrite != nil {
+			if err := rewriteBody(resp, func(b []byte) []byte { return rewrite(action, b) }); err != nil {
+				return err
+			}
+		}
 		if fresh && action == "GetAuthorizationToken" && resp.StatusCode == http.StatusOK {
 			if err := twelveHourTokens(resp); err != nil {
 				return err
@@ -133,3 +147,16 @@ func (p *Proxy) Counts() map[string]int {
 
 // Close stops the proxy.
 func (p *Proxy) Close() { p.srv.Close() }
+
+func rewriteBody(resp *http.Response, f func([]byte) []byte) error {
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	body = f(body)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}

@@ -1,0 +1,275 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/test/runnersim"
+	"github.com/ec2-executor/ec2-executor/test/stack"
+)
+
+// saw summarizes a job's end for the reliability table: its status, failure reason
+// and the message the test checked.
+func saw(res runnersim.Result, message string) string {
+	out := res.Status
+	if res.FailureReason != "" {
+		out += " (" + res.FailureReason + ")"
+	}
+	if message != "" {
+		out += `: "` + message + `"`
+	}
+	return out
+}
+
+// failN answers the first n requests for action with an EC2 error.
+func failN(n int32, action string, status int, code string) func(string, url.Values, http.ResponseWriter) bool {
+	var left atomic.Int32
+	left.Store(n)
+	return func(a string, _ url.Values, w http.ResponseWriter) bool {
+		if a != action || left.Add(-1) < 0 {
+			return false
+		}
+		stack.EC2Error(w, status, code, code+" (injected by the fault proxy)")
+		return true
+	}
+}
+
+func TestFaultThrottlingIsRetriedWithBackoff(t *testing.T) {
+	proxy := stack.NewProxy()
+	defer proxy.Close()
+	proxy.Fault = failN(3, "DescribeInstances", http.StatusServiceUnavailable, "RequestLimitExceeded")
+	job := baseJob(6001)
+	job.Script = []string{"echo survived throttling"}
+	res := runJob(t, job, settingsFile(t, "throttle.toml", proxy.URL, nil))
+	contains(t, res.Log, "survived throttling", "Job succeeded")
+	record(t, "fault", "EC2 throttling: 3 × `RequestLimitExceeded` on DescribeInstances", saw(res, ""))
+}
+
+func TestFaultServerErrorIsRetried(t *testing.T) {
+	proxy := stack.NewProxy()
+	defer proxy.Close()
+	proxy.Fault = failN(1, "RunInstances", http.StatusInternalServerError, "InternalError")
+	job := baseJob(6002)
+	job.Script = []string{"echo survived a 500"}
+	res := runJob(t, job, settingsFile(t, "5xx.toml", proxy.URL, nil))
+	contains(t, res.Log, "survived a 500", "Job succeeded")
+	if n := proxy.Counts()["RunInstances"]; n != 2 {
+		t.Errorf("RunInstances called %d times, want 2 (one retry)", n)
+	}
+	record(t, "fault", "EC2 HTTP 500 `InternalError` on RunInstances", saw(res, ""))
+}
+
+func TestFaultNoCapacityAnywhere(t *testing.T) {
+	proxy := stack.NewProxy()
+	defer proxy.Close()
+	proxy.Fault = failN(1000, "RunInstances", http.StatusInternalServerError, "InsufficientInstanceCapacity")
+	job := baseJob(6003)
+	res := runJob(t, job, settingsFile(t, "nocap.toml", proxy.URL, func(s *settings.Settings) {
+		s.Instance.SubnetIDs = []string{st.Seed.Subnet, st.Seed.Subnet2}
+	}))
+	msg := "no capacity for any choice"
+	contains(t, res.Log, msg)
+	if res.FailureReason != "runner_system_failure" {
+		t.Errorf("got %s", res.FailureReason)
+	}
+	record(t, "fault", "`InsufficientInstanceCapacity` for every type and subnet", saw(res, msg))
+}
+
+func TestFaultInstanceNeverRuns(t *testing.T) {
+	proxy := stack.NewProxy()
+	defer proxy.Close()
+	proxy.OnResponse(func(action string, body []byte) []byte {
+		if action != "DescribeInstances" {
+			return body
+		}
+		body = bytes.ReplaceAll(body, []byte("<code>16</code>"), []byte("<code>0</code>"))
+		return bytes.ReplaceAll(body, []byte("<name>running</name>"), []byte("<name>pending</name>"))
+	})
+	job := baseJob(6004)
+	res := runJob(t, job, settingsFile(t, "pending.toml", proxy.URL, func(s *settings.Settings) {
+		s.Instance.LaunchTimeout = settings.Duration{Duration: 2 * time.Second}
+	}))
+	msg := "to run: exceeded max wait time"
+	contains(t, res.Log, msg, "after a failed launch")
+	record(t, "fault", "instance never leaves `pending` (launch_timeout 2s)", saw(res, msg))
+}
+
+func TestFaultInstanceTerminatedUnderARunningJob(t *testing.T) {
+	job := baseJob(6005)
+	job.Script = []string{"echo started", "sleep 30"}
+	var id atomic.Value
+	go func() { // terminate the worker once the script runs
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "6005")
+			for _, in := range insts {
+				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok && id.Load() == nil {
+					time.Sleep(3 * time.Second)
+					id.Store(aws.ToString(in.InstanceId))
+					_ = st.TerminateInstance(t.Context(), aws.ToString(in.InstanceId))
+					return
+				}
+			}
+		}
+	}()
+	res := runJob(t, job, "")
+	msg := "the worker is gone: instance " + id.Load().(string) + " is terminated"
+	contains(t, res.Log, msg)
+	if res.FailureReason != "runner_system_failure" {
+		t.Errorf("got %s, want a system failure", res.FailureReason)
+	}
+	record(t, "fault", "instance terminated underneath `build_script`", saw(res, "the worker is gone: instance i-… is terminated (…)"))
+}
+
+func TestFaultSSHNotUpYet(t *testing.T) {
+	st.Boot.SetBootDelay(3 * time.Second)
+	defer st.Boot.SetBootDelay(0)
+	job := baseJob(6006)
+	job.Script = []string{"echo waited for sshd"}
+	res := runJob(t, job, "")
+	contains(t, res.Log, "waited for sshd", "Job succeeded")
+	record(t, "fault", "sshd starts 3 s after the instance runs", saw(res, ""))
+}
+
+func TestFaultWrongHostKey(t *testing.T) {
+	st.Boot.SetWrongHostKey(true)
+	defer st.Boot.SetWrongHostKey(false)
+	job := baseJob(6007)
+	res := runJob(t, job, "")
+	msg := "worker presented an unexpected SSH host key"
+	contains(t, res.Log, msg, "after a failed launch")
+	if res.FailureReason != "runner_system_failure" {
+		t.Errorf("got %s", res.FailureReason)
+	}
+	record(t, "fault", "worker presents a host key other than the pinned one", saw(res, msg))
+}
+
+func TestFaultConnectionDroppedMidScript(t *testing.T) {
+	job := baseJob(6008)
+	job.Script = []string{"echo started", "sleep 30"}
+	go func() {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "6008")
+			for _, in := range insts {
+				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok {
+					time.Sleep(3 * time.Second)
+					st.Boot.StopSSHD(aws.ToString(in.InstanceId))
+					return
+				}
+			}
+		}
+	}()
+	res := runJob(t, job, "")
+	msg := "running stage build_script on instance"
+	contains(t, res.Log, msg)
+	if res.FailureReason != "runner_system_failure" {
+		t.Errorf("got %s, want a system failure", res.FailureReason)
+	}
+	record(t, "fault", "the worker's sshd dies during `build_script`", saw(res, msg+" i-…: …"))
+}
+
+func TestFaultSIGKILLAfterTheGracefulTimeout(t *testing.T) {
+	job := baseJob(6009)
+	job.Script = []string{"echo started", "sleep 30"}
+	job.CancelAfter = 3 * time.Second
+	res := runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: st.SettingsFile, Env: stack.Env(),
+		GracefulKillTimeout: time.Millisecond, PrepareRetryInterval: 200 * time.Millisecond})
+	checkJob(t, res)
+	killed := false
+	for _, c := range res.Calls {
+		killed = killed || c.Killed
+	}
+	if !killed || res.Status != "canceled" {
+		t.Errorf("killed %v, status %s", killed, res.Status)
+	}
+	record(t, "fault", "cancel, then SIGKILL 1 ms after SIGTERM during `build_script`", saw(res, ""))
+}
+
+func TestFaultJobTimeout(t *testing.T) {
+	job := baseJob(6010)
+	job.Script = []string{"sleep 30"}
+	job.Timeout = 8 * time.Second
+	res := runJob(t, job, "")
+	if res.FailureReason != "job_execution_timeout" {
+		t.Errorf("got %s", res.FailureReason)
+	}
+	record(t, "fault", "job timeout during `build_script`", saw(res, ""))
+}
+
+func TestFaultPullFailure(t *testing.T) {
+	job := baseJob(6011)
+	job.Image = stack.RegistryAddr + "/ci/does-not-exist:1"
+	res := runJob(t, job, "")
+	msg := "manifest unknown"
+	contains(t, res.Log, msg)
+	record(t, "fault", "job image missing from the registry", saw(res, msg))
+}
+
+func TestBadInputs(t *testing.T) {
+	cases := []struct {
+		name, settingsTOML string
+		settings           func(*settings.Settings)
+		edit               func(*runnersim.Job)
+		msg, reason        string
+	}{
+		{name: "settings: unknown key `[paint] colour`", settingsTOML: "\n[paint]\ncolour = \"blue\"\n", msg: "unknown key(s): paint.colour", reason: "runner_system_failure"},
+		{name: "settings: table defined twice (`[ssh]`)", settingsTOML: "\n[ssh]\nport = 2222\n", msg: "Key 'ssh' has already been defined", reason: "runner_system_failure"},
+		{name: "settings: impossible combination (`spot_max_price` with on-demand)", settings: func(s *settings.Settings) { s.Instance.SpotMaxPrice = "0.05" },
+			msg: `instance.spot_max_price: is set but instance.market is "on-demand"`, reason: "runner_system_failure"},
+		{name: "JOB_RESPONSE_FILE with a wrong type (`\"id\": {}`)", edit: func(j *runnersim.Job) {
+			j.EditPayload = func(p map[string]any) { p["id"] = map[string]any{} }
+		}, msg: "field id: wrong type (non-integer)", reason: "runner_system_failure"},
+		{name: "image name that is not a reference", edit: func(j *runnersim.Job) { j.Image = "Not A Valid Image" },
+			msg: `image "Not A Valid Image" is not a valid image reference`, reason: "script_failure"},
+		{name: "service name that is not a reference", edit: func(j *runnersim.Job) {
+			j.Services = []runnersim.Service{{Name: "bad::name"}}
+		}, msg: `service "bad::name" is not a valid image reference`, reason: "script_failure"},
+		{name: "malformed `DOCKER_AUTH_CONFIG` (next source used)", edit: func(j *runnersim.Job) {
+			j.Variables = []runnersim.Variable{{Key: "DOCKER_AUTH_CONFIG", Value: `{"auths":{"x":`}}
+			j.Script = []string{"true"}
+		}, msg: "DOCKER_AUTH_CONFIG is not valid JSON", reason: ""},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			proxy := stack.NewProxy()
+			defer proxy.Close()
+			cfg := settingsFile(t, "bad-input.toml", proxy.URL, c.settings)
+			if c.settingsTOML != "" {
+				appendTo(t, cfg, c.settingsTOML)
+			}
+			job := baseJob(6100 + i)
+			if c.edit != nil {
+				c.edit(&job)
+			}
+			res := runJob(t, job, cfg)
+			contains(t, res.Log, c.msg)
+			if res.FailureReason != c.reason {
+				t.Errorf("failure reason %q, want %q", res.FailureReason, c.reason)
+			}
+			if launched := proxy.Counts()["RunInstances"]; c.reason != "" && launched != 0 && !strings.Contains(c.name, "JOB_RESPONSE") {
+				t.Errorf("%d instances launched for input refused before launch", launched)
+			}
+			record(t, "bad input", c.name, saw(res, c.msg))
+		})
+	}
+}
+
+func TestBadStateFiles(t *testing.T) {
+	cfg := settingsFile(t, "bad-state.toml", stack.MotoURL, func(s *settings.Settings) { s.StateDir = t.TempDir() })
+	d := stageDriver{t: t, cfg: cfg}
+	out, err := d.command("6200-0000cccc", "run", "/dev/null", "build_script").CombinedOutput()
+	msg := "no job state for job 6200-0000cccc"
+	if err == nil || !strings.Contains(string(out), msg) {
+		t.Errorf("run without state: %v\n%s", err, out)
+	}
+	record(t, "bad input", "state file missing at `run`", "system failure: \""+msg+" (looked for …)\"")
+}
