@@ -35,7 +35,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if perr != nil {
 		return perr
 	}
-	if st.InstanceID != "" && st.Address != "" && st.BuildContainer != "" {
+	if st.InstanceID != "" && st.Address != "" { // by label: a prepare killed mid-way may not have saved their ids
 		d.removeContainers(ctx, st)
 	}
 	ids := map[string]bool{}

@@ -228,6 +228,11 @@ func TestBadInputs(t *testing.T) {
 		{name: "JOB_RESPONSE_FILE with a wrong type (`\"id\": {}`)", edit: func(j *runnersim.Job) {
 			j.EditPayload = func(p map[string]any) { p["id"] = map[string]any{} }
 		}, msg: "field id: wrong type (non-integer)", reason: "runner_system_failure"},
+		{name: "settings: wrong type (`ssh.port = \"twenty-two\"`)", settings: func(s *settings.Settings) { s.SSH.Port = -2222 },
+			msg: "ssh.port", reason: "runner_system_failure"},
+		{name: "JOB_RESPONSE_FILE truncated", edit: func(j *runnersim.Job) {
+			j.EditRaw = func(b []byte) []byte { return b[:len(b)/2] }
+		}, msg: "not a JSON object (truncated)", reason: "runner_system_failure"},
 		{name: "image name that is not a reference", edit: func(j *runnersim.Job) { j.Image = "Not A Valid Image" },
 			msg: `image "Not A Valid Image" is not a valid image reference`, reason: "script_failure"},
 		{name: "service name that is not a reference", edit: func(j *runnersim.Job) {
@@ -245,6 +250,9 @@ func TestBadInputs(t *testing.T) {
 			cfg := settingsFile(t, "bad-input.toml", proxy.URL, c.settings)
 			if c.settingsTOML != "" {
 				appendTo(t, cfg, c.settingsTOML)
+			}
+			if strings.Contains(c.name, "twenty-two") { // a string where TOML wants an integer
+				replaceIn(t, cfg, "port = -2222", `port = "twenty-two"`)
 			}
 			job := baseJob(6100 + i)
 			if c.edit != nil {

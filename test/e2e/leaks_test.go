@@ -6,13 +6,18 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
 
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/test/runnersim"
@@ -139,4 +144,88 @@ func (d stageDriver) state(id string) types.InstanceStateName {
 		}
 	}
 	return ""
+}
+
+// TestPrepareKilledLaterLeavesNothingAfterCleanup kills prepare with SIGKILL while it
+// waits for the worker's sshd, and once the job's containers exist; the runner's
+// cleanup then leaves no instance and no container.
+func TestPrepareKilledLaterLeavesNothingAfterCleanup(t *testing.T) {
+	state := t.TempDir()
+	cfg := settingsFile(t, "killed-later.toml", stack.MotoURL, func(s *settings.Settings) {
+		s.StateDir = state
+		s.Reap.FromCleanup = false
+	})
+	d := stageDriver{t: t, cfg: cfg}
+	stateHasInstance := func(key string) func() bool {
+		return func() bool {
+			b, _ := os.ReadFile(filepath.Join(state, "jobs", key+".json"))
+			return bytes.Contains(b, []byte(`"instance_id"`))
+		}
+	}
+	containersExist := func(key string) func() bool {
+		return func() bool { return len(jobContainers(t, key)) >= 2 } // helper and build
+	}
+	st.Boot.SetBootDelay(5 * time.Second)
+	waiting := fmt.Sprintf("3103-%08x", rand.Uint32())
+	d.killPrepareWhen(waiting, stateHasInstance(waiting))
+	st.Boot.SetBootDelay(0)
+	d.run(waiting, "cleanup")
+	assertNoneRunning(t)
+	record(t, "fault", "prepare SIGKILLed while waiting for the worker's sshd, then `cleanup`", "instance terminated by `cleanup` from the saved state")
+
+	built := fmt.Sprintf("3104-%08x", rand.Uint32())
+	d.killPrepareWhen(built, containersExist(built))
+	d.run(built, "cleanup")
+	assertNoneRunning(t)
+	if left := jobContainers(t, built); len(left) != 0 {
+		t.Errorf("containers left after cleanup: %v", left)
+	}
+	record(t, "fault", "prepare SIGKILLed after the job's containers exist, then `cleanup`", "containers removed and instance terminated by `cleanup`")
+
+	corrupt := fmt.Sprintf("3105-%08x", rand.Uint32())
+	d.killPrepareWhen(corrupt, stateHasInstance(corrupt))
+	if err := os.WriteFile(filepath.Join(state, "jobs", corrupt+".json"), []byte(`{"job_key": "`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := d.run(corrupt, "cleanup"); !strings.Contains(out, "Job state unreadable; finding the instance by its tags") {
+		t.Errorf("cleanup with corrupt state:\n%s", out)
+	}
+	assertNoneRunning(t)
+	record(t, "bad input", "state file corrupt at `cleanup` (after a killed prepare)", "warning \"Job state unreadable; finding the instance by its tags\", instance terminated")
+}
+
+// killPrepareWhen starts prepare and SIGKILLs it as soon as ready reports true.
+func (d stageDriver) killPrepareWhen(key string, ready func() bool) {
+	d.t.Helper()
+	cmd := d.command(key, "prepare")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for deadline := time.Now().Add(60 * time.Second); !ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("prepare never got there:\n%s", out.String())
+		}
+	}
+}
+
+// jobContainers lists the containers labelled with a job key on the shared dockerd.
+func jobContainers(t *testing.T, key string) []string {
+	t.Helper()
+	dc, err := client.NewClientWithOpts(client.WithHost("unix:///var/run/docker.sock"), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	cs, err := dc.ContainerList(t.Context(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.ec2-executor.job="+key))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Names...)
+	}
+	return names
 }

@@ -170,3 +170,14 @@ func assertStages(t *testing.T, res runnersim.Result, want string) {
 		t.Errorf("stages %q, want %q", got, want)
 	}
 }
+
+func replaceIn(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), old) {
+		t.Fatalf("%s lacks %q (%v)", path, old, err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -147,6 +147,7 @@ func TestOverrideOutsideTheAllowListFailsBeforeAnyEC2Call(t *testing.T) {
 	if counts := proxy.Counts(); len(counts) != 0 {
 		t.Errorf("AWS was called: %v", counts)
 	}
+	record(t, "bad input", "CI variable override outside the allow-list", saw(res, "CI variable EC2_EXECUTOR_INSTANCE_TYPE=\"p5.48xlarge\" is not allowed: …")+", zero AWS calls")
 }
 
 // TestHappyPathEC2CallBudget reports the AWS calls one job costs (the README quotes it).

@@ -26,8 +26,10 @@ type Job struct {
 	// build_script starts (the UI's cancel button).
 	Timeout     time.Duration
 	CancelAfter time.Duration
-	// EditPayload may rewrite the payload before it is written (bad-input tests).
+	// EditPayload may rewrite the payload before it is written, and EditRaw its
+	// bytes (bad-input tests).
 	EditPayload func(map[string]any)
+	EditRaw     func([]byte) []byte
 	// ImageEntrypoint, ImageUser and ImagePullPolicy are the image's options.
 	ImageEntrypoint []string
 	ImageUser       string
@@ -83,7 +85,11 @@ func (j Job) payload() ([]byte, error) {
 	if j.EditPayload != nil {
 		j.EditPayload(p)
 	}
-	return json.Marshal(p)
+	b, err := json.Marshal(p)
+	if err == nil && j.EditRaw != nil {
+		b = j.EditRaw(b)
+	}
+	return b, err
 }
 
 func (j Job) imagePayload() map[string]any {
