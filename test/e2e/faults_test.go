@@ -281,3 +281,54 @@ func TestBadStateFiles(t *testing.T) {
 	}
 	record(t, "bad input", "state file missing at `run`", "system failure: \""+msg+" (looked for …)\"")
 }
+
+func TestFaultDockerDaemonDiesDuringTheScript(t *testing.T) {
+	cfg := settingsFile(t, "daemon-dies.toml", stack.MotoURL, func(s *settings.Settings) {
+		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2} // the worker gets its own dockerd
+	})
+	job := baseJob(6012)
+	job.Script = []string{"echo started", "sleep 30"}
+	go func() {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "6012")
+			for _, in := range insts {
+				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok {
+					time.Sleep(4 * time.Second)
+					st.Boot.StopDockerd(aws.ToString(in.InstanceId))
+					return
+				}
+			}
+		}
+	}()
+	res := runJob(t, job, cfg)
+	msg := "running stage build_script on instance"
+	contains(t, res.Log, "started", msg)
+	if res.FailureReason != "runner_system_failure" {
+		t.Errorf("got %s, want a system failure", res.FailureReason)
+	}
+	record(t, "fault", "the worker's Docker daemon dies during `build_script`", saw(res, msg+" i-…: …"))
+}
+
+func TestFaultJobContainerExitsBeforeReadingItsScript(t *testing.T) {
+	job := baseJob(6013)
+	job.ImageEntrypoint = []string{"/bin/sh", "-c", "exit 3"}
+	job.Script = []string{"echo never runs"}
+	res := runJob(t, job, "")
+	if res.FailureReason != "script_failure" || res.ExitCode != 3 || strings.Contains(res.Log, "\nnever runs") {
+		t.Errorf("got %s exit %d", res.FailureReason, res.ExitCode)
+	}
+	record(t, "fault", "the job container exits before reading its script (entrypoint `exit 3`)", saw(res, "")+", exit code 3")
+}
+
+func TestFaultTimeoutDuringPrepare(t *testing.T) {
+	st.Boot.SetBootDelay(15 * time.Second)
+	defer st.Boot.SetBootDelay(0)
+	job := baseJob(6014)
+	job.Timeout = 4 * time.Second
+	res := runJob(t, job, "")
+	if res.Status == "success" {
+		t.Fatal("a job whose worker never answered succeeded")
+	}
+	contains(t, res.Log, "after a failed launch")
+	record(t, "fault", "job timeout while prepare waits for the worker's sshd", saw(res, "")+", prepare terminated its instance")
+}

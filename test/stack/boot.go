@@ -71,6 +71,24 @@ func (b *Booter) StopSSHD(id string) {
 	}
 }
 
+// StopDockerd kills the dockerd of a worker booted with its own (its daemon going
+// away under a job).
+func (b *Booter) StopDockerd(id string) bool {
+	b.mu.Lock()
+	pd := b.docker[id]
+	b.mu.Unlock()
+	if pd == nil || pd.dockerd == nil {
+		return false
+	}
+	// Only the daemon dies; containerd and the containers live on, as they would. The
+	// worker's termination stops them (they are remembered now, before they are
+	// reparented).
+	pd.orphans = descendants(pd.dockerd.cmd.Process.Pid)
+	_ = pd.dockerd.cmd.Process.Kill()
+	<-pd.dockerd.done
+	return true
+}
+
 // due reports whether a running instance may boot now, given the boot delay.
 func (b *Booter) due(id string) bool {
 	b.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -32,6 +33,8 @@ type privateDocker struct {
 	sock       string
 	daemonJSON []byte
 	procs      []*proc
+	dockerd    *proc
+	orphans    []int // what a killed dockerd left running
 }
 
 // amiDaemonJSON is what the "AMI" already has in /etc/docker/daemon.json; the
@@ -68,7 +71,7 @@ func (b *Booter) startPrivateDocker(ctx context.Context, dir, id string, wc work
 	if err != nil {
 		return pd, err
 	}
-	pd.procs = append(pd.procs, p)
+	pd.procs, pd.dockerd = append(pd.procs, p), p
 	return pd, waitFor(ctx, p, 60*time.Second, "the worker's dockerd", func() bool { return dockerPings(ctx, pd.sock) })
 }
 
@@ -194,6 +197,9 @@ func (pd *privateDocker) sshdWrapper() []string {
 
 // stop stops the worker's processes (sshd is stopped by the caller) and namespace.
 func (pd *privateDocker) stop() {
+	for _, pid := range pd.orphans {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	for i := len(pd.procs) - 1; i >= 0; i-- {
 		pd.procs[i].stop(15 * time.Second)
 	}
