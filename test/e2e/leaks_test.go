@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +231,42 @@ func jobContainers(t *testing.T, key string) []string {
 		names = append(names, c.Names...)
 	}
 	return names
+}
+
+// TestPrepareKilledBeforeLaunchLeavesNothing kills prepare while its RunInstances is
+// in flight and never reaches EC2: nothing exists, and cleanup still succeeds.
+func TestPrepareKilledBeforeLaunchLeavesNothing(t *testing.T) {
+	proxy := stack.NewProxy()
+	defer proxy.Close()
+	seen, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	proxy.Fault = func(action string, _ url.Values, w http.ResponseWriter) bool {
+		if action != "RunInstances" {
+			return false
+		}
+		once.Do(func() { close(seen) })
+		<-release
+		stack.EC2Error(w, http.StatusInternalServerError, "InternalError", "the caller is gone")
+		return true
+	}
+	cfg := settingsFile(t, "killed-before.toml", proxy.URL, func(s *settings.Settings) {
+		s.StateDir = t.TempDir()
+		s.Reap.FromCleanup = false
+	})
+	d := stageDriver{t: t, cfg: cfg}
+	key := fmt.Sprintf("3106-%08x", rand.Uint32())
+	d.killPrepareWhen(key, func() bool {
+		select {
+		case <-seen:
+			return true
+		default:
+			return false
+		}
+	})
+	close(release)
+	d.run(key, "cleanup")
+	if insts, err := st.InstancesByTag(t.Context(), "ec2-executor:job-key", key); err != nil || len(insts) != 0 {
+		t.Errorf("instances for a prepare killed before launch: %d (%v)", len(insts), err)
+	}
+	record(t, "fault", "prepare SIGKILLed before RunInstances reaches EC2, then `cleanup`", "no instance exists; `cleanup` succeeds")
 }
