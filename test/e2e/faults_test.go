@@ -44,6 +44,23 @@ func failN(n int32, action string, status int, code string) func(string, url.Val
 	}
 }
 
+// afterBoot runs fault on the job's instance, in the background, wait after it booted
+// (by then the job's script is running).
+func afterBoot(t *testing.T, jobID string, wait time.Duration, fault func(id string)) {
+	go func() {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", jobID)
+			for _, in := range insts {
+				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok {
+					time.Sleep(wait)
+					fault(aws.ToString(in.InstanceId))
+					return
+				}
+			}
+		}
+	}()
+}
+
 func TestFaultThrottlingIsRetriedWithBackoff(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
@@ -108,19 +125,10 @@ func TestFaultInstanceTerminatedUnderARunningJob(t *testing.T) {
 	job := baseJob(6005)
 	job.Script = []string{"echo started", "sleep 30"}
 	var id atomic.Value
-	go func() { // terminate the worker once the script runs
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "6005")
-			for _, in := range insts {
-				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok && id.Load() == nil {
-					time.Sleep(3 * time.Second)
-					id.Store(aws.ToString(in.InstanceId))
-					_ = st.TerminateInstance(t.Context(), aws.ToString(in.InstanceId))
-					return
-				}
-			}
-		}
-	}()
+	afterBoot(t, "6005", 3*time.Second, func(instance string) {
+		id.Store(instance)
+		_ = st.TerminateInstance(t.Context(), instance)
+	})
 	res := runJob(t, job, "")
 	msg := "the worker is gone: instance " + id.Load().(string) + " is terminated"
 	contains(t, res.Log, msg)
@@ -156,18 +164,7 @@ func TestFaultWrongHostKey(t *testing.T) {
 func TestFaultConnectionDroppedMidScript(t *testing.T) {
 	job := baseJob(6008)
 	job.Script = []string{"echo started", "sleep 30"}
-	go func() {
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "6008")
-			for _, in := range insts {
-				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok {
-					time.Sleep(3 * time.Second)
-					st.Boot.StopSSHD(aws.ToString(in.InstanceId))
-					return
-				}
-			}
-		}
-	}()
+	afterBoot(t, "6008", 3*time.Second, st.Boot.StopSSHD)
 	res := runJob(t, job, "")
 	msg := "running stage build_script on instance"
 	contains(t, res.Log, msg)
@@ -288,18 +285,7 @@ func TestFaultDockerDaemonDiesDuringTheScript(t *testing.T) {
 	})
 	job := baseJob(6012)
 	job.Script = []string{"echo started", "sleep 30"}
-	go func() {
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "6012")
-			for _, in := range insts {
-				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok {
-					time.Sleep(4 * time.Second)
-					st.Boot.StopDockerd(aws.ToString(in.InstanceId))
-					return
-				}
-			}
-		}
-	}()
+	afterBoot(t, "6012", 4*time.Second, func(id string) { st.Boot.StopDockerd(id) })
 	res := runJob(t, job, cfg)
 	msg := "running stage build_script on instance"
 	contains(t, res.Log, "started", msg)
