@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Exec runs command on the worker as the SSH user with stdin, and returns its stdout.
@@ -33,8 +34,6 @@ func (w *Worker) Exec(ctx context.Context, command string, stdin io.Reader) ([]b
 }
 
 func firstWord(s string) string {
-	if i := bytes.IndexByte([]byte(s), ' '); i >= 0 {
-		return s[:i]
-	}
-	return s
+	word, _, _ := strings.Cut(s, " ")
+	return word
 }

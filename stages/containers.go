@@ -29,6 +29,8 @@ type plan struct {
 	image    string
 	policies []string
 	services []Image
+	// servicePolicies[i] are services[i]'s pull policies.
+	servicePolicies [][]string
 }
 
 func (d *Driver) planContainers(job Job) (plan, error) {
@@ -53,9 +55,11 @@ func (d *Driver) planContainers(job Job) (plan, error) {
 		if err := checkAllowed(s.Name, d.Settings.Docker.AllowedServices, "service", "docker.allowed_services"); err != nil {
 			return p, err
 		}
-		if _, err := pullPolicies(s.PullPolicy, d.Settings.Docker); err != nil {
+		pol, err := pullPolicies(s.PullPolicy, d.Settings.Docker)
+		if err != nil {
 			return p, err
 		}
+		p.servicePolicies = append(p.servicePolicies, pol)
 	}
 	return p, nil
 }
@@ -90,8 +94,7 @@ func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *Sta
 			return err
 		}
 	}
-	servicePolicies := func(s Image) ([]string, error) { return pullPolicies(s.PullPolicy, d.Settings.Docker) }
-	if err := d.startServices(ctx, w, creds, st, job, p.services, servicePolicies); err != nil {
+	if err := d.startServices(ctx, w, creds, st, job, p); err != nil {
 		return err
 	}
 	if st.HelperContainer, err = w.CreateContainer(ctx, d.helperSpec(st, job, helper)); err != nil {
@@ -171,7 +174,7 @@ func (d *Driver) mounts(key string) []engine.Mount {
 		{Volume: "ec2x-" + key + "-cache", Target: d.Settings.Job.CacheDir},
 	}
 	for n, v := range d.Settings.Docker.Volumes {
-		if !containsColon(v) {
+		if !strings.Contains(v, ":") {
 			m = append(m, engine.Mount{Volume: fmt.Sprintf("ec2x-%s-vol-%d", key, n), Target: v})
 		}
 	}
@@ -182,14 +185,12 @@ func (d *Driver) mounts(key string) []engine.Mount {
 func (d *Driver) binds() []string {
 	var b []string
 	for _, v := range d.Settings.Docker.Volumes {
-		if containsColon(v) {
+		if strings.Contains(v, ":") {
 			b = append(b, v)
 		}
 	}
 	return b
 }
-
-func containsColon(s string) bool { return strings.Contains(s, ":") }
 
 func (d *Driver) buildHost() engine.HostOptions {
 	o := d.Settings.Docker

@@ -22,8 +22,8 @@ const ecrTokenMargin = 30 * time.Minute
 // ECR tokens as the settings choose.
 func (d *Driver) credentials(ctx context.Context, c Clients, w *engine.Worker, job Job) *dockerauth.Resolver {
 	var creds []dockerauth.Credential
-	for _, c := range job.RegistryCredentials() {
-		creds = append(creds, dockerauth.Credential{Key: c.URL, Username: c.Username, Password: c.Password})
+	for _, rc := range job.RegistryCredentials() {
+		creds = append(creds, dockerauth.Credential{Key: rc.URL, Username: rc.Username, Password: rc.Password})
 	}
 	path, config := d.managerDockerConfig()
 	r := dockerauth.NewResolver(ctx, dockerauth.Sources{

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/provision"
@@ -129,13 +130,6 @@ func (d *Driver) reapIfDue(ctx context.Context) {
 type logWriter struct{ d *Driver }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.d.Log.Info("Reaper " + string(trimNewline(p)))
+	w.d.Log.Info("Reaper " + strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	if n := len(p); n > 0 && p[n-1] == '\n' {
-		return p[:n-1]
-	}
-	return p
 }

@@ -83,22 +83,19 @@ func serviceAliases(image, alias string) []string {
 // startServices creates and starts every service on the job's network, then waits
 // for their exposed ports. A service that never opens them is a warning with its
 // logs, never a failure, as in the docker executor.
-func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, st *State, job Job, services []Image, policies func(Image) ([]string, error)) error {
+func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, st *State, job Job, p plan) error {
 	var started []engine.Service
 	var names []string
-	for i, svc := range services {
-		pol, err := policies(svc)
+	for i, svc := range p.services {
+		image, err := d.ensureImage(ctx, w, creds, svc.Name, svc.ExecutorOpts.Docker.Platform, p.servicePolicies[i])
 		if err != nil {
 			return err
 		}
-		image, err := d.ensureImage(ctx, w, creds, svc.Name, svc.ExecutorOpts.Docker.Platform, pol)
-		if err != nil {
-			return err
-		}
+		aliases := serviceAliases(svc.Name, svc.Alias)
 		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: image,
 			Cmd: svc.Command, Entrypoint: svc.Entrypoint, User: string(svc.ExecutorOpts.Docker.User), Platform: svc.ExecutorOpts.Docker.Platform,
 			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: st.Network,
-			Aliases: serviceAliases(svc.Name, svc.Alias), Host: d.serviceHost(), Service: true})
+			Aliases: aliases, Host: d.serviceHost(), Service: true})
 		if err != nil {
 			return err
 		}
@@ -106,7 +103,7 @@ func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *doc
 		if err != nil {
 			return err
 		}
-		d.Log.Info("Started service "+svc.Name+" as "+strings.Join(serviceAliases(svc.Name, svc.Alias), ", "), "container", id[:12])
+		d.Log.Info("Started service "+svc.Name+" as "+strings.Join(aliases, ", "), "container", id[:12])
 		started, names = append(started, s), append(names, svc.Name)
 	}
 	for i, s := range started {

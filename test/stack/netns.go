@@ -90,11 +90,10 @@ func (pd *privateDocker) enter() []string { return []string{"nsenter", "--net=/r
 // 127.0.0.1:5000 (the helper image comes from there), an unauthenticated view of its
 // storage on 127.0.0.1:5002 and a pull-through mirror of that on 127.0.0.1:5001 (a proxy registry panics if its upstream is not up: wait first).
 func (b *Booter) startNSRegistries(ctx context.Context, dir string, pd *privateDocker) error {
-	open := strings.NewReplacer("{{DATA}}", filepath.Join(b.s.Dir, "registry", "data"), "{{ADDR}}", OpenRegistryAddr).Replace(registryConfig)
-	mirror := strings.NewReplacer("{{DATA}}", filepath.Join(dir, "mirror"), "{{ADDR}}", NSMirrorAddr).Replace(registryConfig) +
-		"proxy:\n  remoteurl: http://" + OpenRegistryAddr + "\n"
-	authed := strings.NewReplacer("{{DATA}}", filepath.Join(b.s.Dir, "registry", "data"), "{{ADDR}}", RegistryAddr).Replace(registryConfig) +
-		strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", filepath.Join(b.s.Dir, "registry", "htpasswd"))
+	data, htpasswd := filepath.Join(b.s.Dir, "registry", "data"), filepath.Join(b.s.Dir, "registry", "htpasswd")
+	open := registryYAML(data, OpenRegistryAddr, "")
+	mirror := registryYAML(filepath.Join(dir, "mirror"), NSMirrorAddr, "") + "proxy:\n  remoteurl: http://" + OpenRegistryAddr + "\n"
+	authed := registryYAML(data, RegistryAddr, htpasswd)
 	for _, r := range []struct{ name, cfg, addr string }{{"registry", authed, RegistryAddr}, {"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
 		if err := b.startNSRegistry(ctx, pd, r.name, r.cfg, r.addr); err != nil {
 			return err
@@ -145,8 +144,7 @@ func (pd *privateDocker) ecrRegistries(dir, stackDir string, wc workerConfig) ([
 	// Docker tries https://host (443, nothing listens) and then, for an insecure
 	// registry, http://host on port 80.
 	addr := "127.0.0.1:80"
-	pd.ecr = []nsRegistry{{"ecr", strings.NewReplacer("{{DATA}}", filepath.Join(stackDir, "registry", "data"), "{{ADDR}}", addr).Replace(registryConfig) +
-		strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", filepath.Join(stackDir, "registry", "htpasswd")), addr}}
+	pd.ecr = []nsRegistry{{"ecr", registryYAML(filepath.Join(stackDir, "registry", "data"), addr, filepath.Join(stackDir, "registry", "htpasswd")), addr}}
 	etcHosts := filepath.Join(dir, "hosts")
 	if err := os.WriteFile(etcHosts, []byte("127.0.0.1 localhost "+strings.Join(hosts, " ")+"\n"), 0o644); err != nil {
 		return nil, err

@@ -47,15 +47,12 @@ func (p *Proxy) FreshECRTokens() {
 	p.mu.Unlock()
 }
 
-func twelveHourTokens(resp *http.Response) error {
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
+// twelveHourTokens sets every token's expiresAt in a GetAuthorizationToken answer to
+// 12 hours from now.
+func twelveHourTokens(body []byte) []byte {
 	var doc map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return fmt.Errorf("moto's GetAuthorizationToken answer is not JSON: %w", err)
+	if json.Unmarshal(body, &doc) != nil {
+		return body
 	}
 	list, _ := doc["authorizationData"].([]any)
 	for _, d := range list {
@@ -63,11 +60,8 @@ func twelveHourTokens(resp *http.Response) error {
 			m["expiresAt"] = float64(time.Now().Add(12 * time.Hour).Unix())
 		}
 	}
-	body, _ = json.Marshal(doc)
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	return nil
+	out, _ := json.Marshal(doc)
+	return out
 }
 
 // OnAnswered sets (or clears, with nil) a hook that runs after moto answered and
@@ -97,7 +91,7 @@ func NewProxy() *Proxy {
 			}
 		}
 		if fresh && action == "GetAuthorizationToken" && resp.StatusCode == http.StatusOK {
-			if err := twelveHourTokens(resp); err != nil {
+			if err := rewriteBody(resp, twelveHourTokens); err != nil {
 				return err
 			}
 		}

@@ -36,6 +36,16 @@ const registryAuth = `auth:
     path: {{HTPASSWD}}
 `
 
+// registryYAML is a registry config serving the storage in data on addr, with
+// htpasswd auth when htpasswd is not empty.
+func registryYAML(data, addr, htpasswd string) string {
+	cfg := strings.NewReplacer("{{DATA}}", data, "{{ADDR}}", addr).Replace(registryConfig)
+	if htpasswd != "" {
+		cfg += strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", htpasswd)
+	}
+	return cfg
+}
+
 // startRegistries starts the htpasswd registry and an unauthenticated view of the
 // same storage.
 func (s *Stack) startRegistries(ctx context.Context) error {
@@ -57,10 +67,11 @@ func (s *Stack) startRegistries(ctx context.Context) error {
 		if err := portFree(r.addr); err != nil {
 			return err
 		}
-		cfg := strings.NewReplacer("{{DATA}}", filepath.Join(dir, "data"), "{{ADDR}}", r.addr).Replace(registryConfig)
+		auth := ""
 		if r.auth {
-			cfg += strings.ReplaceAll(registryAuth, "{{HTPASSWD}}", htpasswd)
+			auth = htpasswd
 		}
+		cfg := registryYAML(filepath.Join(dir, "data"), r.addr, auth)
 		path := filepath.Join(dir, r.name+".yml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return err
