@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
+	"github.com/ec2-executor/ec2-executor/settings"
 )
 
 // Booter "boots" every instance moto reports running: it validates the instance's user
@@ -37,6 +38,7 @@ type Booter struct {
 	booted map[string]types.Instance // as moto described it when it booted (running)
 	vols   map[string][]types.Volume // its volumes then (moto deletes them on termination)
 	failed map[string]error
+	left   map[string][]string // job key → objects its terminated worker held
 	users  []string
 	// Fault knobs for the fault suite (see SetBootDelay, SetWrongHostKey).
 	delay     time.Duration
@@ -100,7 +102,7 @@ func (b *Booter) due(id string) bool {
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, failed: map[string]error{}}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, failed: map[string]error{}, left: map[string][]string{}}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -173,8 +175,31 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 		b.mu.Unlock()
 		if pd != nil {
 			pd.stop()
+		} else if key := tag(in, jobKeyTag); key == "" {
+			logf("boot simulator: %s has no %s tag", id, jobKeyTag)
+		} else if err := wipeJob(ctx, key, func(names []string) { b.noteLeft(key, names) }); err != nil {
+			logf("boot simulator: wiping what %s left: %v", id, err)
 		}
 	}
+}
+
+// jobKeyTag is the driver's tag naming the job an instance serves (the label its
+// Docker objects carry).
+const jobKeyTag = settings.TagPrefix + "job-key"
+
+// noteLeft remembers what a terminated worker still had on the shared dockerd.
+func (b *Booter) noteLeft(jobKey string, names []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left[jobKey] = names
+}
+
+// LeftBehind names the Docker objects a job's worker still held when it was
+// terminated: what the driver did not remove itself.
+func (b *Booter) LeftBehind(jobKey string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.left[jobKey]
 }
 
 func (b *Booter) boot(ctx context.Context, in types.Instance) error {
@@ -409,4 +434,14 @@ func otherHostKey() ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(block), nil
+}
+
+// tag returns the value of an instance's tag, or "".
+func tag(in types.Instance, key string) string {
+	for _, t := range in.Tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
 }

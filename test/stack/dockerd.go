@@ -26,12 +26,14 @@ func (s *Stack) ensureDockerd(ctx context.Context) error {
 		_, err := dc.Ping(c)
 		return err == nil
 	}
-	if ping() {
-		return nil
+	if !ping() {
+		p, err := s.start("dockerd", nil, "/usr/sbin/dockerd")
+		if err != nil {
+			return err
+		}
+		if err := waitFor(ctx, p, 60*time.Second, "dockerd to answer", ping); err != nil {
+			return err
+		}
 	}
-	p, err := s.start("dockerd", nil, "/usr/sbin/dockerd")
-	if err != nil {
-		return err
-	}
-	return waitFor(ctx, p, 60*time.Second, "dockerd to answer", ping)
+	return wipeLeftovers(ctx)
 }

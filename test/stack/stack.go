@@ -132,6 +132,9 @@ func (s *Stack) Down() {
 		s.stopBoot()
 		<-s.bootDone
 	}
+	if err := wipeLeftovers(context.Background()); err != nil {
+		logf("stack: %v", err)
+	}
 	s.mu.Lock()
 	procs := s.procs
 	s.procs = nil
