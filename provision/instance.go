@@ -14,11 +14,13 @@ type Instance struct {
 	SubnetID    string
 	State       string // pending, running, shutting-down, terminated, ...
 	StateReason string // EC2's reason for the last state change, if any
-	PrivateIP   string
-	PublicIP    string
-	Spot        bool
-	LaunchTime  time.Time
-	Tags        map[string]string
+	// StateReasonCode is the reason's code, e.g. Server.SpotInstanceTermination.
+	StateReasonCode string
+	PrivateIP       string
+	PublicIP        string
+	Spot            bool
+	LaunchTime      time.Time
+	Tags            map[string]string
 }
 
 // Market is "spot" or "on-demand".
@@ -28,6 +30,13 @@ func (i Instance) Market() string {
 	}
 	return "on-demand"
 }
+
+// spotTermination is EC2's state-reason code for a spot instance it reclaimed.
+const spotTermination = "Server.SpotInstanceTermination"
+
+// Interrupted reports whether EC2 reclaimed the instance (a spot interruption), as
+// opposed to someone or something terminating it.
+func (i Instance) Interrupted() bool { return i.StateReasonCode == spotTermination }
 
 // Gone reports whether the instance is terminated or on its way there.
 func (i Instance) Gone() bool {
@@ -50,6 +59,7 @@ func fromSDK(in types.Instance) Instance {
 	}
 	if in.StateReason != nil {
 		out.StateReason = aws.ToString(in.StateReason.Message)
+		out.StateReasonCode = aws.ToString(in.StateReason.Code)
 	}
 	for _, t := range in.Tags {
 		out.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)

@@ -257,3 +257,11 @@ func TestFindByTagsAndTerminateIsIdempotent(t *testing.T) {
 		t.Fatalf("unknown instance should count as terminated: %v", err)
 	}
 }
+
+func TestInterruptedOnlyForSpotReclaims(t *testing.T) {
+	for code, want := range map[string]bool{"Server.SpotInstanceTermination": true, "Client.UserInitiatedShutdown": false, "": false} {
+		if got := (provision.Instance{State: "terminated", StateReasonCode: code}).Interrupted(); got != want {
+			t.Errorf("%q: Interrupted() = %v", code, got)
+		}
+	}
+}

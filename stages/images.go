@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -99,11 +100,16 @@ func (d *Driver) ensureImage(ctx context.Context, w *engine.Worker, creds *docke
 	if err != nil {
 		return "", err
 	}
+	// Nothing but a successful pull (which returns) changes whether the image is
+	// there, so one inspect serves every policy.
+	present := sync.OnceValue(func() bool {
+		ok, err := w.Present(ctx, image)
+		return err == nil && ok
+	})
 	var errs []error
 	for _, p := range policies {
 		if p != settings.PullAlways {
-			present, err := w.Present(ctx, image)
-			if err == nil && present {
+			if present() {
 				d.Log.Info("Using locally found image "+image+" (pull policy "+p+")", "image", image)
 				return image, nil
 			}

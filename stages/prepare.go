@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -60,7 +61,11 @@ func (d *Driver) Prepare(ctx context.Context) error {
 		return err
 	}
 	if err := d.readyWorker(ctx, &st, inst, job, p, clients); err != nil {
-		return prov.Rollback(ctx, inst.ID, err)
+		err = prov.Rollback(ctx, inst.ID, err)
+		// The worker is terminated (or, if that failed, cleanup terminates it): with
+		// no address, cleanup does not spend seconds trying to reach it first.
+		st.Address = ""
+		return errors.Join(err, d.store().Save(st))
 	}
 	return nil
 }

@@ -98,6 +98,10 @@ func (d *Driver) lostWorker(ctx context.Context, st State, err error) error {
 	if derr != nil || !inst.Gone() {
 		return err
 	}
+	if inst.Interrupted() {
+		return fmt.Errorf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`: %w",
+			inst.ID, inst.StateReason, err)
+	}
 	return fmt.Errorf("the worker is gone: instance %s is %s (%s): %w", inst.ID, inst.State, inst.StateReason, err)
 }
 
