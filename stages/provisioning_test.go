@@ -3,12 +3,15 @@ package stages
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
@@ -228,5 +231,38 @@ func TestCleanupWithoutStateAsksEC2OnlyWhenConfigHandedAKey(t *testing.T) {
 	assertRunning(t, f)
 	if f.Calls["TerminateInstances"] != 1 {
 		t.Fatalf("orphan %s not terminated by tags: %v", orphan, f.Calls)
+	}
+}
+
+func TestLosingTheWorkerShortensLaterStagesUnlessCancelled(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f, JobKeyVar+"=42-abcd")
+	d.Settings.SSH.ConnectTimeout = settings.Duration{Duration: 200 * time.Millisecond}
+	keys, err := engine.NewKeys("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := State{JobKey: "42-abcd", InstanceID: "i-0", Address: "127.0.0.1:1", SSHUser: "u",
+		ClientKey: keys.Client.Private, HostKey: keys.Host.Public, BuildContainer: "c"}
+	script := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(script, []byte("true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cancelled := range []bool{true, false} {
+		if err := d.store().Save(st); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		if cancelled {
+			cancel()
+		}
+		if err := d.Run(ctx, script, "build_script"); err == nil {
+			t.Fatal("reached a worker that does not exist")
+		}
+		cancel()
+		got, err := d.store().Load("42-abcd")
+		if err != nil || got.Unreachable == cancelled {
+			t.Errorf("cancelled %v: state unreachable %v (%v)", cancelled, got.Unreachable, err)
+		}
 	}
 }

@@ -34,6 +34,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	defer script.Close()
 	w, err := d.reconnect(ctx, st, runConnectDeadline)
 	if err != nil {
+		d.markUnreachable(ctx, st)
 		return fmt.Errorf("reaching instance %s for stage %s: %w", st.InstanceID, stage, err)
 	}
 	defer w.Close()
@@ -44,6 +45,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return err
 	}
 	if err != nil {
+		d.markUnreachable(ctx, st)
 		return d.lostWorker(ctx, st, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
 	}
 	if code != 0 {
@@ -74,6 +76,9 @@ func containerFor(st State, stage string) string {
 func (d *Driver) reconnect(ctx context.Context, st State, deadline time.Duration) (*engine.Worker, error) {
 	deadline = min(deadline, d.Settings.SSH.ConnectTimeout.Duration)
 	first := min(5*time.Second, deadline)
+	if st.Unreachable {
+		deadline = first
+	}
 	w, err := engine.Connect(ctx, d.target(st, first), d.Log)
 	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
 		return w, err
@@ -103,6 +108,18 @@ func (d *Driver) lostWorker(ctx context.Context, st State, err error) error {
 			inst.ID, inst.StateReason, err)
 	}
 	return fmt.Errorf("the worker is gone: instance %s is %s (%s): %w", inst.ID, inst.State, inst.StateReason, err)
+}
+
+// markUnreachable records that this job lost its worker, so the stages the runner
+// still runs after the failure do not each wait the whole reconnect deadline.
+func (d *Driver) markUnreachable(ctx context.Context, st State) {
+	if ctx.Err() != nil { // cancelled, not lost
+		return
+	}
+	st.Unreachable = true
+	if err := d.store().Save(st); err != nil {
+		d.Log.Warn("Could not record the lost worker in the job state", "error", err)
+	}
 }
 
 func (d *Driver) loadState() (State, error) {
