@@ -1,12 +1,14 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -198,6 +200,7 @@ func (pd *privateDocker) stop() {
 	for _, pid := range pd.orphans {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	killShims(pd.run + "/")
 	for i := len(pd.procs) - 1; i >= 0; i-- {
 		pd.procs[i].stop(15 * time.Second)
 	}
@@ -207,6 +210,7 @@ func (pd *privateDocker) stop() {
 
 // removeStaleNamespaces deletes worker namespaces an earlier stack left behind.
 func removeStaleNamespaces() {
+	killShims("/run/" + netnsPrefix) // a stale worker's containers outlive its namespace
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil {
 		return
@@ -217,5 +221,27 @@ func removeStaleNamespaces() {
 			_ = exec.Command("ip", "netns", "del", name).Run()
 			_ = os.RemoveAll("/run/" + name)
 		}
+	}
+}
+
+// killShims kills the containerd shims whose containerd lives under runPrefix (one
+// worker's, or every worker's), and the container processes under them. A shim daemonizes, so it is no descendant of the dockerd or
+// containerd that started it: a killed dockerd leaves it running (with the job's
+// processes) unless it is found by the containerd address on its command line.
+func killShims(runPrefix string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(cmdline, []byte("-address\x00"+runPrefix)) {
+			continue
+		}
+		for _, child := range descendants(pid) {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

@@ -19,16 +19,23 @@ import (
 // Proxy sits between a driver and moto: it counts AWS actions, can answer any of them
 // with an injected fault instead of forwarding, and can hold a response back.
 type Proxy struct {
-	URL    string
-	srv    *httptest.Server
-	mu     sync.Mutex
-	counts map[string]int
-	// Fault, when set, may write a response for a request instead of moto. form is the
-	// EC2 query (Action, InstanceType, SubnetId, ...).
-	Fault    func(action string, form url.Values, w http.ResponseWriter) bool
+	URL      string
+	srv      *httptest.Server
+	mu       sync.Mutex
+	counts   map[string]int
+	fault    func(action string, form url.Values, w http.ResponseWriter) bool
 	answered func(action string)
 	freshECR bool
 	rewrite  func(action string, body []byte) []byte
+}
+
+// SetFault sets (or clears, with nil) a fault that may write the response to a
+// request instead of moto, and reports whether it did. form is the EC2 query
+// (Action, InstanceType, SubnetId, ...).
+func (p *Proxy) SetFault(fault func(action string, form url.Values, w http.ResponseWriter) bool) {
+	p.mu.Lock()
+	p.fault = fault
+	p.mu.Unlock()
 }
 
 // OnResponse sets (or clears) a rewrite of moto's answers, for faults moto cannot
@@ -110,7 +117,7 @@ func NewProxy() *Proxy {
 		}
 		p.mu.Lock()
 		p.counts[action]++
-		fault := p.Fault
+		fault := p.fault
 		p.mu.Unlock()
 		if fault != nil && fault(action, form, w) {
 			return
