@@ -4,8 +4,11 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,15 +47,21 @@ func failN(n int32, action string, status int, code string) func(string, url.Val
 	}
 }
 
-// afterBoot runs fault on the job's instance, in the background, wait after it booted
-// (by then the job's script is running).
-func afterBoot(t *testing.T, jobID string, wait time.Duration, fault func(id string)) {
+// duringScript runs fault on the job's instance, in the background, once its script
+// runs the command marker (a process with that command line exists: the shared
+// dockerd's containers and the private ones are all visible in this machine's /proc).
+// A fixed delay after boot is not enough: on a busy machine it can land before the
+// script starts, which tests another fault.
+func duringScript(t *testing.T, jobID, marker string, fault func(id string)) {
+	before := processesRunning(marker) // an earlier run's, not this job's
 	go func() {
-		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if !slices.ContainsFunc(processesRunning(marker), func(pid string) bool { return !slices.Contains(before, pid) }) {
+				continue
+			}
 			insts, _ := st.InstancesByTag(t.Context(), "ec2-executor:job-id", jobID)
 			for _, in := range insts {
 				if _, ok := st.Boot.Booted(aws.ToString(in.InstanceId)); ok {
-					time.Sleep(wait)
 					fault(aws.ToString(in.InstanceId))
 					return
 				}
@@ -64,7 +73,7 @@ func afterBoot(t *testing.T, jobID string, wait time.Duration, fault func(id str
 func TestFaultThrottlingIsRetriedWithBackoff(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
-	proxy.Fault = failN(3, "DescribeInstances", http.StatusServiceUnavailable, "RequestLimitExceeded")
+	proxy.SetFault(failN(3, "DescribeInstances", http.StatusServiceUnavailable, "RequestLimitExceeded"))
 	job := baseJob(6001)
 	job.Script = []string{"echo survived throttling"}
 	res := runJob(t, job, settingsFile(t, "throttle.toml", proxy.URL, nil))
@@ -75,7 +84,7 @@ func TestFaultThrottlingIsRetriedWithBackoff(t *testing.T) {
 func TestFaultServerErrorIsRetried(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
-	proxy.Fault = failN(1, "RunInstances", http.StatusInternalServerError, "InternalError")
+	proxy.SetFault(failN(1, "RunInstances", http.StatusInternalServerError, "InternalError"))
 	job := baseJob(6002)
 	job.Script = []string{"echo survived a 500"}
 	res := runJob(t, job, settingsFile(t, "5xx.toml", proxy.URL, nil))
@@ -89,7 +98,7 @@ func TestFaultServerErrorIsRetried(t *testing.T) {
 func TestFaultNoCapacityAnywhere(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
-	proxy.Fault = failN(1000, "RunInstances", http.StatusInternalServerError, "InsufficientInstanceCapacity")
+	proxy.SetFault(failN(1000, "RunInstances", http.StatusInternalServerError, "InsufficientInstanceCapacity"))
 	job := baseJob(6003)
 	res := runJob(t, job, settingsFile(t, "nocap.toml", proxy.URL, func(s *settings.Settings) {
 		s.Instance.SubnetIDs = []string{st.Seed.Subnet, st.Seed.Subnet2}
@@ -122,20 +131,50 @@ func TestFaultInstanceNeverRuns(t *testing.T) {
 }
 
 func TestFaultInstanceTerminatedUnderARunningJob(t *testing.T) {
-	job := baseJob(6005)
-	job.Script = []string{"echo started", "sleep 30"}
+	res, id := terminateDuringScript(t, 6005, "")
+	contains(t, res.Log, "the worker is gone: instance "+id+" is terminated")
+	record(t, "fault", "instance terminated underneath `build_script`", saw(res, "the worker is gone: instance i-… is terminated (…)"))
+}
+
+// TestFaultSpotInterruption terminates a spot worker under its job, with EC2's
+// reason for a reclaim (moto has no spot market to reclaim from: the proxy gives the
+// driver's DescribeInstances answers that reason).
+func TestFaultSpotInterruption(t *testing.T) {
+	proxy := stack.NewProxy()
+	defer proxy.Close()
+	proxy.OnResponse(func(action string, body []byte) []byte {
+		if action != "DescribeInstances" {
+			return body
+		}
+		body = bytes.ReplaceAll(body, []byte("Client.UserInitiatedShutdown"), []byte("Server.SpotInstanceTermination"))
+		return bytes.ReplaceAll(body, []byte("User initiated shutdown"), []byte("Spot instance termination"))
+	})
+	cfg := settingsFile(t, "spot-interruption.toml", proxy.URL, func(s *settings.Settings) { s.Instance.Market = settings.MarketSpot })
+	res, id := terminateDuringScript(t, 6017, cfg)
+	msg := "the worker is gone: EC2 reclaimed spot instance " + id + " (Server.SpotInstanceTermination: Spot instance termination)"
+	contains(t, res.Log, msg, "retry: when: runner_system_failure")
+	record(t, "fault", "spot interruption underneath `build_script` (state reason `Server.SpotInstanceTermination`)",
+		saw(res, "the worker is gone: EC2 reclaimed spot instance i-… (Server.SpotInstanceTermination: …)"))
+}
+
+// terminateDuringScript terminates the job's instance while its script runs and
+// wants a system failure; it returns the result and the instance's id.
+func terminateDuringScript(t *testing.T, jobID int, cfg string) (runnersim.Result, string) {
+	t.Helper()
+	marker := fmt.Sprintf("sleep %d", jobID)
+	job := baseJob(jobID)
+	job.Script = []string{"echo started", marker}
 	var id atomic.Value
-	afterBoot(t, "6005", 3*time.Second, func(instance string) {
+	id.Store("(never terminated)")
+	duringScript(t, strconv.Itoa(jobID), marker, func(instance string) {
 		id.Store(instance)
 		_ = st.TerminateInstance(t.Context(), instance)
 	})
-	res := runJob(t, job, "")
-	msg := "the worker is gone: instance " + id.Load().(string) + " is terminated"
-	contains(t, res.Log, msg)
+	res := runJob(t, job, cfg)
 	if res.FailureReason != "runner_system_failure" {
 		t.Errorf("got %s, want a system failure", res.FailureReason)
 	}
-	record(t, "fault", "instance terminated underneath `build_script`", saw(res, "the worker is gone: instance i-… is terminated (…)"))
+	return res, id.Load().(string)
 }
 
 func TestFaultSSHNotUpYet(t *testing.T) {
@@ -163,8 +202,8 @@ func TestFaultWrongHostKey(t *testing.T) {
 
 func TestFaultConnectionDroppedMidScript(t *testing.T) {
 	job := baseJob(6008)
-	job.Script = []string{"echo started", "sleep 30"}
-	afterBoot(t, "6008", 3*time.Second, st.Boot.StopSSHD)
+	job.Script = []string{"echo started", "sleep 608"}
+	duringScript(t, "6008", "sleep 608", st.Boot.StopSSHD)
 	res := runJob(t, job, "")
 	msg := "running stage build_script on instance"
 	contains(t, res.Log, msg)
@@ -177,7 +216,7 @@ func TestFaultConnectionDroppedMidScript(t *testing.T) {
 func TestFaultSIGKILLAfterTheGracefulTimeout(t *testing.T) {
 	job := baseJob(6009)
 	job.Script = []string{"echo started", "sleep 30"}
-	job.CancelAfter = 3 * time.Second
+	job.Interrupt = runnersim.Interrupt{Stage: "build_script", After: 3 * time.Second}
 	res := runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: st.SettingsFile, Env: stack.Env(),
 		GracefulKillTimeout: time.Millisecond, PrepareRetryInterval: 200 * time.Millisecond})
 	checkJob(t, res)
@@ -268,6 +307,24 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
+// TestRunner175Shape drives a job the way gitlab-runner 17.5 does: no
+// BUILD_EXIT_CODE_FILE, and services without variables in CUSTOM_ENV_CI_JOB_SERVICES
+// (the payload still has them). A failing script is still a build failure, reported
+// as exit code 1, and the service is still reached by its alias.
+func TestRunner175Shape(t *testing.T) {
+	job := baseJob(6016)
+	job.Services = []runnersim.Service{{Name: stack.ServiceImage, Alias: "web", Variables: map[string]string{"SERVICE_OWN": "x"}}}
+	job.Script = []string{"wget -q -O- http://web:8080/", "exit 7"}
+	res := runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: st.SettingsFile, Env: stack.Env(),
+		GracefulKillTimeout: 30 * time.Second, PrepareRetryInterval: 200 * time.Millisecond, Runner175: true})
+	checkJob(t, res)
+	contains(t, res.Log, "service-ok")
+	if res.FailureReason != "script_failure" || res.ExitCode != 1 {
+		t.Errorf("got %s exit %d, want script_failure exit 1 (17.5 has no exit code file)", res.FailureReason, res.ExitCode)
+	}
+	record(t, "bad input", "a gitlab-runner 17.5 environment (no `BUILD_EXIT_CODE_FILE`, no service variables in `CI_JOB_SERVICES`), script exits 7", saw(res, "")+", exit code 1")
+}
+
 func TestBadStateFiles(t *testing.T) {
 	cfg := settingsFile(t, "bad-state.toml", stack.MotoURL, func(s *settings.Settings) { s.StateDir = t.TempDir() })
 	d := stageDriver{t: t, cfg: cfg}
@@ -284,8 +341,8 @@ func TestFaultDockerDaemonDiesDuringTheScript(t *testing.T) {
 		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2} // the worker gets its own dockerd
 	})
 	job := baseJob(6012)
-	job.Script = []string{"echo started", "sleep 30"}
-	afterBoot(t, "6012", 4*time.Second, func(id string) { st.Boot.StopDockerd(id) })
+	job.Script = []string{"echo started", "sleep 612"}
+	duringScript(t, "6012", "sleep 612", func(id string) { st.Boot.StopDockerd(id) })
 	res := runJob(t, job, cfg)
 	msg := "running stage build_script on instance"
 	contains(t, res.Log, "started", msg)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 
+	"github.com/ec2-executor/ec2-executor/test/runnersim"
 	"github.com/ec2-executor/ec2-executor/test/stack"
 )
 
@@ -78,7 +75,7 @@ func TestCancelledJobStopsTheScriptAndTerminatesTheWorker(t *testing.T) {
 	job := baseJob(2003)
 	job.Script = []string{"echo started", "sleep 313"}
 	job.AfterScript = []string{"echo after_script status=$CI_JOB_STATUS"}
-	job.CancelAfter = 3 * time.Second
+	job.Interrupt = runnersim.Interrupt{Stage: "build_script", After: 3 * time.Second}
 	res := runJob(t, job, "")
 	if res.Status != "canceled" {
 		t.Fatalf("status %s (%s), want canceled", res.Status, res.FailureReason)
@@ -107,6 +104,9 @@ func TestPrepareFailingAfterLaunchTerminatesEveryAttemptsInstance(t *testing.T) 
 		t.Fatalf("got %s/%s after %d attempts, want a system failure after 3", res.Status, res.FailureReason, res.PrepareAttempts)
 	}
 	contains(t, res.Log, "pulling 127.0.0.1:5000/ci/does-not-exist:1", "after a failed launch")
+	if strings.Contains(res.RunnerLog, "Could not reach the worker") {
+		t.Error("cleanup tried to reach a worker prepare had already terminated")
+	}
 	insts, err := st.InstancesByTag(t.Context(), "ec2-executor:job-id", "2004")
 	if err != nil || len(insts) != 3 {
 		t.Fatalf("want one instance per attempt (3), got %d (%v)", len(insts), err)
@@ -152,19 +152,11 @@ func processesRunning(s string) []string {
 	return pids
 }
 
+// assertNoJobContainers fails when a job's containers outlived its cleanup, whether
+// still on the shared dockerd or wiped by the stack when the worker went away.
 func assertNoJobContainers(t *testing.T, key string) {
 	t.Helper()
-	dc, err := client.NewClientWithOpts(client.WithHost("unix:///var/run/docker.sock"), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	cs, err := dc.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "com.ec2-executor.job="+key))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cs) > 0 {
-		t.Errorf("job containers left on the worker: %d", len(cs))
+	if left := append(jobContainers(t, key), st.Boot.LeftBehind(key)...); len(left) != 0 {
+		t.Errorf("left on the worker after cleanup: %v", left)
 	}
 }

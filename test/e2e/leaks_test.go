@@ -180,9 +180,7 @@ func TestPrepareKilledLaterLeavesNothingAfterCleanup(t *testing.T) {
 	d.killPrepareWhen(built, containersExist(built))
 	d.run(built, "cleanup")
 	assertNoneRunning(t)
-	if left := jobContainers(t, built); len(left) != 0 {
-		t.Errorf("containers left after cleanup: %v", left)
-	}
+	assertNoJobContainers(t, built)
 	record(t, "fault", "prepare SIGKILLed after the job's containers exist, then `cleanup`", "containers removed and instance terminated by `cleanup`")
 
 	corrupt := fmt.Sprintf("3105-%08x", rand.Uint32())
@@ -240,7 +238,7 @@ func TestPrepareKilledBeforeLaunchLeavesNothing(t *testing.T) {
 	defer proxy.Close()
 	seen, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	proxy.Fault = func(action string, _ url.Values, w http.ResponseWriter) bool {
+	proxy.SetFault(func(action string, _ url.Values, w http.ResponseWriter) bool {
 		if action != "RunInstances" {
 			return false
 		}
@@ -248,7 +246,7 @@ func TestPrepareKilledBeforeLaunchLeavesNothing(t *testing.T) {
 		<-release
 		stack.EC2Error(w, http.StatusInternalServerError, "InternalError", "the caller is gone")
 		return true
-	}
+	})
 	cfg := settingsFile(t, "killed-before.toml", proxy.URL, func(s *settings.Settings) {
 		s.StateDir = t.TempDir()
 		s.Reap.FromCleanup = false

@@ -71,14 +71,14 @@ func TestCapacityErrorsFallBackAcrossTypesAndSubnets(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
 	// Only t3.micro in the second subnet has capacity.
-	proxy.Fault = func(action string, form url.Values, w http.ResponseWriter) bool {
+	proxy.SetFault(func(action string, form url.Values, w http.ResponseWriter) bool {
 		if action != "RunInstances" || form.Get("InstanceType") == "t3.micro" && form.Get("SubnetId") == st.Seed.Subnet2 {
 			return false
 		}
 		stack.EC2Error(w, http.StatusInternalServerError, "InsufficientInstanceCapacity",
 			"We currently do not have sufficient "+form.Get("InstanceType")+" capacity in the Availability Zone you requested.")
 		return true
-	}
+	})
 	cfg := settingsFile(t, "fallback.toml", proxy.URL, func(s *settings.Settings) {
 		s.Instance.Types = []string{"c5.large", "t3.micro"}
 		s.Instance.SubnetIDs = []string{st.Seed.Subnet, st.Seed.Subnet2}
@@ -107,13 +107,13 @@ func TestCapacityErrorsFallBackAcrossTypesAndSubnets(t *testing.T) {
 func TestSpotWithoutCapacityFallsBackToOnDemand(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
-	proxy.Fault = func(action string, form url.Values, w http.ResponseWriter) bool {
+	proxy.SetFault(func(action string, form url.Values, w http.ResponseWriter) bool {
 		if action != "RunInstances" || form.Get("InstanceMarketOptions.MarketType") != "spot" {
 			return false
 		}
 		stack.EC2Error(w, http.StatusBadRequest, "InsufficientInstanceCapacity", "There is no Spot capacity available that matches your request.")
 		return true
-	}
+	})
 	cfg := settingsFile(t, "spot-fallback.toml", proxy.URL, func(s *settings.Settings) {
 		s.Instance.Market = settings.MarketSpotFallback
 	})

@@ -22,10 +22,13 @@ type Job struct {
 	Credentials []Credential
 	// Token is the job token (CI_JOB_TOKEN), a secret.
 	Token string
-	// Timeout is the job timeout; CancelAfter cancels the job that long after
-	// build_script starts (the UI's cancel button).
-	Timeout     time.Duration
-	CancelAfter time.Duration
+	// Timeout is the job timeout; Interrupt cancels the job, or makes its timeout
+	// expire, while one stage runs.
+	Timeout   time.Duration
+	Interrupt Interrupt
+	// Extra appends commands to a predefined stage's script (a sleep there gives an
+	// interrupt something to stop).
+	Extra map[string][]string
 	// EditPayload may rewrite the payload before it is written, and EditRaw its
 	// bytes (bad-input tests).
 	EditPayload func(map[string]any)
@@ -42,6 +45,16 @@ type Job struct {
 	CacheKey   string
 	CachePaths []string
 	Artifacts  []string
+}
+
+// Interrupt is a cancel from GitLab (the UI's button), or the job timeout expiring,
+// After into Stage ("prepare" or a run stage). A cancel during build_script ends
+// only the script, so after_script and the later stages still run; anywhere else, as
+// any timeout, it ends the job's context and only cleanup follows.
+type Interrupt struct {
+	Stage   string
+	After   time.Duration
+	Timeout bool
 }
 
 // Service is a services: entry.
@@ -128,15 +141,20 @@ func (j Job) servicesPayload() []any {
 	return out
 }
 
-// ciJobServices is CUSTOM_ENV_CI_JOB_SERVICES: only the first alias, no pull policy.
-func (j Job) ciJobServices() string {
+// ciJobServices is CUSTOM_ENV_CI_JOB_SERVICES: only the first alias, no pull policy,
+// and the variables only from runners newer than 17.5.
+func (j Job) ciJobServices(withVariables bool) string {
 	if len(j.Services) == 0 {
 		return ""
 	}
 	var list []map[string]any
 	for _, s := range j.Services {
 		alias, _, _ := strings.Cut(s.Alias, ",")
-		list = append(list, map[string]any{"name": s.Name, "alias": alias, "entrypoint": s.Entrypoint, "command": s.Command, "variables": s.Variables})
+		svc := map[string]any{"name": s.Name, "alias": alias, "entrypoint": s.Entrypoint, "command": s.Command}
+		if withVariables && len(s.Variables) > 0 {
+			svc["variables"] = s.Variables
+		}
+		list = append(list, svc)
 	}
 	b, _ := json.Marshal(list)
 	return string(b)

@@ -3,13 +3,13 @@ package runnersim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +24,10 @@ type Options struct {
 	Log io.Writer
 	// ForgetLog leaves Result.Log empty, for jobs whose output is too big to keep.
 	ForgetLog bool
+	// Runner175 speaks gitlab-runner 17.5's side of the contract instead of HEAD's:
+	// no BUILD_EXIT_CODE_FILE (a build failure always reads as exit code 1) and no
+	// variables in CUSTOM_ENV_CI_JOB_SERVICES.
+	Runner175 bool
 }
 
 // Result is how the job ended and what it printed.
@@ -47,7 +51,14 @@ type run struct {
 	rlog lockedBuffer
 	res  Result
 	cfg  configOutput
+	// cancelRoot ends the job's context (cause errCanceled or DeadlineExceeded);
+	// cancelScript ends only build_script's.
+	cancelRoot   context.CancelCauseFunc
+	cancelScript context.CancelFunc
 }
+
+// errCanceled is the cause of a job context ended by a cancel from GitLab.
+var errCanceled = errors.New("canceled externally (UI, API)")
 
 // Run drives one job through the driver and returns its result.
 func Run(ctx context.Context, job Job, opt Options) Result {
@@ -78,8 +89,11 @@ func Run(ctx context.Context, job Job, opt Options) Result {
 }
 
 func (r *run) execute(ctx context.Context) {
-	rootCtx, cancel := context.WithTimeout(ctx, r.job.Timeout)
+	timed, cancel := context.WithTimeout(ctx, r.job.Timeout)
 	defer cancel()
+	rootCtx, cancelRoot := context.WithCancelCause(timed)
+	defer cancelRoot(nil)
+	r.cancelRoot, r.cancelScript = cancelRoot, func() {}
 	if !r.prepare(rootCtx) {
 		return
 	}
@@ -105,6 +119,9 @@ func (r *run) prepare(ctx context.Context) bool {
 			return true
 		}
 		r.cleanup()
+		if r.ended(ctx) {
+			return false
+		}
 		if o.build {
 			r.fail("script_failure", o.code, fmt.Sprintf(": exit code %d", o.code))
 			return false
@@ -133,10 +150,46 @@ func (r *run) prepareAttempt(ctx context.Context) outcome {
 	if cfg.Driver != nil {
 		fmt.Fprintf(r.log, "Using Custom executor with driver %s %s...\n", cfg.Driver.Name, cfg.Driver.Version)
 	}
+	defer r.arm("prepare")()
 	return r.judge(r.execDriver(ctx, r.env(cfg.JobEnv, "running"), r.log, r.log, "prepare"))
 }
 
-// stages runs the run_exec stages in the runner's order.
+// arm schedules the job's interrupt when stage is the one it names; the returned
+// func disarms it when the stage ends first.
+func (r *run) arm(stage string) (disarm func()) {
+	in := r.job.Interrupt
+	if in.Stage != stage {
+		return func() {}
+	}
+	t := time.AfterFunc(in.After, func() {
+		switch {
+		case in.Timeout:
+			r.cancelRoot(context.DeadlineExceeded)
+		case stage == "build_script":
+			r.cancelScript()
+		default:
+			r.cancelRoot(errCanceled)
+		}
+	})
+	return func() { t.Stop() }
+}
+
+// ended reports whether the job's context is over, and if so records why: a cancel
+// makes the job canceled, the timeout a job_execution_timeout failure.
+func (r *run) ended(rootCtx context.Context) bool {
+	if rootCtx.Err() == nil {
+		return false
+	}
+	if errors.Is(context.Cause(rootCtx), errCanceled) {
+		r.canceled()
+		return true
+	}
+	r.fail("job_execution_timeout", 0, ": execution took longer than the job timeout")
+	return true
+}
+
+// stages runs the run_exec stages in the runner's order. Once the job's context is
+// over, every later stage is skipped (stage returns at once) and only cleanup runs.
 func (r *run) stages(rootCtx context.Context) {
 	pre := []string{"prepare_script", "get_sources"}
 	if r.job.CacheKey != "" {
@@ -144,25 +197,22 @@ func (r *run) stages(rootCtx context.Context) {
 	}
 	for _, st := range pre {
 		if o := r.stage(rootCtx, st, "running"); !o.ok {
-			r.failFrom(rootCtx, o)
-			r.stage(rootCtx, "cleanup_file_variables", "failed")
+			if !r.ended(rootCtx) {
+				r.failFrom(o)
+				r.stage(rootCtx, "cleanup_file_variables", "failed")
+			}
 			return
 		}
 	}
 	scriptCtx, cancelScript := context.WithCancel(rootCtx)
 	defer cancelScript()
-	var canceled atomic.Bool
-	if r.job.CancelAfter > 0 {
-		t := time.AfterFunc(r.job.CancelAfter, func() { canceled.Store(true); cancelScript() })
-		defer t.Stop()
-	}
+	r.cancelScript = cancelScript
 	o := r.stage(scriptCtx, "build_script", "running")
 	status := "success"
 	switch {
-	case rootCtx.Err() != nil:
-		r.fail("job_execution_timeout", 0, ": execution took longer than the job timeout")
-		return // after_script and the rest are skipped on a dead root context
-	case canceled.Load():
+	case r.ended(rootCtx):
+		return
+	case scriptCtx.Err() != nil:
 		fmt.Fprintln(r.log, "WARNING: script canceled externally (UI, API)")
 		status = "canceled"
 	case !o.ok:
@@ -172,15 +222,15 @@ func (r *run) stages(rootCtx context.Context) {
 		r.stage(rootCtx, "after_script", status)
 	}
 	r.archiveAndUpload(rootCtx, status)
-	if rootCtx.Err() == nil {
-		r.stage(rootCtx, "cleanup_file_variables", status)
+	r.stage(rootCtx, "cleanup_file_variables", status)
+	if r.ended(rootCtx) {
+		return
 	}
 	switch status {
 	case "canceled":
-		r.res.Status, r.res.FailureReason = "canceled", ""
-		fmt.Fprintln(r.log, "ERROR: Job failed: canceled")
+		r.canceled()
 	case "failed":
-		r.failFrom(rootCtx, o)
+		r.failFrom(o)
 	default:
 		r.res.Status = "success"
 		fmt.Fprintln(r.log, "Job succeeded")
@@ -223,6 +273,7 @@ func (r *run) stage(ctx context.Context, name, status string) outcome {
 		return outcome{reason: err.Error()}
 	}
 	_ = os.Remove(r.exitCodeFile())
+	defer r.arm(name)()
 	call := r.execDriver(ctx, r.env(r.cfg.JobEnv, status), r.log, r.log, "run", path, name)
 	if n := len(r.res.Calls); n > 0 && r.res.Calls[n-1].Stage == name {
 		r.res.Calls[n-1].Body = body
@@ -239,7 +290,12 @@ func (r *run) cleanup() {
 	_ = os.RemoveAll(r.tmp)
 }
 
-func (r *run) failFrom(ctx context.Context, o outcome) {
+func (r *run) canceled() {
+	r.res.Status, r.res.FailureReason = "canceled", ""
+	fmt.Fprintln(r.log, "ERROR: Job failed: canceled")
+}
+
+func (r *run) failFrom(o outcome) {
 	if o.build {
 		r.fail("script_failure", o.code, fmt.Sprintf(": exit code %d", o.code))
 		return
@@ -279,15 +335,17 @@ func (r *run) projectDir() string {
 func (r *run) env(jobEnv map[string]string, status string) []string {
 	env := append(os.Environ(), r.opt.Env...)
 	env = append(env, "EC2_EXECUTOR_CONFIG="+r.opt.Settings, "TMPDIR="+r.tmp,
-		"BUILD_FAILURE_EXIT_CODE=1", "SYSTEM_FAILURE_EXIT_CODE=2",
-		"BUILD_EXIT_CODE_FILE="+r.exitCodeFile(), "JOB_RESPONSE_FILE="+filepath.Join(r.tmp, "response.json"))
+		"BUILD_FAILURE_EXIT_CODE=1", "SYSTEM_FAILURE_EXIT_CODE=2", "JOB_RESPONSE_FILE="+filepath.Join(r.tmp, "response.json"))
+	if !r.opt.Runner175 {
+		env = append(env, "BUILD_EXIT_CODE_FILE="+r.exitCodeFile())
+	}
 	for k, v := range jobEnv {
 		env = append(env, k+"="+v)
 	}
 	for _, v := range r.job.allVariables(r.projectDir()) {
 		env = append(env, "CUSTOM_ENV_"+v.Key+"="+v.Value)
 	}
-	return append(env, "CUSTOM_ENV_CI_JOB_STATUS="+status, "CUSTOM_ENV_CI_JOB_SERVICES="+r.job.ciJobServices())
+	return append(env, "CUSTOM_ENV_CI_JOB_STATUS="+status, "CUSTOM_ENV_CI_JOB_SERVICES="+r.job.ciJobServices(!r.opt.Runner175))
 }
 
 type lockedBuffer struct {

@@ -44,8 +44,12 @@ func userCommands(cmds []string) []string {
 	return out
 }
 
-// stageBodies are the predefined stages' scripts for GIT_STRATEGY=none.
+// stageBody is a stage's script: the runner's, then the job's Extra commands.
 func stageBody(stage, hostname string, job Job) []string {
+	return append(predefinedBody(stage, hostname, job), job.Extra[stage]...)
+}
+
+func predefinedBody(stage, hostname string, job Job) []string {
 	switch stage {
 	case "prepare_script":
 		return []string{fmt.Sprintf(`echo "Running on $(hostname) via %s..."`, hostname)}
