@@ -3,7 +3,6 @@ package dockerauth
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -92,10 +91,9 @@ func (c *TokenCache) fetch(ctx context.Context, account, region string) (cachedT
 		return cachedToken{}, fmt.Errorf("getting an ECR token for account %s in %s: ECR returned none", account, region)
 	}
 	d := out.AuthorizationData[0]
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(d.AuthorizationToken))
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if err != nil || !ok {
-		return cachedToken{}, fmt.Errorf("getting an ECR token for account %s in %s: the token is not base64 of user:password", account, region)
+	user, pass, err := decodeAuth(aws.ToString(d.AuthorizationToken))
+	if err != nil {
+		return cachedToken{}, fmt.Errorf("getting an ECR token for account %s in %s: the token %w", account, region, err)
 	}
 	return cachedToken{Username: user, Password: pass, ExpiresAt: aws.ToTime(d.ExpiresAt)}, nil
 }

@@ -58,15 +58,14 @@ type RootVolume struct {
 	KMSKeyID   string `toml:"kms_key_id"`
 }
 
-// Set reports whether any root volume value is configured.
-func (v RootVolume) Set() bool { return v != RootVolume{} }
-
 // Market values.
 const (
 	MarketOnDemand     = "on-demand"
 	MarketSpot         = "spot"
 	MarketSpotFallback = "spot-or-on-demand"
 )
+
+var markets = []string{MarketOnDemand, MarketSpot, MarketSpotFallback}
 
 var (
 	amiID          = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
@@ -135,7 +134,7 @@ func (i Instance) validateTemplate(add func(error)) {
 }
 
 func (i Instance) validateMarket(add func(error)) {
-	if !slices.Contains([]string{MarketOnDemand, MarketSpot, MarketSpotFallback}, i.Market) {
+	if !slices.Contains(markets, i.Market) {
 		add(problem("instance.market", "must be %q, %q or %q, got %q", MarketOnDemand, MarketSpot, MarketSpotFallback, i.Market))
 	}
 	if i.SpotMaxPrice == "" {

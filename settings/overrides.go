@@ -16,7 +16,7 @@ type Overrides struct {
 func (o Overrides) validate(add func(error)) {
 	listOf(add, "overrides.instance_types", o.InstanceTypes, instanceType, "an instance type (like c6i.large)", false)
 	for n, m := range o.Markets {
-		if !slices.Contains([]string{MarketOnDemand, MarketSpot, MarketSpotFallback}, m) {
+		if !slices.Contains(markets, m) {
 			add(problem("overrides.markets", "entry %d %q is not %q, %q or %q", n, m, MarketOnDemand, MarketSpot, MarketSpotFallback))
 		}
 	}

@@ -85,8 +85,7 @@ func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *Sta
 	if err != nil {
 		return err
 	}
-	st.Network = "ec2x-" + st.JobKey
-	if err := w.CreateNetwork(ctx, st.Network, st.JobKey); err != nil {
+	if err := w.CreateNetwork(ctx, jobNetwork(st.JobKey), st.JobKey); err != nil {
 		return err
 	}
 	for _, m := range d.mounts(st.JobKey) {
@@ -129,8 +128,7 @@ if command -v gitlab-runner-build >/dev/null 2>&1; then exec gitlab-runner-build
 func (d *Driver) helperSpec(st *State, job Job, image string) engine.ContainerSpec {
 	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-helper", Image: image, Cmd: []string{"sh", "-c", helperStart},
 		Env: jobEnv(job), Hostname: hostname(st.JobKey), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(),
-		Network: st.Network, Host: engine.HostOptions{DNS: d.Settings.Docker.DNS, DNSSearch: d.Settings.Docker.DNSSearch,
-			ExtraHosts: d.Settings.Docker.ExtraHosts}}
+		Network: jobNetwork(st.JobKey), Host: d.networkHost()}
 }
 
 func (d *Driver) buildSpec(st *State, job Job, image string) engine.ContainerSpec {
@@ -151,7 +149,7 @@ func (d *Driver) buildSpec(st *State, job Job, image string) engine.ContainerSpe
 	}
 	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-build", Image: image, Entrypoint: entrypoint, User: user,
 		Env: env, Hostname: hostname(st.JobKey), Platform: opts.Platform, JobKey: st.JobKey,
-		Mounts: d.mounts(st.JobKey), Binds: binds, Network: st.Network, Host: d.buildHost()}
+		Mounts: d.mounts(st.JobKey), Binds: binds, Network: jobNetwork(st.JobKey), Host: d.buildHost()}
 }
 
 // jobEnv is every job variable, as the docker executor puts them in the build
@@ -165,6 +163,9 @@ func jobEnv(job Job) []string {
 }
 
 func hostname(key string) string { return "ec2-executor-" + key }
+
+// jobNetwork is the job's bridge network, on which services answer to their aliases.
+func jobNetwork(key string) string { return "ec2x-" + key }
 
 // mounts are the job's named volumes: builds, cache, and one per container-only
 // path in docker.volumes.
@@ -201,9 +202,9 @@ func (d *Driver) buildHost() engine.HostOptions {
 		Memory: mem, NanoCPUs: cpus, DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts, Sysctls: o.Sysctls}
 }
 
-// serviceHost gives services the operator's network options; privilege and limits
-// are for the job's own container.
-func (d *Driver) serviceHost() engine.HostOptions {
+// networkHost gives the helper and service containers the operator's network
+// options; privilege and limits are for the job's own container.
+func (d *Driver) networkHost() engine.HostOptions {
 	o := d.Settings.Docker
 	return engine.HostOptions{DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts}
 }

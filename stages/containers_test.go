@@ -113,7 +113,7 @@ func TestStagesGoToTheDockerExecutorsContainers(t *testing.T) {
 
 func TestInJobECRMountsTheWorkersHelperAndConfig(t *testing.T) {
 	d := testDriver(t, nil)
-	st := &State{JobKey: "42-abcd", Network: "ec2x-42-abcd"}
+	st := &State{JobKey: "42-abcd"}
 	if spec := d.buildSpec(st, Job{}, "img"); len(spec.Binds) != 0 || strings.Contains(strings.Join(spec.Env, " "), "DOCKER_CONFIG") {
 		t.Fatalf("in-job ECR is opt-in: %+v", spec)
 	}

@@ -23,13 +23,9 @@ func (d *Driver) Instances(ctx context.Context, allManagers bool, out io.Writer)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tTYPE\tMARKET\tSTATE\tJOB\tMANAGER\tAGE\tADDRESS")
 	for _, i := range found {
-		addr := i.PrivateIP
-		if d.Settings.SSHPublic() {
-			addr = i.PublicIP
-		}
 		age := d.Now().Sub(created(i)).Round(time.Second)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Type, i.Market(), i.State,
-			i.Tags[TagJobKey], i.Tags[TagManager], age, addr)
+			i.Tags[TagJobKey], i.Tags[TagManager], age, d.sshHost(i))
 	}
 	return tw.Flush()
 }

@@ -25,8 +25,7 @@ const (
 // jobInstance returns the instance settings with the job's overrides applied. Every
 // refused override is reported at once, as a build failure naming the variable.
 func (d *Driver) jobInstance() (settings.Instance, error) {
-	in := d.Settings.Instance
-	in.Types = slices.Clone(in.Types)
+	in := d.Settings.Instance // a copy; an override replaces a list, never edits it
 	allow := d.Settings.Overrides
 	var errs []error
 	for _, name := range overrideVars(d.Env.Vars) {

@@ -81,10 +81,7 @@ func (d *Driver) checkLifetime(job Job) error {
 
 // readyWorker connects to the worker and creates the job's containers.
 func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Instance, job Job, p plan, c Clients) error {
-	host := inst.PrivateIP
-	if d.Settings.SSHPublic() {
-		host = inst.PublicIP
-	}
+	host := d.sshHost(inst)
 	if host == "" {
 		return fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, d.Settings.SSH.Address, d.Settings.SSH.Address)
 	}
@@ -103,6 +100,15 @@ func (d *Driver) readyWorker(ctx context.Context, st *State, inst provision.Inst
 		return err
 	}
 	return d.store().Save(*st)
+}
+
+// sshHost is the worker's address the driver reaches it on: private, or public when
+// ssh.address says so.
+func (d *Driver) sshHost(inst provision.Instance) string {
+	if d.Settings.SSHPublic() {
+		return inst.PublicIP
+	}
+	return inst.PrivateIP
 }
 
 // target says how to reach the job's worker; deadline bounds the wait for it.

@@ -83,8 +83,8 @@ func (d *Driver) reconnect(ctx context.Context, st State, deadline time.Duration
 	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
 		return w, err
 	}
-	if lost := d.lostWorker(ctx, st, err); lost != err {
-		return nil, lost
+	if reason := d.goneReason(ctx, st); reason != "" {
+		return nil, fmt.Errorf("%s: %w", reason, err)
 	}
 	return engine.Connect(ctx, d.target(st, deadline-first), d.Log)
 }
@@ -93,21 +93,30 @@ func (d *Driver) reconnect(ctx context.Context, st State, deadline time.Duration
 // spot-interrupted worker reads as such instead of as an SSH error. It is still a
 // system failure: `retry: when: runner_system_failure` runs the job again.
 func (d *Driver) lostWorker(ctx context.Context, st State, err error) error {
-	prov, _, perr := d.provisioner(ctx)
-	if perr != nil || st.InstanceID == "" {
-		return err
+	if reason := d.goneReason(ctx, st); reason != "" {
+		return fmt.Errorf("%s: %w", reason, err)
+	}
+	return err
+}
+
+// goneReason asks EC2 once whether the job's worker is gone and says how, or returns
+// "" when it still runs or EC2 cannot tell.
+func (d *Driver) goneReason(ctx context.Context, st State) string {
+	prov, _, err := d.provisioner(ctx)
+	if err != nil || st.InstanceID == "" {
+		return ""
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	inst, derr := prov.Describe(dctx, st.InstanceID)
-	if derr != nil || !inst.Gone() {
-		return err
+	inst, err := prov.Describe(dctx, st.InstanceID)
+	switch {
+	case err != nil || !inst.Gone():
+		return ""
+	case inst.Interrupted():
+		return fmt.Sprintf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`",
+			inst.ID, inst.StateReason)
 	}
-	if inst.Interrupted() {
-		return fmt.Errorf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`: %w",
-			inst.ID, inst.StateReason, err)
-	}
-	return fmt.Errorf("the worker is gone: instance %s is %s (%s): %w", inst.ID, inst.State, inst.StateReason, err)
+	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason)
 }
 
 // markUnreachable records that this job lost its worker, so the stages the runner

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,12 +63,9 @@ func servicesFromEnv(raw string) ([]Image, error) {
 func serviceAliases(image, alias string) []string {
 	var out []string
 	add := func(a string) {
-		for _, have := range out {
-			if have == a {
-				return
-			}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	if named, err := reference.ParseNormalizedNamed(image); err == nil {
 		name := reference.FamiliarName(named)
@@ -94,12 +92,12 @@ func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *doc
 		aliases := serviceAliases(svc.Name, svc.Alias)
 		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: image,
 			Cmd: svc.Command, Entrypoint: svc.Entrypoint, User: string(svc.ExecutorOpts.Docker.User), Platform: svc.ExecutorOpts.Docker.Platform,
-			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: st.Network,
-			Aliases: aliases, Host: d.serviceHost(), Service: true})
+			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: jobNetwork(st.JobKey),
+			Aliases: aliases, Host: d.networkHost(), Service: true})
 		if err != nil {
 			return err
 		}
-		s, err := w.StartService(ctx, id, st.Network)
+		s, err := w.StartService(ctx, id, jobNetwork(st.JobKey))
 		if err != nil {
 			return err
 		}

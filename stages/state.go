@@ -29,7 +29,6 @@ type State struct {
 	BuildContainer string    `json:"build_container,omitempty"`
 	// HelperContainer runs the predefined stages (git, cache, artifacts).
 	HelperContainer string `json:"helper_container,omitempty"`
-	Network         string `json:"network,omitempty"`
 	// Unreachable says a stage already lost the worker: the job has failed, and later
 	// stages (after_script, cleanup_file_variables) try only briefly to reach it.
 	Unreachable bool `json:"unreachable,omitempty"`

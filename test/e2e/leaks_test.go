@@ -18,9 +18,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/test/runnersim"
@@ -215,18 +212,9 @@ func (d stageDriver) killPrepareWhen(key string, ready func() bool) {
 // jobContainers lists the containers labelled with a job key on the shared dockerd.
 func jobContainers(t *testing.T, key string) []string {
 	t.Helper()
-	dc, err := client.NewClientWithOpts(client.WithHost("unix:///var/run/docker.sock"), client.WithAPIVersionNegotiation())
+	names, err := stack.JobContainers(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer dc.Close()
-	cs, err := dc.ContainerList(t.Context(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.ec2-executor.job="+key))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, c := range cs {
-		names = append(names, c.Names...)
 	}
 	return names
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
-	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/stages"
 )
 
 // Booter "boots" every instance moto reports running: it validates the instance's user
@@ -123,11 +124,7 @@ func (b *Booter) loop(ctx context.Context) {
 func (b *Booter) Failures() map[string]error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := map[string]error{}
-	for k, v := range b.failed {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(b.failed)
 }
 
 func (b *Booter) sync(ctx context.Context) error {
@@ -168,17 +165,13 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 		b.mu.Unlock()
 		if pd != nil {
 			pd.stop()
-		} else if key := tag(in, jobKeyTag); key == "" {
-			logf("boot simulator: %s has no %s tag", id, jobKeyTag)
+		} else if key := tag(in, stages.TagJobKey); key == "" {
+			logf("boot simulator: %s has no %s tag", id, stages.TagJobKey)
 		} else if err := wipeJob(ctx, key, func(names []string) { b.noteLeft(key, names) }); err != nil {
 			logf("boot simulator: wiping what %s left: %v", id, err)
 		}
 	}
 }
-
-// jobKeyTag is the driver's tag naming the job an instance serves (the label its
-// Docker objects carry).
-const jobKeyTag = settings.TagPrefix + "job-key"
 
 // noteLeft remembers what a terminated worker still had on the shared dockerd.
 func (b *Booter) noteLeft(jobKey string, names []string) {

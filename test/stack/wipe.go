@@ -22,7 +22,26 @@ import (
 // wipeJob removes the containers, networks and volumes labelled with a job key from
 // the shared dockerd, as the termination of that job's worker would.
 func wipeJob(ctx context.Context, jobKey string, noted func([]string)) error {
-	return wipe(ctx, filters.NewArgs(filters.Arg("label", engine.LabelJob+"="+jobKey)), noted)
+	return wipe(ctx, jobFilter(jobKey), noted)
+}
+
+// JobContainers names the containers on the shared dockerd labelled with a job key.
+func JobContainers(ctx context.Context, jobKey string) ([]string, error) {
+	dc, err := dockerClient()
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	cs, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: jobFilter(jobKey)})
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Names...)
+	}
+	return names, err
+}
+
+func jobFilter(jobKey string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", engine.LabelJob+"="+jobKey))
 }
 
 // wipeLeftovers removes every job's objects from the shared dockerd: at start, what a
