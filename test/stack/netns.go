@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/ec2-executor/ec2-executor/cloudinit"
 	"github.com/ec2-executor/ec2-executor/dockerauth"
 )
@@ -96,7 +94,7 @@ func (b *Booter) startNSRegistries(ctx context.Context, dir string, pd *privateD
 	open := registryYAML(data, OpenRegistryAddr, "")
 	mirror := registryYAML(filepath.Join(dir, "mirror"), NSMirrorAddr, "") + "proxy:\n  remoteurl: http://" + OpenRegistryAddr + "\n"
 	authed := registryYAML(data, RegistryAddr, htpasswd)
-	for _, r := range []struct{ name, cfg, addr string }{{"registry", authed, RegistryAddr}, {"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
+	for _, r := range []nsRegistry{{"registry", authed, RegistryAddr}, {"upstream", open, OpenRegistryAddr}, {"mirror", mirror, NSMirrorAddr}} {
 		if err := b.startNSRegistry(ctx, pd, r.name, r.cfg, r.addr); err != nil {
 			return err
 		}
@@ -174,18 +172,6 @@ func mergeDaemonJSON(dir string, pd *privateDocker, wc workerConfig) ([]byte, er
 		return nil, fmt.Errorf("the worker's merge-json failed: %v: %s", err, out)
 	}
 	return os.ReadFile(target)
-}
-
-func dockerPings(ctx context.Context, sock string) bool {
-	c, err := client.NewClientWithOpts(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	pctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	_, err = c.Ping(pctx)
-	return err == nil
 }
 
 // sshdWrapper runs the worker's sshd in a private mount namespace where the worker's
