@@ -65,19 +65,64 @@ func TestHelperImagePlaceholders(t *testing.T) {
 	}
 }
 
+// TestServiceAliasesAsTheDockerExecutorNamesThem covers every shape of reference that
+// gitlab-runner's own SplitNameAndVersion tests cover (helpers/container/services),
+// plus the runner's habit of keeping a reference as written.
 func TestServiceAliasesAsTheDockerExecutorNamesThem(t *testing.T) {
-	for image, want := range map[string]string{
-		"postgres:16":            "postgres",
-		"reg.io/a/b:1":           "reg.io__a__b reg.io-a-b",
-		"tutum/wordpress:latest": "tutum__wordpress tutum-wordpress",
-		"redis@sha256:" + strings.Repeat("a", 64): "redis",
-	} {
-		if got := strings.Join(serviceAliases(image, ""), " "); got != want {
-			t.Errorf("%s: %q, want %q", image, got, want)
+	digest := "@sha256:123456789012345678901234567890123456789012345678901234567890abcd"
+	cases := []struct{ image, want string }{
+		{"service", "service"},
+		{"service:version", "service"},
+		{"namespace/service", "namespace__service namespace-service"},
+		{"namespace/service:version", "namespace__service namespace-service"},
+		{"domain.tld/service", "domain.tld__service domain.tld-service"},
+		{"domain.tld/service:version", "domain.tld__service domain.tld-service"},
+		{"domain.tld/namespace/service", "domain.tld__namespace__service domain.tld-namespace-service"},
+		{"domain.tld/namespace/service:version", "domain.tld__namespace__service domain.tld-namespace-service"},
+		{"domain.tld:8080/service", "domain.tld__service domain.tld-service"},
+		{"domain.tld:8080/service:version", "domain.tld__service domain.tld-service"},
+		{"domain.tld:8080/namespace/service", "domain.tld__namespace__service domain.tld-namespace-service"},
+		{"domain.tld:8080/namespace/service:version", "domain.tld__namespace__service domain.tld-namespace-service"},
+		{"subdomain.domain.tld:8080/service", "subdomain.domain.tld__service subdomain.domain.tld-service"},
+		{"subdomain.domain.tld:8080/service:version", "subdomain.domain.tld__service subdomain.domain.tld-service"},
+		{"subdomain.domain.tld:8080/namespace/service", "subdomain.domain.tld__namespace__service subdomain.domain.tld-namespace-service"},
+		{"subdomain.domain.tld:8080/namespace/service:version", "subdomain.domain.tld__namespace__service subdomain.domain.tld-namespace-service"},
+		{"service" + digest, "service"},
+		{"namespace/service" + digest, "namespace__service namespace-service"},
+		{"domain.tld/service" + digest, "domain.tld__service domain.tld-service"},
+		{"domain.tld/namespace/service" + digest, "domain.tld__namespace__service domain.tld-namespace-service"},
+		{"domain.tld:8080/service" + digest, "domain.tld__service domain.tld-service"},
+		{"domain.tld:8080/namespace/service" + digest, "domain.tld__namespace__service domain.tld-namespace-service"},
+		{"subdomain.domain.tld:8080/service" + digest, "subdomain.domain.tld__service subdomain.domain.tld-service"},
+		// The case, a tag and a digest together, and names kept as written.
+		{"registry.example.com:5050/group/postgres:16", "registry.example.com__group__postgres registry.example.com-group-postgres"},
+		{"127.0.0.1:5000/ci/svc:1" + digest, "127.0.0.1__ci__svc 127.0.0.1-ci-svc"},
+		{"docker.io/library/postgres:16", "docker.io__library__postgres docker.io-library-postgres"},
+		{"tutum/wordpress:latest", "tutum__wordpress tutum-wordpress"},
+		// No reference at all: the runner gives no automatic name.
+		{"Not A Reference", ""},
+		{"", ""},
+	}
+	for _, c := range cases {
+		if got := strings.Join(serviceAliases(c.image, ""), " "); got != c.want {
+			t.Errorf("%s: %q, want %q", c.image, got, c.want)
 		}
 	}
-	if got := strings.Join(serviceAliases("postgres:16", "db, pg,postgres"), " "); got != "postgres db pg" {
+	if got := strings.Join(serviceAliases("postgres:16", "db, pg,postgres\tdb2"), " "); got != "postgres db pg db2" {
 		t.Errorf("user aliases: %q", got)
+	}
+}
+
+func TestASecondServiceGetsOnlyTheAliasesLeft(t *testing.T) {
+	taken := map[string]bool{}
+	if got := strings.Join(claimAliases(taken, serviceAliases("postgres:16", "db")), " "); got != "postgres db" {
+		t.Errorf("first service: %q", got)
+	}
+	if got := strings.Join(claimAliases(taken, serviceAliases("postgres:15", "old")), " "); got != "old" {
+		t.Errorf("second service: %q", got)
+	}
+	if got := claimAliases(taken, serviceAliases("postgres:14", "db")); len(got) != 0 {
+		t.Errorf("a service with no alias left would start as %v", got)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,25 +58,57 @@ func servicesFromEnv(raw string) ([]Image, error) {
 	return out, nil
 }
 
-// serviceAliases are the docker executor's automatic names for an image (postgres:16
-// is "postgres"; reg.io/a/b:1 is "reg.io__a__b" and "reg.io-a-b") followed by the
-// job's own aliases, split on commas and spaces.
+// serviceAliases are the docker executor's automatic names for an image followed by
+// the job's own aliases, split on commas and spaces. The automatic names follow
+// gitlab-runner's SplitNameAndVersion (helpers/container/services): the reference as
+// written (not normalized: "docker.io/library/x" stays as is) without tag, digest or
+// the registry's port, with "/" turned into "__" and, when that differs, into "-".
+// So registry.example.com:5050/group/postgres:16 answers to
+// registry.example.com__group__postgres and registry.example.com-group-postgres.
 func serviceAliases(image, alias string) []string {
 	var out []string
 	add := func(a string) {
-		if !slices.Contains(out, a) {
+		if a != "" && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
-	if named, err := reference.ParseNormalizedNamed(image); err == nil {
-		name := reference.FamiliarName(named)
+	if name := serviceName(image); name != "" {
 		add(strings.ReplaceAll(name, "/", "__"))
 		add(strings.ReplaceAll(name, "/", "-"))
 	}
-	for _, a := range strings.FieldsFunc(alias, func(r rune) bool { return r == ',' || r == ' ' }) {
+	for _, a := range strings.Fields(strings.ReplaceAll(alias, ",", " ")) {
 		add(a)
 	}
 	return out
+}
+
+// registryPort matches a reference's name as registry, optional port and path, as
+// gitlab-runner's referenceRegexpNoPort does.
+var registryPort = regexp.MustCompile(`^(.*?)(|:[0-9]+)(|/.*)$`)
+
+// serviceName is the service's name without tag, digest or registry port, or ""
+// when image is no reference at all (the runner then gives no automatic alias).
+func serviceName(image string) string {
+	m := reference.ReferenceRegexp.FindStringSubmatch(image)
+	if len(m) == 0 {
+		return ""
+	}
+	parts := registryPort.FindStringSubmatch(m[1])
+	return parts[1] + parts[3]
+}
+
+// claimAliases returns the aliases no earlier service of the job has, and marks them
+// taken. As in the docker executor, a second postgres:16 service gets only its own
+// aliases, and one with none left is not started at all.
+func claimAliases(taken map[string]bool, aliases []string) []string {
+	var free []string
+	for _, a := range aliases {
+		if !taken[a] {
+			taken[a] = true
+			free = append(free, a)
+		}
+	}
+	return free
 }
 
 // startServices creates and starts every service on the job's network, then waits
@@ -84,12 +117,17 @@ func serviceAliases(image, alias string) []string {
 func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, st *State, job Job, p plan) error {
 	var started []engine.Service
 	var names []string
+	taken := map[string]bool{}
 	for i, svc := range p.services {
+		aliases := claimAliases(taken, serviceAliases(svc.Name, svc.Alias))
+		if len(aliases) == 0 {
+			d.Log.Warn("Service " + svc.Name + " is already created. Ignoring.")
+			continue
+		}
 		image, err := d.ensureImage(ctx, w, creds, svc.Name, svc.ExecutorOpts.Docker.Platform, p.servicePolicies[i])
 		if err != nil {
 			return err
 		}
-		aliases := serviceAliases(svc.Name, svc.Alias)
 		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: image,
 			Cmd: svc.Command, Entrypoint: svc.Entrypoint, User: string(svc.ExecutorOpts.Docker.User), Platform: svc.ExecutorOpts.Docker.Platform,
 			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: jobNetwork(st.JobKey),
