@@ -53,6 +53,25 @@ func (w *Worker) RunScript(ctx context.Context, id string, script io.Reader, std
 	return w.exitCode(ctx, id)
 }
 
+// StopLeftover kills the container when it still runs an earlier stage's script and
+// reports whether it did. The runner never runs two stages of a job at once, so a
+// running job container at the start of a stage can only hold a script whose driver
+// died without its own shutdown (SIGKILL, the OOM killer): left alone, the next
+// stage's script would queue behind it on the container's stdin until it ended.
+func (w *Worker) StopLeftover(ctx context.Context, id string) (bool, error) {
+	info, err := w.docker.ContainerInspect(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("inspecting container %s: %w", short(id), err)
+	}
+	if info.State == nil || !info.State.Running {
+		return false, nil
+	}
+	if err := w.stopped(ctx, id, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 func (w *Worker) exitCode(ctx context.Context, id string) (int, error) {
 	waitC, errC := w.docker.ContainerWait(ctx, id, container.WaitConditionNotRunning)
 	select {

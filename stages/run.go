@@ -39,6 +39,9 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	}
 	defer w.Close()
 	d.Log.Debug("running stage", "stage", stage, "container", id)
+	if err := d.stopLeftover(ctx, w, id); err != nil {
+		return d.lostWorker(ctx, st, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
+	}
 	code, err := w.RunScript(ctx, id, script, d.Stdout, d.Stderr)
 	if errors.Is(err, engine.ErrCancelled) {
 		d.Log.Warn("Stage " + stage + " cancelled: the script's processes were stopped")
@@ -50,6 +53,20 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	}
 	if code != 0 {
 		return &BuildError{ExitCode: code}
+	}
+	return nil
+}
+
+// stopLeftover stops a script that an earlier stage left running when its driver died
+// without its own shutdown, and says so in the job log, so this stage runs at once
+// instead of queueing behind the orphan until it ends or the job times out.
+func (d *Driver) stopLeftover(ctx context.Context, w *engine.Worker, id string) error {
+	stopped, err := w.StopLeftover(ctx, id)
+	if err != nil {
+		return err
+	}
+	if stopped {
+		d.Log.Warn("The previous stage's script was still running after its driver stopped; stopped it", "container", id[:min(12, len(id))])
 	}
 	return nil
 }
