@@ -3,6 +3,9 @@ package stages
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/provision"
@@ -13,8 +16,10 @@ import (
 const cleanupConnectDeadline = 15 * time.Second
 
 // Cleanup removes the job's containers and volumes and terminates its instance. It is
-// idempotent and works without state: the instance is also looked up by the job's
-// tags, which covers a prepare killed between RunInstances and saving the id.
+// idempotent and works without state: it terminates every instance of this manager
+// tagged with the job's key, not only the one in the state, which covers a prepare
+// killed between RunInstances and saving the id, and a duplicate launch (an SDK retry
+// that EC2 did not recognise as one).
 func (d *Driver) Cleanup(ctx context.Context) error {
 	key, err := d.Env.JobKey()
 	if err != nil {
@@ -38,18 +43,9 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if st.InstanceID != "" && st.Address != "" { // by label: a prepare killed mid-way may not have saved their ids
 		d.removeContainers(ctx, st)
 	}
-	ids := map[string]bool{}
-	if st.InstanceID != "" {
-		ids[st.InstanceID] = true
-	}
-	if st.InstanceID == "" { // state lost, or prepare died before saving the id
-		found, err := prov.Find(ctx, d.ownTags(key))
-		if err != nil {
-			return err
-		}
-		for _, i := range found {
-			ids[i.ID] = true
-		}
+	ids, err := d.jobInstances(ctx, prov, key, st.InstanceID)
+	if err != nil {
+		return err
 	}
 	if err := d.terminateAll(ctx, prov, ids); err != nil {
 		return err
@@ -71,6 +67,29 @@ func (d *Driver) removeContainers(ctx context.Context, st State) {
 	if err := w.RemoveJob(ctx, st.JobKey); err != nil {
 		d.Log.Warn("Removing job containers", "instance_id", st.InstanceID, "error", err)
 	}
+}
+
+// jobInstances are the instances to terminate for the job: the one in its state and
+// every instance of this manager tagged with its key (one filtered DescribeInstances).
+// It says in the log when it finds more than one.
+func (d *Driver) jobInstances(ctx context.Context, prov *provision.Provisioner, key, stateID string) (map[string]bool, error) {
+	found, err := prov.Find(ctx, d.ownTags(key))
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	if stateID != "" {
+		ids[stateID] = true
+	}
+	for _, i := range found {
+		ids[i.ID] = true
+	}
+	if len(ids) > 1 {
+		list := slices.Sorted(maps.Keys(ids))
+		d.Log.Warn("Found more than one instance tagged with this job; terminating all of them",
+			"instance_ids", strings.Join(list, ","), "state_instance_id", stateID)
+	}
+	return ids, nil
 }
 
 func (d *Driver) terminateAll(ctx context.Context, prov *provision.Provisioner, ids map[string]bool) error {

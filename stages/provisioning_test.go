@@ -234,6 +234,30 @@ func TestCleanupWithoutStateAsksEC2OnlyWhenConfigHandedAKey(t *testing.T) {
 	}
 }
 
+// TestCleanupTerminatesEveryInstanceOfTheJob covers a duplicate launch: the state
+// names one instance, EC2 holds two with the job's key. Both go, another job's and
+// another manager's stay.
+func TestCleanupTerminatesEveryInstanceOfTheJob(t *testing.T) {
+	f := provisiontest.New()
+	d := testDriver(t, f, JobKeyVar+"=42-0000abcd")
+	d.Settings.Reap.FromCleanup = false
+	launch(t, d, f, "42-0000abcd", "m1", now) // the duplicate the state does not name
+	second := launch(t, d, f, "42-0000abcd", "m1", now)
+	otherJob := launch(t, d, f, "43-0000abcd", "m1", now)
+	otherManager := launch(t, d, f, "42-0000abcd", "m2", now)
+	if err := d.store().Save(State{JobKey: "42-0000abcd", InstanceID: second}); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.Calls["DescribeInstances"]
+	if err := d.Cleanup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f, otherJob, otherManager)
+	if n := f.Calls["DescribeInstances"] - calls; n != 1 {
+		t.Errorf("cleanup made %d DescribeInstances calls, want one filtered call", n)
+	}
+}
+
 func TestLosingTheWorkerShortensLaterStagesUnlessCancelled(t *testing.T) {
 	f := provisiontest.New()
 	d := testDriver(t, f, JobKeyVar+"=42-abcd")

@@ -164,13 +164,13 @@ func TestHappyPathEC2CallBudget(t *testing.T) {
 	}
 	counts := proxy.Counts()
 	t.Logf("AWS calls for one job (including one reaper pass): %v", counts)
-	if counts["RunInstances"] != 1 || counts["TerminateInstances"] != 1 || counts["DescribeInstances"] > 2 || len(counts) != 3 {
-		t.Errorf("calls %v: want 1 RunInstances, at most 2 DescribeInstances (wait, reaper), 1 TerminateInstances", counts)
+	if counts["RunInstances"] != 1 || counts["TerminateInstances"] != 1 || counts["DescribeInstances"] > 3 || len(counts) != 3 {
+		t.Errorf("calls %v: want 1 RunInstances, at most 3 DescribeInstances (wait, cleanup's lookup by tags, reaper), 1 TerminateInstances", counts)
 	}
 }
 
 func TestWorkerPullsADockerHubNameThroughItsRegistryMirror(t *testing.T) {
-	cfg := settingsFile(t, "mirror.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "mirror.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Worker.RegistryMirrors = []string{"http://" + stack.NSMirrorAddr}
 		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2}
 	})
@@ -218,7 +218,7 @@ func bootedFor(t *testing.T, res runnersim.Result) types.Instance {
 }
 
 func TestRenderCloudInitShowsWhatAWorkerGetsAndValidateCatchesConflicts(t *testing.T) {
-	cfg := settingsFile(t, "render.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "render.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Worker.ECRCredentialHelper = true
 		s.Worker.ECRRegistries = []string{"123456789012.dkr.ecr.us-east-1.amazonaws.com"}
 		s.Worker.RegistryMirrors = []string{"http://" + stack.NSMirrorAddr}
@@ -237,7 +237,7 @@ func TestRenderCloudInitShowsWhatAWorkerGetsAndValidateCatchesConflicts(t *testi
 			t.Errorf("rendered cloud-config lacks %q", want)
 		}
 	}
-	bad := settingsFile(t, "render-bad.toml", stack.MotoURL, func(s *settings.Settings) {
+	bad := settingsFile(t, "render-bad.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Worker.ExtraCloudConfig = "users:\n  - name: intruder\n"
 	})
 	msg, err := exec.Command(binary, "--config", bad, "validate").CombinedOutput()
@@ -250,7 +250,7 @@ func TestLaunchTemplateSuppliesWhatTheSettingsLeaveOut(t *testing.T) {
 	if err := st.CreateLaunchTemplate(t.Context(), "ci-workers", "t3.nano", "from-template", "yes"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := settingsFile(t, "template.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "template.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Instance.AMI, s.Instance.Types = "", nil
 		s.Instance.LaunchTemplate = settings.LaunchTemplate{Name: "ci-workers", Version: "$Latest"}
 		s.Instance.MetadataHopLimit = 3

@@ -28,6 +28,8 @@ type Proxy struct {
 	answered func(action string)
 	freshECR bool
 	rewrite  func(action string, body []byte) []byte
+	tokens   idempotency
+	drop     map[string]int
 }
 
 // SetFault sets (or clears, with nil) a fault that may write the response to a
@@ -81,13 +83,44 @@ func (p *Proxy) OnAnswered(hook func(action string)) {
 	p.mu.Unlock()
 }
 
-type actionKey struct{}
+// IgnoreClientTokens makes the proxy pass repeated RunInstances client tokens to
+// moto, which launches again: a test can check the driver copes when idempotency
+// fails. By default the proxy honours tokens as EC2 does.
+func (p *Proxy) IgnoreClientTokens(ignore bool) {
+	p.tokens.mu.Lock()
+	p.tokens.ignore = ignore
+	p.tokens.mu.Unlock()
+}
+
+// DropAnswers lets moto complete the next n requests for action, then closes the
+// driver's connection without an answer, as a network fault after EC2 acted does:
+// the SDK sees a transport error and retries.
+func (p *Proxy) DropAnswers(action string, n int) {
+	p.mu.Lock()
+	p.drop[action] = n
+	p.mu.Unlock()
+}
+
+func (p *Proxy) takeDrop(action string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drop[action] <= 0 {
+		return false
+	}
+	p.drop[action]--
+	return true
+}
+
+type (
+	actionKey struct{}
+	tokenKey  struct{}
+)
 
 // NewProxy starts a proxy to moto on a loopback port.
 func NewProxy() *Proxy {
 	target, _ := url.Parse(MotoURL)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	p := &Proxy{counts: map[string]int{}}
+	p := &Proxy{counts: map[string]int{}, drop: map[string]int{}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		p.mu.Lock()
 		hook, fresh, rewrite := p.answered, p.freshECR, p.rewrite
@@ -100,6 +133,11 @@ func NewProxy() *Proxy {
 		}
 		if fresh && action == "GetAuthorizationToken" && resp.StatusCode == http.StatusOK {
 			if err := rewriteBody(resp, twelveHourTokens); err != nil {
+				return err
+			}
+		}
+		if e, _ := resp.Request.Context().Value(tokenKey{}).(*tokenEntry); e != nil && resp.StatusCode == http.StatusOK {
+			if err := rewriteBody(resp, func(b []byte) []byte { e.body = b; return b }); err != nil {
 				return err
 			}
 		}
@@ -123,7 +161,20 @@ func NewProxy() *Proxy {
 		if fault != nil && fault(action, form, w) {
 			return
 		}
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actionKey{}, action)))
+		ctx := context.WithValue(r.Context(), actionKey{}, action)
+		if e := p.tokens.claim(action, form); e != nil {
+			defer e.mu.Unlock()
+			if e.answer(w, form) {
+				return
+			}
+			ctx = context.WithValue(ctx, tokenKey{}, e)
+		}
+		if p.takeDrop(action) {
+			rp.ServeHTTP(httptest.NewRecorder(), r.WithContext(ctx))
+			dropConnection(w)
+			return
+		}
+		rp.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	p.URL = p.srv.URL
 	return p
@@ -134,6 +185,17 @@ func EC2Error(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>`, code, message)
+}
+
+// dropConnection closes the client's connection without writing a response.
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler) // net/http closes the connection without answering
 }
 
 // Counts returns how many requests each action received.
