@@ -13,15 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/stages"
 )
@@ -55,7 +49,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			log.Warn(p)
 		}
 		return &stages.Driver{Settings: set, Env: env, Log: log, Stdout: stdout, Stderr: stderr,
-			Version: version, Now: time.Now, NewAWS: newAWS(set)}
+			Version: version, Now: time.Now, NewAWS: newAWS(set, log)}
 	}
 	load := func(c *cli.Context) error {
 		s, err := settings.LoadValid(c.String("config"))
@@ -155,24 +149,4 @@ func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
 		return hclog.NewNullLogger(), fmt.Errorf("--log-format %q is not text or json", format)
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: "ec2-executor", Level: l, Output: out, JSONFormat: format == "json"}), nil
-}
-
-// newAWS returns a factory for the real AWS clients with adaptive retries
-// (client-side rate limiting on throttling). Credentials come from the standard chain
-// (instance profile, environment, shared files).
-func newAWS(s settings.Settings) func(context.Context) (stages.Clients, error) {
-	return func(ctx context.Context) (stages.Clients, error) {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(s.AWS.Region),
-			awsconfig.WithRetryMode(aws.RetryModeAdaptive))
-		if err != nil {
-			return stages.Clients{}, fmt.Errorf("loading AWS configuration: %w", err)
-		}
-		if s.AWS.Endpoint != "" {
-			cfg.BaseEndpoint = aws.String(s.AWS.Endpoint)
-		}
-		ecrFor := func(_ context.Context, region string) (dockerauth.ECRAPI, error) {
-			return ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.Region = region }), nil
-		}
-		return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), ECR: ecrFor}, nil
-	}
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/logging"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ec2-executor/ec2-executor/dockerauth"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/stages"
+)
+
+// newAWS returns a factory for the real AWS clients with adaptive retries
+// (client-side rate limiting on throttling). Credentials come from the standard chain
+// (instance profile, environment, shared files). The clients are built once per
+// process, on first use, and shared by every later call: loading the configuration
+// reads files and the environment, and each client keeps its own connection pool
+// and retry token bucket, which only help when kept.
+func newAWS(s settings.Settings, log hclog.Logger) func(context.Context) (stages.Clients, error) {
+	var (
+		once    sync.Once
+		clients stages.Clients
+		err     error
+	)
+	return func(ctx context.Context) (stages.Clients, error) {
+		once.Do(func() { clients, err = buildAWS(ctx, s, log) })
+		return clients, err
+	}
+}
+
+func buildAWS(ctx context.Context, s settings.Settings, log hclog.Logger) (stages.Clients, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(s.AWS.Region),
+		awsconfig.WithRetryMode(aws.RetryModeAdaptive),
+		awsconfig.WithLogger(sdkLogger{log.Named("aws")}))
+	if err != nil {
+		return stages.Clients{}, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if s.AWS.Endpoint != "" {
+		cfg.BaseEndpoint = aws.String(s.AWS.Endpoint)
+	}
+	var (
+		mu   sync.Mutex
+		ecrs = map[string]*ecr.Client{}
+	)
+	ecrFor := func(_ context.Context, region string) (dockerauth.ECRAPI, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ecrs[region] == nil {
+			ecrs[region] = ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.Region = region })
+		}
+		return ecrs[region], nil
+	}
+	return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), ECR: ecrFor}, nil
+}
+
+// sdkLogger puts the SDK's own log lines (retries, a response body it could not
+// drain) into hclog at debug level. Without it the SDK writes them raw to stderr,
+// which the runner copies into the user's job log.
+type sdkLogger struct{ log hclog.Logger }
+
+func (l sdkLogger) Logf(class logging.Classification, format string, v ...any) {
+	l.log.Debug("AWS SDK", "class", string(class), "message", fmt.Sprintf(format, v...))
+}
