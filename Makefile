@@ -34,10 +34,15 @@ stack-down: ## stop the stack started by stack-up
 	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack
 	@$(BIN)/stack down
 
-lint: ## gofmt and go vet, e2e files included
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt, go vet and staticcheck (e2e files included), and go.mod as `go mod tidy` leaves it
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) mod tidy -diff || { echo "go.mod/go.sum differ from what 'go mod tidy' writes: run it"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./test/e2e/
 
 fmt:
 	gofmt -w .

@@ -42,7 +42,7 @@ type ECRAPI interface {
 var _ ECRAPI = (*ecr.Client)(nil)
 
 // TokenCache gets ECR tokens with the manager's AWS identity and keeps them, one 0600
-// file per account and region in Dir, until Margin before they expire (ECR tokens
+// file per region in Dir, until Margin before they expire (ECR tokens
 // live 12 hours), so the stage processes of many jobs share one token.
 type TokenCache struct {
 	Dir    string
@@ -60,15 +60,15 @@ type cachedToken struct {
 
 // For returns a token for an ECR host, from the cache while it is fresh.
 func (c *TokenCache) For(ctx context.Context, host string) (Credential, bool, error) {
-	account, region, ok := ECRRegistry(host)
+	_, region, ok := ECRRegistry(host)
 	if !ok {
 		return Credential{}, false, nil
 	}
-	path := filepath.Join(c.Dir, account+"."+region+".json")
+	path := filepath.Join(c.Dir, region+".json")
 	if t, err := c.read(path); err == nil && c.Now().Add(c.Margin).Before(t.ExpiresAt) {
 		return Credential{Key: host, Username: t.Username, Password: t.Password, Source: SourceECRManager + " (cached)"}, true, nil
 	}
-	t, err := c.fetch(ctx, account, region)
+	t, err := c.fetch(ctx, host, region)
 	if err != nil {
 		return Credential{}, false, err
 	}
@@ -78,22 +78,25 @@ func (c *TokenCache) For(ctx context.Context, host string) (Credential, bool, er
 	return Credential{Key: host, Username: t.Username, Password: t.Password, Source: SourceECRManager}, true, nil
 }
 
-func (c *TokenCache) fetch(ctx context.Context, account, region string) (cachedToken, error) {
+// fetch asks ECR for a token in region. It names no registry: a token covers every
+// registry, of any account, that the manager's identity may reach (which is why ECR
+// deprecated GetAuthorizationToken's registryIds), so one per region serves all.
+func (c *TokenCache) fetch(ctx context.Context, host, region string) (cachedToken, error) {
 	api, err := c.API(ctx, region)
 	if err != nil {
 		return cachedToken{}, err
 	}
-	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: []string{account}})
+	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
-		return cachedToken{}, fmt.Errorf("getting an ECR token for account %s in %s: %w", account, region, err)
+		return cachedToken{}, fmt.Errorf("getting an ECR token for %s in %s: %w", host, region, err)
 	}
 	if len(out.AuthorizationData) == 0 {
-		return cachedToken{}, fmt.Errorf("getting an ECR token for account %s in %s: ECR returned none", account, region)
+		return cachedToken{}, fmt.Errorf("getting an ECR token for %s in %s: ECR returned none", host, region)
 	}
 	d := out.AuthorizationData[0]
 	user, pass, err := decodeAuth(aws.ToString(d.AuthorizationToken))
 	if err != nil {
-		return cachedToken{}, fmt.Errorf("getting an ECR token for account %s in %s: the token %w", account, region, err)
+		return cachedToken{}, fmt.Errorf("getting an ECR token for %s in %s: the token %w", host, region, err)
 	}
 	return cachedToken{Username: user, Password: pass, ExpiresAt: aws.ToTime(d.ExpiresAt)}, nil
 }

@@ -23,8 +23,8 @@ type fakeECR struct {
 	err   error
 }
 
-func (f *fakeECR) GetAuthorizationToken(_ context.Context, in *ecr.GetAuthorizationTokenInput, _ ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error) {
-	f.calls = append(f.calls, in.RegistryIds[0])
+func (f *fakeECR) GetAuthorizationToken(_ context.Context, _ *ecr.GetAuthorizationTokenInput, _ ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error) {
+	f.calls = append(f.calls, "GetAuthorizationToken")
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -57,7 +57,7 @@ func TestECRTokensAreCachedUntilNearExpiryAcrossProcesses(t *testing.T) {
 		return c
 	}
 	first := get()
-	if first.Username != "AWS" || first.Password != "token-1" || first.Source != SourceECRManager || api.calls[0] != "123456789012" || regions[0] != "eu-west-1" {
+	if first.Username != "AWS" || first.Password != "token-1" || first.Source != SourceECRManager || regions[0] != "eu-west-1" {
 		t.Fatalf("first token %+v, calls %v, regions %v", first, api.calls, regions)
 	}
 	now = now.Add(11 * time.Hour)
@@ -88,11 +88,11 @@ func TestExplicitCredentialWinsOverECRAndOtherHostsSkipIt(t *testing.T) {
 	}
 }
 
-func TestECRErrorNamesAccountAndRegion(t *testing.T) {
+func TestECRErrorNamesRegistryAndRegion(t *testing.T) {
 	api := &fakeECR{now: time.Now, err: errors.New("AccessDeniedException: not authorized")}
 	cache := &TokenCache{Dir: t.TempDir(), Now: time.Now, API: func(context.Context, string) (ECRAPI, error) { return api, nil }}
 	_, _, err := NewResolver(context.Background(), Sources{Fallback: cache}).For(context.Background(), ecrImage)
-	if err == nil || !strings.Contains(err.Error(), "account 123456789012 in eu-west-1") {
+	if err == nil || !strings.Contains(err.Error(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com in eu-west-1") {
 		t.Fatalf("got %v", err)
 	}
 }
