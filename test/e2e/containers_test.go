@@ -18,7 +18,7 @@ import (
 )
 
 func TestServicesAreReachedByAliasAndAutomaticNameAndASilentOneOnlyWarns(t *testing.T) {
-	cfg := settingsFile(t, "services.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "services.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Docker.AllowedPullPolicies = []string{settings.PullAlways, settings.PullIfNotPresent, settings.PullNever}
 		s.Docker.WaitForServicesTimeout = settings.Duration{Duration: 2 * time.Second}
 	})
@@ -48,9 +48,26 @@ func TestServicesAreReachedByAliasAndAutomaticNameAndASilentOneOnlyWarns(t *test
 	}
 }
 
+// TestServiceFromARegistryWithAPortAnswersToBothAutomaticNames pulls a service from the
+// stack's registry (127.0.0.1:5000): as in the docker executor, its automatic names
+// drop the registry's port.
+func TestServiceFromARegistryWithAPortAnswersToBothAutomaticNames(t *testing.T) {
+	job := baseJob(4010)
+	job.Services = []runnersim.Service{{Name: stack.ServiceImage}}
+	job.Script = []string{"wget -q -O- http://127.0.0.1__ci__service:8080/", "wget -q -O- http://127.0.0.1-ci-service:8080/"}
+	res := runJob(t, job, "")
+	if res.Status != "success" {
+		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
+	}
+	if n := strings.Count(res.Log, "service-ok"); n != 2 {
+		t.Errorf("service answered %d of 2 requests", n)
+	}
+	contains(t, res.Log, "Started service "+stack.ServiceImage+" as 127.0.0.1__ci__service, 127.0.0.1-ci-service")
+}
+
 func TestHelperContainerClonesCachesAndUploadsForTheBuildContainer(t *testing.T) {
 	repo := bareRepo(t)
-	cfg := settingsFile(t, "helper.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "helper.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Docker.Volumes = []string{repo + ":/repo.git:ro"}
 	})
 	job := baseJob(4002)
@@ -96,7 +113,7 @@ func TestPullPolicies(t *testing.T) {
 	all := func(s *settings.Settings) {
 		s.Docker.AllowedPullPolicies = []string{settings.PullAlways, settings.PullIfNotPresent, settings.PullNever}
 	}
-	cfg := settingsFile(t, "pull.toml", stack.MotoURL, all)
+	cfg := settingsFile(t, "pull.toml", st.Endpoint(), all)
 	t.Run("if-not-present uses the image on the worker", func(t *testing.T) {
 		job := baseJob(4004)
 		job.ImagePullPolicy = []string{settings.PullIfNotPresent}
@@ -246,7 +263,7 @@ func TestOperatorDockerOptionsReachTheBuildContainer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(shared, "from-host"), []byte("bind mounted\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := settingsFile(t, "docker-options.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "docker-options.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Job.HelperImage = stack.HelperImageTemplate
 		s.Docker.CapDrop = []string{"NET_RAW"} // privileged cannot start here: this machine may not grant every capability
 		s.Docker.Volumes = []string{shared + ":/shared:ro", "/scratch"}

@@ -326,7 +326,7 @@ func TestRunner175Shape(t *testing.T) {
 }
 
 func TestBadStateFiles(t *testing.T) {
-	cfg := settingsFile(t, "bad-state.toml", stack.MotoURL, func(s *settings.Settings) { s.StateDir = t.TempDir() })
+	cfg := settingsFile(t, "bad-state.toml", st.Endpoint(), func(s *settings.Settings) { s.StateDir = t.TempDir() })
 	d := stageDriver{t: t, cfg: cfg}
 	out, err := d.command("6200-0000cccc", "run", "/dev/null", "build_script").CombinedOutput()
 	msg := "no job state for job 6200-0000cccc"
@@ -337,7 +337,7 @@ func TestBadStateFiles(t *testing.T) {
 }
 
 func TestFaultDockerDaemonDiesDuringTheScript(t *testing.T) {
-	cfg := settingsFile(t, "daemon-dies.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "daemon-dies.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2} // the worker gets its own dockerd
 	})
 	job := baseJob(6012)

@@ -151,7 +151,7 @@ func (d stageDriver) state(id string) types.InstanceStateName {
 // cleanup then leaves no instance and no container.
 func TestPrepareKilledLaterLeavesNothingAfterCleanup(t *testing.T) {
 	state := t.TempDir()
-	cfg := settingsFile(t, "killed-later.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "killed-later.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.StateDir = state
 		s.Reap.FromCleanup = false
 	})

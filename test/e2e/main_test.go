@@ -25,7 +25,17 @@ var (
 	binary string
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+// TestMain runs the suite and then fails it when the run left a mount, a network
+// namespace or a temporary file on this machine.
+func TestMain(m *testing.M) {
+	before := snapshotHost()
+	code := run(m)
+	if left := snapshotHost().leftSince(before); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the suite left behind on this machine:\n  %s\n", strings.Join(left, "\n  "))
+		code = 1
+	}
+	os.Exit(code)
+}
 
 func run(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "ec2-executor-e2e")

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,11 +12,6 @@ import (
 	"github.com/ec2-executor/ec2-executor/test/runnersim"
 	"github.com/ec2-executor/ec2-executor/test/stack"
 )
-
-// registryAuth is a Docker config.json with one login for the stack's registry.
-func registryAuth(user, password string) string {
-	return `{"auths":{"` + stack.RegistryAddr + `":{"auth":"` + base64.StdEncoding.EncodeToString([]byte(user+":"+password)) + `"}}}`
-}
 
 // privateJob has no credentials[] entry: the test supplies the login another way.
 func privateJob(id int) runnersim.Job {
@@ -30,7 +24,7 @@ func privateJob(id int) runnersim.Job {
 
 func TestPrivateImageWithDockerAuthConfig(t *testing.T) {
 	job := privateJob(5001)
-	job.Variables = []runnersim.Variable{{Key: "DOCKER_AUTH_CONFIG", Value: registryAuth(stack.RegistryUser, stack.RegistryPassword)}}
+	job.Variables = []runnersim.Variable{{Key: "DOCKER_AUTH_CONFIG", Value: stack.RegistryAuthConfig(stack.RegistryUser, stack.RegistryPassword)}}
 	res := runJob(t, job, "")
 	contains(t, res.Log, "Pulling image "+stack.JobImage+" with credentials from DOCKER_AUTH_CONFIG for "+stack.RegistryAddr, "Job succeeded")
 }
@@ -47,7 +41,7 @@ func TestPrivateImageWithTheManagersDockerConfigAndAHelper(t *testing.T) {
 	if err := os.WriteFile(config, []byte(`{"credHelpers":{"`+stack.RegistryAddr+`":"stack"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := settingsFile(t, "manager-config.toml", stack.MotoURL, func(s *settings.Settings) { s.Registry.DockerConfig = config })
+	cfg := settingsFile(t, "manager-config.toml", st.Endpoint(), func(s *settings.Settings) { s.Registry.DockerConfig = config })
 	res := runnersim.Run(t.Context(), privateJob(5002), runnersim.Options{Binary: binary, Settings: cfg,
 		Env: append(stack.Env(), "PATH="+dir+":"+os.Getenv("PATH")), PrepareRetryInterval: 200e6})
 	checkJob(t, res)
@@ -69,7 +63,7 @@ func TestWrongPasswordIsAClearSystemFailureThatNamesNoSecret(t *testing.T) {
 }
 
 func TestRewriteSendsADockerHubNameToTheLocalRegistry(t *testing.T) {
-	cfg := settingsFile(t, "rewrite.toml", stack.MotoURL, func(s *settings.Settings) {
+	cfg := settingsFile(t, "rewrite.toml", st.Endpoint(), func(s *settings.Settings) {
 		s.Registry.Rewrites = []settings.Rewrite{{Prefix: "docker.io/", Replacement: stack.RegistryAddr + "/"}}
 	})
 	job := baseJob(5004)
@@ -132,4 +126,11 @@ func TestECRImageWithTheWorkersHelper(t *testing.T) {
 	if n := proxy.Counts()["GetAuthorizationToken"]; n != 0 {
 		t.Errorf("the manager called GetAuthorizationToken %d times in worker mode", n)
 	}
+}
+
+// TestStackUpSettingsAreReadyToUse runs a job that brings no registry login on the
+// settings file `make stack-up` prints: it must pull the stack's default job image.
+func TestStackUpSettingsAreReadyToUse(t *testing.T) {
+	res := runJob(t, privateJob(5010), st.ReadySettingsFile)
+	contains(t, res.Log, "with credentials from", "pulled a private image", "Job succeeded")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,8 +191,69 @@ func (pd *privateDocker) stop() {
 	for i := len(pd.procs) - 1; i >= 0; i-- {
 		pd.procs[i].stop(15 * time.Second)
 	}
+	// A dockerd that was killed (StopDockerd) could not unmount its containers'
+	// overlay and network-namespace mounts: take them down with the worker.
+	unmountUnder(pd.dir, pd.run)
 	_ = exec.Command("ip", "netns", "del", pd.ns).Run()
 	_ = os.RemoveAll(pd.run)
+}
+
+// unmountUnder detaches every mount below the directories, deepest first.
+func unmountUnder(dirs ...string) {
+	for _, m := range slices.Backward(MountsUnder(dirs...)) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			logf("stack: unmounting %s: %v", m, err)
+		}
+	}
+}
+
+// MountsUnder lists this machine's mount points below any of the directories, in
+// the order they were mounted.
+func MountsUnder(dirs ...string) []string {
+	var out []string
+	for _, m := range Mounts() {
+		for _, d := range dirs {
+			if d != "" && strings.HasPrefix(m, strings.TrimSuffix(d, "/")+"/") {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Mounts lists the mount points of this process's mount namespace, in mount order.
+func Mounts() []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out = append(out, unescapeMount(f[4]))
+		}
+	}
+	return out
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // removeStaleNamespaces deletes worker namespaces an earlier stack left behind.

@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,8 +54,28 @@ func (s *Stack) SettingsFor(name, endpoint string, edit func(*settings.Settings)
 	return p, os.WriteFile(p, buf.Bytes(), 0o600)
 }
 
+// writeSettings writes the tests' settings (jobs bring their own registry login, so
+// every credential source can be tested) and the ones `stack up` prints, which are
+// ready to use as they are: the manager's Docker config logs in to the stack's
+// registry, so a job with no credentials of its own pulls the default job image.
 func (s *Stack) writeSettings(context.Context) error {
-	p, err := s.SettingsFor("settings.toml", MotoURL, nil)
+	p, err := s.SettingsFor("settings.toml", s.Endpoint(), nil)
+	if err != nil {
+		return err
+	}
 	s.SettingsFile = p
+	config := filepath.Join(s.Dir, "manager-docker", "config.json")
+	if err := os.MkdirAll(filepath.Dir(config), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(config, []byte(RegistryAuthConfig(RegistryUser, RegistryPassword)), 0o600); err != nil {
+		return err
+	}
+	s.ReadySettingsFile, err = s.SettingsFor("stack-up.toml", s.Endpoint(), func(c *settings.Settings) { c.Registry.DockerConfig = config })
 	return err
+}
+
+// RegistryAuthConfig is a Docker config.json with one login for the stack's registry.
+func RegistryAuthConfig(user, password string) string {
+	return `{"auths":{"` + RegistryAddr + `":{"auth":"` + base64.StdEncoding.EncodeToString([]byte(user+":"+password)) + `"}}}`
 }

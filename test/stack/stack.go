@@ -65,10 +65,15 @@ type Stack struct {
 	Dir string
 	// Seed is what the stack created in moto.
 	Seed Seed
-	// SettingsFile is a ready-to-use driver settings file.
-	SettingsFile string
+	// SettingsFile is the tests' driver settings file: jobs bring their own registry
+	// login. ReadySettingsFile (what `stack up` prints) adds the manager's Docker
+	// config with a login for the stack's registry, so any job can pull its images.
+	SettingsFile, ReadySettingsFile string
 	// Boot is the instance boot simulator.
 	Boot *Booter
+	// Proxy is the EC2 endpoint drivers get by default: moto behind the stack's proxy,
+	// which honours RunInstances client tokens as EC2 does (moto ignores them).
+	Proxy *Proxy
 
 	mu       sync.Mutex
 	procs    []*proc
@@ -108,6 +113,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		{"packages", func(context.Context) error { reapStale(); removeStaleNamespaces(); return EnsurePackages() }},
 		{"dockerd", s.ensureDockerd},
 		{"moto", s.startMoto},
+		{"ec2 proxy", func(context.Context) error { s.Proxy = NewProxy(); return nil }},
 		{"registries", s.startRegistries},
 		{"seed", s.seed},
 		{"images", s.pushImages},
@@ -146,7 +152,13 @@ func (s *Stack) Down() {
 	}
 	wg.Wait()
 	os.RemoveAll(filepath.Join(s.Dir, "pids"))
+	if s.Proxy != nil {
+		s.Proxy.Close()
+	}
 }
+
+// Endpoint is the EC2 endpoint a driver on the stack uses: the stack's proxy to moto.
+func (s *Stack) Endpoint() string { return s.Proxy.URL }
 
 // logf reports stack progress on stderr (tests and the CLI both show it).
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }

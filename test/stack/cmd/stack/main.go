@@ -102,7 +102,7 @@ func serve(dir string) error {
 	if err := os.WriteFile(envFile, []byte("export "+strings.Join(stack.Env(), " ")+"\n"), 0o600); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("%s\n# AWS variables for the driver: . %s", s.SettingsFile, envFile)
+	msg := fmt.Sprintf("%s\n# AWS variables for the driver: . %s", s.ReadySettingsFile, envFile)
 	if err := os.WriteFile(filepath.Join(dir, "ready"), []byte(msg), 0o600); err != nil {
 		return err
 	}
