@@ -57,6 +57,15 @@ type SSH struct {
 	Address        string   `toml:"address"`
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	RetryInterval  Duration `toml:"retry_interval"`
+	// RunConnectTimeout bounds reaching, in a run stage, a worker prepare reached: one
+	// that does not answer within it is gone, and waiting longer only delays the
+	// system failure. CleanupConnectTimeout bounds cleanup's attempt to remove the
+	// job's containers before it releases the worker either way.
+	RunConnectTimeout     Duration `toml:"run_connect_timeout"`
+	CleanupConnectTimeout Duration `toml:"cleanup_connect_timeout"`
+	// ReconnectFirstTry is how long a later stage tries before it asks EC2 whether
+	// the worker still exists.
+	ReconnectFirstTry Duration `toml:"reconnect_first_try"`
 }
 
 // Job holds what the job's containers see.
@@ -90,11 +99,14 @@ func Default() Settings {
 		Worker: Worker{ECRCredentialHelper: true},
 		Reap:   Reap{GracePeriod: Duration{10 * time.Minute}, FromCleanup: true, Interval: Duration{5 * time.Minute}},
 		SSH: SSH{
-			User:           "ec2-executor",
-			Port:           22,
-			Address:        AddressPrivate,
-			ConnectTimeout: Duration{5 * time.Minute},
-			RetryInterval:  Duration{2 * time.Second},
+			User:                  "ec2-executor",
+			Port:                  22,
+			Address:               AddressPrivate,
+			ConnectTimeout:        Duration{5 * time.Minute},
+			RetryInterval:         Duration{2 * time.Second},
+			RunConnectTimeout:     Duration{30 * time.Second},
+			CleanupConnectTimeout: Duration{15 * time.Second},
+			ReconnectFirstTry:     Duration{5 * time.Second},
 		},
 		Docker:   defaultDocker(),
 		Registry: defaultRegistry(),

@@ -71,6 +71,9 @@ func (s SSH) validate(add func(error)) {
 	}
 	positive(add, "ssh.connect_timeout", s.ConnectTimeout.Duration)
 	positive(add, "ssh.retry_interval", s.RetryInterval.Duration)
+	positive(add, "ssh.run_connect_timeout", s.RunConnectTimeout.Duration)
+	positive(add, "ssh.cleanup_connect_timeout", s.CleanupConnectTimeout.Duration)
+	positive(add, "ssh.reconnect_first_try", s.ReconnectFirstTry.Duration)
 }
 
 func (j Job) validate(add func(error)) {

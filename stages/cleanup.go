@@ -3,23 +3,14 @@ package stages
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
-	"strings"
-	"time"
 
-	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
-// cleanupConnectDeadline bounds the attempt to remove containers before terminating:
-// the instance is terminated either way, so this must not hold cleanup up.
-const cleanupConnectDeadline = 15 * time.Second
-
-// Cleanup removes the job's containers and volumes and terminates its instance. It is
-// idempotent and works without state: it terminates every instance of this manager
-// tagged with the job's key, not only the one in the state, which covers a prepare
-// killed between RunInstances and saving the id, and a duplicate launch (an SDK retry
-// that EC2 did not recognise as one).
+// Cleanup removes the job's containers and volumes and releases its worker. It is
+// idempotent and works without state: the release covers every instance of this
+// manager tagged with the job's key, not only the one in the state, which covers a
+// prepare killed between RunInstances and saving the id, and a duplicate launch.
 func (d *Driver) Cleanup(ctx context.Context) error {
 	key, err := d.Env.JobKey()
 	if err != nil {
@@ -36,29 +27,25 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	case err != nil && !errors.Is(err, ErrNoState):
 		d.Log.Warn("Job state unreadable; finding the instance by its tags", "error", err)
 	}
-	prov, _, perr := d.provisioner(ctx)
-	if perr != nil {
-		return perr
-	}
-	if st.InstanceID != "" && st.Address != "" { // by label: a prepare killed mid-way may not have saved their ids
-		d.removeContainers(ctx, st)
-	}
-	ids, err := d.jobInstances(ctx, prov, key, st.InstanceID)
+	fleet, _, err := d.fleet(ctx)
 	if err != nil {
 		return err
 	}
-	if err := d.terminateAll(ctx, prov, ids); err != nil {
+	if st.InstanceID != "" && st.Address != "" { // by label: a prepare killed mid-way may not have saved their ids
+		d.removeContainers(ctx, fleet, st)
+	}
+	if err := fleet.Release(ctx, key, st.Lease); err != nil {
 		return err
 	}
 	if err := store.Remove(key); err != nil {
 		return err
 	}
-	d.reapIfDue(ctx)
+	fleet.ReapIfDue(ctx, d.holder)
 	return nil
 }
 
-func (d *Driver) removeContainers(ctx context.Context, st State) {
-	w, err := d.reconnect(ctx, st, cleanupConnectDeadline)
+func (d *Driver) removeContainers(ctx context.Context, fleet *workers.Fleet, st State) {
+	w, err := fleet.Reconnect(ctx, st.Lease, d.Settings.SSH.CleanupConnectTimeout.Duration, st.Unreachable)
 	if err != nil {
 		d.Log.Warn("Could not reach the worker to remove containers; terminating it anyway", "instance_id", st.InstanceID, "error", err)
 		return
@@ -67,39 +54,4 @@ func (d *Driver) removeContainers(ctx context.Context, st State) {
 	if err := w.RemoveJob(ctx, st.JobKey); err != nil {
 		d.Log.Warn("Removing job containers", "instance_id", st.InstanceID, "error", err)
 	}
-}
-
-// jobInstances are the instances to terminate for the job: the one in its state and
-// every instance of this manager tagged with its key (one filtered DescribeInstances).
-// It says in the log when it finds more than one.
-func (d *Driver) jobInstances(ctx context.Context, prov *provision.Provisioner, key, stateID string) (map[string]bool, error) {
-	found, err := prov.Find(ctx, d.ownTags(key))
-	if err != nil {
-		return nil, err
-	}
-	ids := map[string]bool{}
-	if stateID != "" {
-		ids[stateID] = true
-	}
-	for _, i := range found {
-		ids[i.ID] = true
-	}
-	if len(ids) > 1 {
-		list := slices.Sorted(maps.Keys(ids))
-		d.Log.Warn("Found more than one instance tagged with this job; terminating all of them",
-			"instance_ids", strings.Join(list, ","), "state_instance_id", stateID)
-	}
-	return ids, nil
-}
-
-func (d *Driver) terminateAll(ctx context.Context, prov *provision.Provisioner, ids map[string]bool) error {
-	var errs []error
-	for id := range ids {
-		if err := prov.Terminate(ctx, id); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.Log.Info("Terminated instance "+id, "instance_id", id)
-	}
-	return errors.Join(errs...)
 }

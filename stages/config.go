@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 type configOutput struct {
@@ -28,7 +30,7 @@ func (d *Driver) Config() error {
 	if _, err := d.jobInstance(); err != nil {
 		return err
 	}
-	if _, err := CheckWorker(d.Settings); err != nil {
+	if _, err := workers.CheckWorker(d.Settings); err != nil {
 		return err
 	}
 	key, err := d.newJobKey()

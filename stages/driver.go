@@ -10,6 +10,7 @@ import (
 	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 // DriverName is reported to the runner ("Using Custom executor with driver ...").
@@ -41,14 +42,35 @@ type Clients struct {
 
 func (d *Driver) store() Store { return Store{Dir: d.Settings.StateDir + "/jobs"} }
 
-func (d *Driver) provisioner(ctx context.Context) (*provision.Provisioner, Clients, error) {
+// fleet returns the manager's workers with the AWS clients, built on first use.
+func (d *Driver) fleet(ctx context.Context) (*workers.Fleet, Clients, error) {
 	c, err := d.NewAWS(ctx)
 	if err != nil {
 		return nil, c, err
 	}
-	p := provision.New(c.EC2, d.Log)
-	p.WaitTimeout = d.Settings.Instance.LaunchTimeout.Duration
-	p.PollMin = d.Settings.Instance.PollInterval.Duration
-	p.PollMax = max(p.PollMin, 15*time.Second)
-	return p, c, nil
+	return &workers.Fleet{Settings: d.Settings, EC2: c.EC2, SSM: c.SSM, Log: d.Log, Now: d.Now}, c, nil
+}
+
+// holder answers the reaper from this manager's job states.
+func (d *Driver) holder(key string) (string, error) {
+	st, err := d.store().Load(key)
+	return st.InstanceID, err
+}
+
+// Reap terminates the workers no job holds any more (the `reap` command).
+func (d *Driver) Reap(ctx context.Context, opts workers.ReapOptions, out io.Writer) error {
+	f, _, err := d.fleet(ctx)
+	if err != nil {
+		return err
+	}
+	return f.Reap(ctx, opts, d.holder, out)
+}
+
+// Instances lists this manager's workers, or every manager's (the `instances` command).
+func (d *Driver) Instances(ctx context.Context, allManagers bool, out io.Writer) error {
+	f, _, err := d.fleet(ctx)
+	if err != nil {
+		return err
+	}
+	return f.List(ctx, allManagers, out)
 }

@@ -32,19 +32,21 @@ func jobError(err error) error { return &BuildError{ExitCode: 1, Cause: err} }
 // ExitCode maps a stage's result to the process exit code gitlab-runner expects,
 // writing BUILD_EXIT_CODE_FILE for build failures when the runner provides it (so
 // `allow_failure: exit_codes` sees the script's real code). This is the only place
-// the mapping is made.
-func ExitCode(err error, env RunnerEnv) int {
+// the mapping is made. A file that cannot be written turns the build failure into a
+// system failure (the runner would otherwise report the wrong code), and the
+// returned error says why, for the caller to report.
+func ExitCode(err error, env RunnerEnv) (int, error) {
 	if err == nil {
-		return 0
+		return 0, nil
 	}
 	var be *BuildError
 	if !errors.As(err, &be) {
-		return env.SystemFailureExitCode
+		return env.SystemFailureExitCode, nil
 	}
 	if env.BuildExitCodeFile != "" {
 		if werr := os.WriteFile(env.BuildExitCodeFile, []byte(strconv.Itoa(be.ExitCode)+"\n"), 0o600); werr != nil {
-			return env.SystemFailureExitCode
+			return env.SystemFailureExitCode, fmt.Errorf("writing the script's exit code %d to BUILD_EXIT_CODE_FILE: %w", be.ExitCode, werr)
 		}
 	}
-	return env.BuildFailureExitCode
+	return env.BuildFailureExitCode, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -74,27 +75,6 @@ func TestRootVolumeOverrideIsBounded(t *testing.T) {
 	}
 }
 
-func TestLaunchSpecOrdersSpotBeforeOnDemandAndTagsExpiry(t *testing.T) {
-	d := testDriver(t, provisiontest.New())
-	in := d.Settings.Instance
-	in.Market = settings.MarketSpotFallback
-	spec, err := d.launchSpec(t.Context(), Clients{}, in, "42-abcd", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, c := range spec.Choices {
-		got = append(got, c.String())
-	}
-	want := "c6i.large in subnet-0123456789abcdef0 (spot),c5.large in subnet-0123456789abcdef0 (spot),c6i.large in subnet-0123456789abcdef0 (on-demand),c5.large in subnet-0123456789abcdef0 (on-demand)"
-	if strings.Join(got, ",") != want {
-		t.Fatalf("choices %v", got)
-	}
-	if spec.Tags[TagExpiresAt] != "2026-11-22T18:00:00Z" || spec.Tags[TagManager] != "m1" || spec.Tags[TagJobKey] != "42-abcd" {
-		t.Fatalf("tags %v", spec.Tags)
-	}
-}
-
 func TestJobLongerThanMaxLifetimeIsRefused(t *testing.T) {
 	d := testDriver(t, provisiontest.New())
 	if err := d.checkLifetime(Job{Timeout: 7 * 3600}); err == nil || !strings.Contains(err.Error(), "instance.max_lifetime") {
@@ -105,14 +85,11 @@ func TestJobLongerThanMaxLifetimeIsRefused(t *testing.T) {
 	}
 }
 
-// launch puts one worker into the fake with the driver's tags as of at.
-func launch(t *testing.T, d *Driver, f *provisiontest.FakeEC2, key, manager string, at time.Time) string {
+// launch puts one worker into the fake, tagged for key by manager at at.
+func launch(t *testing.T, f *provisiontest.FakeEC2, key, manager string, at time.Time) string {
 	t.Helper()
-	saved := d.Now
-	d.Now = func() time.Time { return at }
-	defer func() { d.Now = saved }()
-	tags := d.instanceTags(key, at)
-	tags[TagManager] = manager
+	tags := map[string]string{workers.TagManagedBy: workers.ManagedByThis, workers.TagManager: manager,
+		workers.TagJobKey: key, workers.TagCreatedAt: at.UTC().Format(time.RFC3339)}
 	p := provision.New(f, hclog.NewNullLogger())
 	inst, err := p.Create(t.Context(), provision.LaunchSpec{AMI: "ami-0123456789abcdef0", MetadataHopLimit: 1,
 		Choices: provision.Choices([]string{"c5.large"}, []string{"subnet-1"}, false), Tags: tags}, func(provision.Instance) error { return nil })
@@ -120,83 +97,6 @@ func launch(t *testing.T, d *Driver, f *provisiontest.FakeEC2, key, manager stri
 		t.Fatal(err)
 	}
 	return inst.ID
-}
-
-func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
-	f := provisiontest.New()
-	d := testDriver(t, f)
-	store := d.store()
-	live := launch(t, d, f, "1-live", "m1", now.Add(-time.Hour))
-	if err := store.Save(State{JobKey: "1-live", InstanceID: live}); err != nil {
-		t.Fatal(err)
-	}
-	noState := launch(t, d, f, "2-gone", "m1", now.Add(-time.Hour))
-	young := launch(t, d, f, "3-young", "m1", now.Add(-time.Minute))
-	noID := launch(t, d, f, "4-killed", "m1", now.Add(-time.Hour))
-	if err := store.Save(State{JobKey: "4-killed"}); err != nil {
-		t.Fatal(err)
-	}
-	expired := launch(t, d, f, "5-old", "m1", now.Add(-7*time.Hour))
-	if err := store.Save(State{JobKey: "5-old", InstanceID: expired}); err != nil {
-		t.Fatal(err)
-	}
-	otherLive := launch(t, d, f, "6-other", "m2", now.Add(-time.Hour))
-	otherOld := launch(t, d, f, "7-other-old", "m2", now.Add(-7*time.Hour))
-
-	var dry strings.Builder
-	if err := d.Reap(t.Context(), ReapOptions{DryRun: true}, &dry); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Running()) != 7 || !strings.Contains(dry.String(), "would terminate "+noState) {
-		t.Fatalf("dry run acted or said nothing: %v\n%s", f.Running(), dry.String())
-	}
-	var out strings.Builder
-	if err := d.Reap(t.Context(), ReapOptions{}, &out); err != nil {
-		t.Fatal(err)
-	}
-	assertRunning(t, f, live, young, otherLive, otherOld)
-	for _, want := range []string{noState + " (job 2-gone, manager m1): its job state is gone", noID + " (job 4-killed, manager m1): its job state has no instance id",
-		expired + " (job 5-old, manager m1): it outlived instance.max_lifetime"} {
-		if !strings.Contains(out.String(), "terminated "+want) {
-			t.Errorf("reap output lacks %q:\n%s", want, out.String())
-		}
-	}
-	if err := d.Reap(t.Context(), ReapOptions{AllManagers: true}, &out); err != nil {
-		t.Fatal(err)
-	}
-	assertRunning(t, f, live, young, otherLive)
-}
-
-func TestReapFromCleanupIsRateLimited(t *testing.T) {
-	f := provisiontest.New()
-	d := testDriver(t, f)
-	d.Settings.Reap.Interval = settings.Duration{Duration: 5 * time.Minute}
-	d.reapIfDue(t.Context())
-	d.reapIfDue(t.Context())
-	if f.Calls["DescribeInstances"] != 1 {
-		t.Fatalf("reaped %d times within the interval", f.Calls["DescribeInstances"])
-	}
-	d.Now = func() time.Time { return now.Add(time.Hour) }
-	d.reapIfDue(t.Context())
-	if f.Calls["DescribeInstances"] != 2 {
-		t.Fatalf("not reaped after the interval: %v", f.Calls)
-	}
-}
-
-func TestInstancesListsOwnWorkers(t *testing.T) {
-	f := provisiontest.New()
-	d := testDriver(t, f)
-	own := launch(t, d, f, "1-a", "m1", now.Add(-90*time.Second))
-	other := launch(t, d, f, "2-b", "m2", now)
-	var out strings.Builder
-	if err := d.Instances(t.Context(), false, &out); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[1], own) || !strings.Contains(lines[1], "c5.large") || !strings.Contains(lines[1], "on-demand") ||
-		!strings.Contains(lines[1], "1m30s") || !strings.Contains(lines[1], "1-a") || strings.Contains(out.String(), other) {
-		t.Fatalf("instances:\n%s", out.String())
-	}
 }
 
 func assertRunning(t *testing.T, f *provisiontest.FakeEC2, want ...string) {
@@ -224,7 +124,7 @@ func TestCleanupWithoutStateAsksEC2OnlyWhenConfigHandedAKey(t *testing.T) {
 	}
 	d = testDriver(t, f, JobKeyVar+"=42-0000abcd")
 	d.Settings.Reap.FromCleanup = false
-	orphan := launch(t, d, f, "42-0000abcd", "m1", now)
+	orphan := launch(t, f, "42-0000abcd", "m1", now)
 	if err := d.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -241,11 +141,11 @@ func TestCleanupTerminatesEveryInstanceOfTheJob(t *testing.T) {
 	f := provisiontest.New()
 	d := testDriver(t, f, JobKeyVar+"=42-0000abcd")
 	d.Settings.Reap.FromCleanup = false
-	launch(t, d, f, "42-0000abcd", "m1", now) // the duplicate the state does not name
-	second := launch(t, d, f, "42-0000abcd", "m1", now)
-	otherJob := launch(t, d, f, "43-0000abcd", "m1", now)
-	otherManager := launch(t, d, f, "42-0000abcd", "m2", now)
-	if err := d.store().Save(State{JobKey: "42-0000abcd", InstanceID: second}); err != nil {
+	launch(t, f, "42-0000abcd", "m1", now) // the duplicate the state does not name
+	second := launch(t, f, "42-0000abcd", "m1", now)
+	otherJob := launch(t, f, "43-0000abcd", "m1", now)
+	otherManager := launch(t, f, "42-0000abcd", "m2", now)
+	if err := d.store().Save(State{JobKey: "42-0000abcd", Lease: workers.Lease{InstanceID: second}}); err != nil {
 		t.Fatal(err)
 	}
 	calls := f.Calls["DescribeInstances"]
@@ -266,8 +166,8 @@ func TestLosingTheWorkerShortensLaterStagesUnlessCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := State{JobKey: "42-abcd", InstanceID: "i-0", Address: "127.0.0.1:1", SSHUser: "u",
-		ClientKey: keys.Client.Private, HostKey: keys.Host.Public, BuildContainer: "c"}
+	st := State{JobKey: "42-abcd", BuildContainer: "c", Lease: workers.Lease{InstanceID: "i-0", Address: "127.0.0.1:1", SSHUser: "u",
+		ClientKey: keys.Client.Private, HostKey: keys.Host.Public}}
 	script := filepath.Join(t.TempDir(), "script")
 	if err := os.WriteFile(script, []byte("true\n"), 0o600); err != nil {
 		t.Fatal(err)

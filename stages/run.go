@@ -5,15 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/ec2-executor/ec2-executor/engine"
 )
-
-// runConnectDeadline bounds reconnecting to a worker that prepare already reached: a
-// worker that does not answer within it is gone, and waiting longer only delays the
-// system failure the job should report.
-const runConnectDeadline = 30 * time.Second
 
 // Run feeds one stage's script to the job's container and streams its output. A
 // non-zero exit is a BuildError; a cancelled stage (the runner's SIGTERM) stops the
@@ -32,7 +26,11 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return fmt.Errorf("opening the %s script: %w", stage, err)
 	}
 	defer script.Close()
-	w, err := d.reconnect(ctx, st, runConnectDeadline)
+	fleet, _, err := d.fleet(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := fleet.Reconnect(ctx, st.Lease, d.Settings.SSH.RunConnectTimeout.Duration, st.Unreachable)
 	if err != nil {
 		d.markUnreachable(ctx, st)
 		return fmt.Errorf("reaching instance %s for stage %s: %w", st.InstanceID, stage, err)
@@ -40,7 +38,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	defer w.Close()
 	d.Log.Debug("running stage", "stage", stage, "container", id)
 	if err := d.stopLeftover(ctx, w, id); err != nil {
-		return d.lostWorker(ctx, st, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
+		return fleet.Lost(ctx, st.Lease, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
 	}
 	code, err := w.RunScript(ctx, id, script, d.Stdout, d.Stderr)
 	if errors.Is(err, engine.ErrCancelled) {
@@ -49,7 +47,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	}
 	if err != nil {
 		d.markUnreachable(ctx, st)
-		return d.lostWorker(ctx, st, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
+		return fleet.Lost(ctx, st.Lease, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
 	}
 	if code != 0 {
 		return &BuildError{ExitCode: code}
@@ -85,55 +83,6 @@ func containerFor(st State, stage string) string {
 		return st.HelperContainer
 	}
 	return st.BuildContainer
-}
-
-// reconnect reaches a worker prepare already reached. After a short first try it
-// asks EC2 once whether the worker still exists, so a terminated worker fails the
-// stage at once instead of after the whole deadline.
-func (d *Driver) reconnect(ctx context.Context, st State, deadline time.Duration) (*engine.Worker, error) {
-	deadline = min(deadline, d.Settings.SSH.ConnectTimeout.Duration)
-	first := min(5*time.Second, deadline)
-	if st.Unreachable {
-		deadline = first
-	}
-	w, err := engine.Connect(ctx, d.target(st, first), d.Log)
-	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
-		return w, err
-	}
-	if reason := d.goneReason(ctx, st); reason != "" {
-		return nil, fmt.Errorf("%s: %w", reason, err)
-	}
-	return engine.Connect(ctx, d.target(st, deadline-first), d.Log)
-}
-
-// lostWorker adds what EC2 says about a worker the stage lost, so a terminated or
-// spot-interrupted worker reads as such instead of as an SSH error. It is still a
-// system failure: `retry: when: runner_system_failure` runs the job again.
-func (d *Driver) lostWorker(ctx context.Context, st State, err error) error {
-	if reason := d.goneReason(ctx, st); reason != "" {
-		return fmt.Errorf("%s: %w", reason, err)
-	}
-	return err
-}
-
-// goneReason asks EC2 once whether the job's worker is gone and says how, or returns
-// "" when it still runs or EC2 cannot tell.
-func (d *Driver) goneReason(ctx context.Context, st State) string {
-	prov, _, err := d.provisioner(ctx)
-	if err != nil || st.InstanceID == "" {
-		return ""
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-	defer cancel()
-	inst, err := prov.Describe(dctx, st.InstanceID)
-	switch {
-	case err != nil || !inst.Gone():
-		return ""
-	case inst.Interrupted():
-		return fmt.Sprintf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`",
-			inst.ID, inst.StateReason)
-	}
-	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason)
 }
 
 // markUnreachable records that this job lost its worker, so the stages the runner

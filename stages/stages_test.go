@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 func TestParseEnvReadsTheRunnerContract(t *testing.T) {
@@ -85,7 +86,7 @@ func FuzzDecodeJob(f *testing.F) {
 
 func TestStateIsAtomic0600AndCorruptionIsNamed(t *testing.T) {
 	s := Store{Dir: filepath.Join(t.TempDir(), "jobs")}
-	st := State{JobKey: "42-abcd", InstanceID: "i-1", ClientKey: "secret-key"}
+	st := State{JobKey: "42-abcd", Lease: workers.Lease{InstanceID: "i-1", ClientKey: "secret-key"}}
 	if err := s.Save(st); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,10 @@ func TestStateIsAtomic0600AndCorruptionIsNamed(t *testing.T) {
 	got, err := s.Load("42-abcd")
 	if err != nil || got.InstanceID != "i-1" {
 		t.Fatalf("load %+v %v", got, err)
+	}
+	// The lease's fields sit at the top level, as in state files written before it.
+	if b, _ := os.ReadFile(s.path("42-abcd")); !strings.Contains(string(b), `"instance_id":"i-1"`) {
+		t.Errorf("state file layout changed: %s", b)
 	}
 	if _, err := s.Load("43-ffff"); !errors.Is(err, ErrNoState) {
 		t.Fatalf("missing state: %v", err)
@@ -112,17 +117,28 @@ func TestStateIsAtomic0600AndCorruptionIsNamed(t *testing.T) {
 func TestExitCodeMapping(t *testing.T) {
 	dir := t.TempDir()
 	env := ParseEnv([]string{"BUILD_FAILURE_EXIT_CODE=1", "SYSTEM_FAILURE_EXIT_CODE=2", "BUILD_EXIT_CODE_FILE=" + filepath.Join(dir, "bec")})
-	if ExitCode(nil, env) != 0 || ExitCode(errors.New("ssh down"), env) != 2 {
+	code := func(err error, env RunnerEnv) int {
+		c, werr := ExitCode(err, env)
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		return c
+	}
+	if code(nil, env) != 0 || code(errors.New("ssh down"), env) != 2 {
 		t.Fatal("nil or system error mapped wrong")
 	}
-	if code := ExitCode(errors.Join(errors.New("ctx"), &BuildError{ExitCode: 42}), env); code != 1 {
-		t.Fatalf("build error mapped to %d", code)
+	if c := code(errors.Join(errors.New("ctx"), &BuildError{ExitCode: 42}), env); c != 1 {
+		t.Fatalf("build error mapped to %d", c)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "bec")); string(b) != "42\n" {
 		t.Fatalf("exit code file %q", b)
 	}
-	if ExitCode(&BuildError{ExitCode: 3}, ParseEnv(nil)) != 1 {
+	if code(&BuildError{ExitCode: 3}, ParseEnv(nil)) != 1 {
 		t.Fatal("17.5 (no exit code file) must still report a build failure")
+	}
+	env.BuildExitCodeFile = filepath.Join(dir, "missing", "bec")
+	if c, err := ExitCode(&BuildError{ExitCode: 3}, env); c != 2 || err == nil || !strings.Contains(err.Error(), "BUILD_EXIT_CODE_FILE") {
+		t.Fatalf("unwritable exit code file: %d %v", c, err)
 	}
 }
 

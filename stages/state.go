@@ -8,25 +8,24 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 // ErrNoState means no state file exists for the job: prepare never got as far as
-// saving one, or cleanup already removed it.
-var ErrNoState = errors.New("no job state")
+// saving one, or cleanup already removed it. It is the reaper's ErrNoJobState.
+var ErrNoState = workers.ErrNoJobState
 
 // State is what one job's stage processes hand to each other. It holds the client's
 // private SSH key, so it is only ever written 0600.
 type State struct {
-	JobKey         string    `json:"job_key"`
-	JobID          string    `json:"job_id"`
-	CreatedAt      time.Time `json:"created_at"`
-	InstanceID     string    `json:"instance_id,omitempty"`
-	Address        string    `json:"address,omitempty"` // host:port of the worker's sshd
-	SSHUser        string    `json:"ssh_user"`
-	ClientKey      string    `json:"client_key"` // secret
-	HostKey        string    `json:"host_key"`   // pinned host public key
-	Image          string    `json:"image,omitempty"`
-	BuildContainer string    `json:"build_container,omitempty"`
+	JobKey    string    `json:"job_key"`
+	JobID     string    `json:"job_id"`
+	CreatedAt time.Time `json:"created_at"`
+	// Lease is the job's worker (its fields sit at the top level of the file).
+	workers.Lease
+	Image          string `json:"image,omitempty"`
+	BuildContainer string `json:"build_container,omitempty"`
 	// HelperContainer runs the predefined stages (git, cache, artifacts).
 	HelperContainer string `json:"helper_container,omitempty"`
 	// Unreachable says a stage already lost the worker: the job has failed, and later

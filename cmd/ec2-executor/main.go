@@ -18,6 +18,7 @@ import (
 
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/stages"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,7 +39,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	if err != nil && !(errors.As(err, &buildErr) && buildErr.Cause == nil) { // the runner reports the script's own exit
 		fmt.Fprintf(stderr, "ERROR: %s\n", err)
 	}
-	return stages.ExitCode(err, env)
+	code, werr := stages.ExitCode(err, env)
+	if werr != nil {
+		fmt.Fprintf(stderr, "ERROR: %s\n", werr)
+	}
+	return code
 }
 
 func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
@@ -48,8 +53,12 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 		for _, p := range env.Problems {
 			log.Warn(p)
 		}
-		return &stages.Driver{Settings: set, Env: env, Log: log, Stdout: stdout, Stderr: stderr,
-			Version: version, Now: time.Now, NewAWS: newAWS(set, log)}
+		jobLog := log
+		if key, err := env.JobKey(); err == nil && env.KeyFromConfig() { // one job's lines, through all its stages
+			jobLog = log.With("job_key", key)
+		}
+		return &stages.Driver{Settings: set, Env: env, Log: jobLog, Stdout: stdout, Stderr: stderr,
+			Version: version, Now: time.Now, NewAWS: newAWS(set, jobLog)}
 	}
 	load := func(c *cli.Context) error {
 		s, err := settings.LoadValid(c.String("config"))
@@ -92,7 +101,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			})},
 			{Name: "validate", Usage: "check a settings file and print every problem", Action: validate},
 			{Name: "render-cloud-init", Usage: "print the #cloud-config a worker would get (with placeholder keys)", Action: stage(func(_ *cli.Context, d *stages.Driver) error {
-				doc, err := stages.CheckWorker(d.Settings)
+				doc, err := workers.CheckWorker(d.Settings)
 				if err == nil {
 					_, err = stdout.Write(doc)
 				}
@@ -105,7 +114,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			{Name: "reap", Usage: "terminate workers whose job is gone or that outlived instance.max_lifetime",
 				Flags: []cli.Flag{allManagers, &cli.BoolFlag{Name: "dry-run", Usage: "list what would be terminated, terminate nothing"}},
 				Action: stage(func(c *cli.Context, d *stages.Driver) error {
-					return d.Reap(c.Context, stages.ReapOptions{DryRun: c.Bool("dry-run"), AllManagers: c.Bool("all-managers")}, stdout)
+					return d.Reap(c.Context, workers.ReapOptions{DryRun: c.Bool("dry-run"), AllManagers: c.Bool("all-managers")}, stdout)
 				})},
 			{Name: "version", Usage: "print the version", Action: func(c *cli.Context) error {
 				fmt.Fprintf(stdout, "%s %s\n", stages.DriverName, version)
@@ -131,7 +140,7 @@ func validate(c *cli.Context) error {
 		err = s.Validate()
 	}
 	if err == nil {
-		_, err = stages.CheckWorker(s)
+		_, err = workers.CheckWorker(s)
 	}
 	if err != nil {
 		return fmt.Errorf("%s has problems:\n%w", path, err)

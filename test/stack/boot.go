@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
-	"github.com/ec2-executor/ec2-executor/stages"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 // Booter "boots" every instance moto reports running: it validates the instance's user
@@ -165,8 +165,8 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 		b.mu.Unlock()
 		if pd != nil {
 			pd.stop()
-		} else if key := tag(in, stages.TagJobKey); key == "" {
-			logf("boot simulator: %s has no %s tag", id, stages.TagJobKey)
+		} else if key := tag(in, workers.TagJobKey); key == "" {
+			logf("boot simulator: %s has no %s tag", id, workers.TagJobKey)
 		} else if err := wipeJob(ctx, key, func(names []string) { b.noteLeft(key, names) }); err != nil {
 			logf("boot simulator: wiping what %s left: %v", id, err)
 		}

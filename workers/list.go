@@ -1,4 +1,4 @@
-package stages
+package workers
 
 import (
 	"context"
@@ -9,13 +9,9 @@ import (
 	"time"
 )
 
-// Instances prints the workers the driver owns: this manager's, or every manager's.
-func (d *Driver) Instances(ctx context.Context, allManagers bool, out io.Writer) error {
-	prov, _, err := d.provisioner(ctx)
-	if err != nil {
-		return err
-	}
-	found, err := prov.Find(ctx, d.ownership(allManagers))
+// List prints the workers the driver owns: this manager's, or every manager's.
+func (f *Fleet) List(ctx context.Context, allManagers bool, out io.Writer) error {
+	found, err := f.provisioner().Find(ctx, f.ownership(allManagers))
 	if err != nil {
 		return err
 	}
@@ -23,9 +19,9 @@ func (d *Driver) Instances(ctx context.Context, allManagers bool, out io.Writer)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tTYPE\tMARKET\tSTATE\tJOB\tMANAGER\tAGE\tADDRESS")
 	for _, i := range found {
-		age := d.Now().Sub(created(i)).Round(time.Second)
+		age := f.Now().Sub(created(i)).Round(time.Second)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Type, i.Market(), i.State,
-			i.Tags[TagJobKey], i.Tags[TagManager], age, d.sshHost(i))
+			i.Tags[TagJobKey], i.Tags[TagManager], age, f.sshHost(i))
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,121 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/cloudinit"
+	"github.com/ec2-executor/ec2-executor/engine"
+	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+// Launch starts a fresh worker for job from the instance settings in (the job's
+// overrides already applied) and waits until EC2 reports it running. saved is called
+// each time the lease gains something cleanup needs (its keys, the instance id, the
+// address), before anything else can fail, so a driver killed at any point leaves the
+// instance findable. Past RunInstances, a failure terminates the instance.
+func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, error) {
+	keys, err := engine.NewKeys("ec2-executor-" + job.Key)
+	if err != nil {
+		return Lease{}, err
+	}
+	userData, err := cloudinit.Render(cloudinit.Worker{User: f.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
+		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, CloudOptions(f.Settings))
+	if err != nil {
+		return Lease{}, err
+	}
+	lease := Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourceLaunch}
+	if err := saved(lease); err != nil {
+		return lease, err
+	}
+	spec, err := f.launchSpec(ctx, in, job, userData)
+	if err != nil {
+		return lease, err
+	}
+	prov := f.provisioner()
+	start := f.Now()
+	inst, err := prov.Create(ctx, spec, func(i provision.Instance) error {
+		lease.InstanceID = i.ID
+		return saved(lease)
+	})
+	if err != nil {
+		return lease, err
+	}
+	f.Log.Info("Instance "+inst.ID+" ("+inst.Type+", "+inst.Market()+") running", "after", f.Now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
+	host := f.sshHost(inst)
+	if host == "" {
+		err := fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, f.Settings.SSH.Address, f.Settings.SSH.Address)
+		return lease, f.Rollback(ctx, lease, err)
+	}
+	lease.Address = net.JoinHostPort(host, strconv.Itoa(f.Settings.SSH.Port))
+	if err := saved(lease); err != nil {
+		return lease, f.Rollback(ctx, lease, err)
+	}
+	return lease, nil
+}
+
+// Rollback terminates a worker whose job could not start on it and returns cause,
+// joined with the termination's error if that failed too (cleanup then tries again).
+func (f *Fleet) Rollback(ctx context.Context, l Lease, cause error) error {
+	if l.InstanceID == "" {
+		return cause
+	}
+	return f.provisioner().Rollback(ctx, l.InstanceID, cause)
+}
+
+// launchSpec turns the job's instance settings into what provision needs. The AMI is
+// read from SSM here, once, so every fallback choice boots the same image.
+func (f *Fleet) launchSpec(ctx context.Context, in settings.Instance, job Job, userData []byte) (provision.LaunchSpec, error) {
+	ami := in.AMI
+	if in.AMIParameter != "" {
+		var err error
+		if ami, err = provision.ResolveAMI(ctx, f.SSM, in.AMIParameter); err != nil {
+			return provision.LaunchSpec{}, err
+		}
+		f.Log.Info("Using AMI "+ami+" from SSM parameter "+in.AMIParameter, "ami", ami)
+	}
+	v := in.RootVolume
+	return provision.LaunchSpec{
+		AMI:              ami,
+		Choices:          provision.Choices(in.Types, in.SubnetIDs, spotOrder(in.Market)...),
+		SecurityGroupIDs: in.SecurityGroupIDs,
+		InstanceProfile:  in.IAMInstanceProfile,
+		MetadataHopLimit: in.MetadataHopLimit,
+		SpotMaxPrice:     in.SpotMaxPrice,
+		EBSOptimized:     in.EBSOptimized,
+		Monitoring:       in.DetailedMonitoring,
+		PublicIP:         f.Settings.SSHPublic(),
+		RootVolume: provision.Volume{DeviceName: v.DeviceName, SizeGiB: int32(v.SizeGiB), Type: v.Type,
+			IOPS: int32(v.IOPS), Throughput: int32(v.Throughput), Encrypted: v.Encrypted, KMSKeyID: v.KMSKeyID},
+		LaunchTemplate: provision.Template(in.LaunchTemplate),
+		Tags:           f.tags(job, f.Now()),
+		UserData:       userData,
+		ClientToken:    job.Key,
+	}, nil
+}
+
+// spotOrder lists the markets to try: spot-or-on-demand tries every spot choice first.
+func spotOrder(market string) []bool {
+	switch market {
+	case settings.MarketSpot:
+		return []bool{true}
+	case settings.MarketSpotFallback:
+		return []bool{true, false}
+	}
+	return []bool{false}
+}
+
+// CloudOptions are the operator's [worker] settings (and in-job ECR) for cloud-init.
+func CloudOptions(s settings.Settings) cloudinit.Options {
+	return cloudinit.Options{Worker: s.Worker, InJobECR: s.Registry.InJobECR}
+}
+
+// CheckWorker renders a worker's cloud-config with placeholder keys, so config and
+// validate catch a bad extra part or an oversized document before any launch.
+func CheckWorker(s settings.Settings) ([]byte, error) {
+	return cloudinit.Render(cloudinit.Placeholder(s.SSH.User), CloudOptions(s))
+}

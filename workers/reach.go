@@ -1,0 +1,72 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/engine"
+)
+
+// Reach connects to a worker that was just launched or claimed, waiting up to
+// ssh.connect_timeout for its sshd (with the pinned host key) and Docker.
+func (f *Fleet) Reach(ctx context.Context, l Lease) (*engine.Worker, error) {
+	start := f.Now()
+	w, err := engine.Connect(ctx, f.target(l, f.Settings.SSH.ConnectTimeout.Duration), f.Log)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for instance %s: %w", l.InstanceID, err)
+	}
+	f.Log.Info("Instance "+l.InstanceID+" answers over SSH and Docker", "after", f.Now().Sub(start).Round(10*time.Millisecond).String())
+	return w, nil
+}
+
+// Reconnect reaches a worker an earlier stage already reached, within deadline (and
+// never longer than ssh.connect_timeout). After a short first try
+// (ssh.reconnect_first_try) it asks EC2 once whether the worker still exists, so a
+// terminated worker fails the stage at once instead of after the whole deadline.
+// lost says an earlier stage already lost it: then only the first try is made.
+func (f *Fleet) Reconnect(ctx context.Context, l Lease, deadline time.Duration, lost bool) (*engine.Worker, error) {
+	deadline = min(deadline, f.Settings.SSH.ConnectTimeout.Duration)
+	first := min(f.Settings.SSH.ReconnectFirstTry.Duration, deadline)
+	if lost {
+		deadline = first
+	}
+	w, err := engine.Connect(ctx, f.target(l, first), f.Log)
+	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
+		return w, err
+	}
+	if reason := f.GoneReason(ctx, l); reason != "" {
+		return nil, fmt.Errorf("%s: %w", reason, err)
+	}
+	return engine.Connect(ctx, f.target(l, deadline-first), f.Log)
+}
+
+// Lost adds what EC2 says about a worker a stage lost, so a terminated or
+// spot-interrupted worker reads as such instead of as an SSH error. It is still a
+// system failure: `retry: when: runner_system_failure` runs the job again.
+func (f *Fleet) Lost(ctx context.Context, l Lease, err error) error {
+	if reason := f.GoneReason(ctx, l); reason != "" {
+		return fmt.Errorf("%s: %w", reason, err)
+	}
+	return err
+}
+
+// GoneReason asks EC2 once whether the lease's worker is gone and says how, or
+// returns "" when it still runs or EC2 cannot tell.
+func (f *Fleet) GoneReason(ctx context.Context, l Lease) string {
+	if l.InstanceID == "" {
+		return ""
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	inst, err := f.provisioner().Describe(dctx, l.InstanceID)
+	switch {
+	case err != nil || !inst.Gone():
+		return ""
+	case inst.Interrupted():
+		return fmt.Sprintf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`",
+			inst.ID, inst.StateReason)
+	}
+	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason)
+}

@@ -1,0 +1,43 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Release gives back the worker of the job with key: every worker serves one job, so
+// it is terminated. That is every instance of this manager tagged with the key (one
+// filtered DescribeInstances), not only the lease's, so a duplicate launch (an SDK
+// retry EC2 did not recognise as one) or a prepare killed before it saved the id
+// leaves nothing running. It says in the log when it finds more than one.
+func (f *Fleet) Release(ctx context.Context, key string, l Lease) error {
+	prov := f.provisioner()
+	found, err := prov.Find(ctx, f.jobTags(key))
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	if l.InstanceID != "" {
+		ids[l.InstanceID] = true
+	}
+	for _, i := range found {
+		ids[i.ID] = true
+	}
+	list := slices.Sorted(maps.Keys(ids))
+	if len(list) > 1 {
+		f.Log.Warn("Found more than one instance tagged with this job; terminating all of them",
+			"instance_ids", strings.Join(list, ","), "lease_instance_id", l.InstanceID)
+	}
+	var errs []error
+	for _, id := range list {
+		if err := prov.Terminate(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.Log.Info("Terminated instance "+id, "instance_id", id)
+	}
+	return errors.Join(errs...)
+}

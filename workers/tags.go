@@ -1,0 +1,72 @@
+package workers
+
+import (
+	"maps"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+// Tag keys set on every instance in the RunInstances call itself.
+const (
+	TagManagedBy  = "managed-by"
+	ManagedByThis = "ec2-executor"
+	TagManager    = settings.TagPrefix + "manager"
+	TagJobKey     = settings.TagPrefix + "job-key"
+	TagJobID      = settings.TagPrefix + "job-id"
+	TagProjectID  = settings.TagPrefix + "project-id"
+	TagPipelineID = settings.TagPrefix + "pipeline-id"
+	TagRunnerID   = settings.TagPrefix + "runner-id"
+	TagCreatedAt  = settings.TagPrefix + "created-at"
+	// TagExpiresAt is when the worker must be gone whatever its state: the reaper's
+	// backstop for a job whose manager lost track of it.
+	TagExpiresAt = settings.TagPrefix + "expires-at"
+)
+
+// Job is what a worker is tagged with for one job. Key names the job's state and
+// selects its instances; the ids are for cost reports and people.
+type Job struct {
+	Key                                 string
+	ID, ProjectID, PipelineID, RunnerID string
+}
+
+// tags merges the operator's tags with the driver's own, which win; empty values are
+// left out (EC2 accepts them, but they say nothing).
+func (f *Fleet) tags(job Job, now time.Time) map[string]string {
+	tags := maps.Clone(f.Settings.Instance.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	own := map[string]string{
+		"Name":        "ec2-executor job " + job.ID,
+		TagManagedBy:  ManagedByThis,
+		TagManager:    f.Settings.ManagerID,
+		TagJobKey:     job.Key,
+		TagJobID:      job.ID,
+		TagProjectID:  job.ProjectID,
+		TagPipelineID: job.PipelineID,
+		TagRunnerID:   job.RunnerID,
+		TagCreatedAt:  now.UTC().Format(time.RFC3339),
+		TagExpiresAt:  now.Add(f.Settings.Instance.MaxLifetime.Duration).UTC().Format(time.RFC3339),
+	}
+	for k, v := range own {
+		if v != "" {
+			tags[k] = v
+		}
+	}
+	return tags
+}
+
+// jobTags select this manager's instances for a job.
+func (f *Fleet) jobTags(key string) map[string]string {
+	return map[string]string{TagManagedBy: ManagedByThis, TagManager: f.Settings.ManagerID, TagJobKey: key}
+}
+
+// ownership selects the driver's workers: this manager's, or every manager's.
+func (f *Fleet) ownership(allManagers bool) map[string]string {
+	tags := map[string]string{TagManagedBy: ManagedByThis}
+	if !allManagers {
+		tags[TagManager] = f.Settings.ManagerID
+	}
+	return tags
+}

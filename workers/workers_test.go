@@ -1,0 +1,209 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+var now = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func testFleet(t *testing.T, f *provisiontest.FakeEC2) *Fleet {
+	s := settings.Default()
+	s.ManagerID = "m1"
+	s.StateDir = t.TempDir()
+	s.Instance.AMI = "ami-0123456789abcdef0"
+	s.Instance.Types = []string{"c6i.large", "c5.large"}
+	s.Instance.SubnetIDs = []string{"subnet-0123456789abcdef0"}
+	return &Fleet{Settings: s, EC2: f, Log: hclog.NewNullLogger(), Now: func() time.Time { return now }}
+}
+
+// states is a Holder over a map of job key to instance id.
+func states(m map[string]string) Holder {
+	return func(key string) (string, error) {
+		id, ok := m[key]
+		if !ok {
+			return "", ErrNoJobState
+		}
+		return id, nil
+	}
+}
+
+func TestLaunchSpecOrdersSpotBeforeOnDemandAndTagsExpiry(t *testing.T) {
+	fl := testFleet(t, provisiontest.New())
+	in := fl.Settings.Instance
+	in.Market = settings.MarketSpotFallback
+	spec, err := fl.launchSpec(t.Context(), in, Job{Key: "42-abcd", ID: "42"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range spec.Choices {
+		got = append(got, c.String())
+	}
+	want := "c6i.large in subnet-0123456789abcdef0 (spot),c5.large in subnet-0123456789abcdef0 (spot),c6i.large in subnet-0123456789abcdef0 (on-demand),c5.large in subnet-0123456789abcdef0 (on-demand)"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("choices %v", got)
+	}
+	if spec.Tags[TagExpiresAt] != "2026-11-22T18:00:00Z" || spec.Tags[TagManager] != "m1" || spec.Tags[TagJobKey] != "42-abcd" ||
+		spec.Tags[TagJobID] != "42" || spec.ClientToken != "42-abcd" {
+		t.Fatalf("tags %v, token %q", spec.Tags, spec.ClientToken)
+	}
+	if _, ok := spec.Tags[TagProjectID]; ok {
+		t.Errorf("an empty project id became a tag: %v", spec.Tags)
+	}
+}
+
+func TestLaunchSavesTheLeaseAtEachStep(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	var saved []Lease
+	lease, err := fl.Launch(t.Context(), Job{Key: "42-abcd"}, fl.Settings.Instance, func(l Lease) error {
+		saved = append(saved, l)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 3 || saved[0].InstanceID != "" || saved[0].ClientKey == "" || saved[1].InstanceID == "" || saved[1].Address != "" {
+		t.Fatalf("saves %+v", saved)
+	}
+	if lease != saved[2] || lease.Source != SourceLaunch || !strings.HasSuffix(lease.Address, ":22") {
+		t.Fatalf("lease %+v", lease)
+	}
+	failing := errors.New("disk full")
+	_, err = fl.Launch(t.Context(), Job{Key: "43-abcd"}, fl.Settings.Instance, func(l Lease) error {
+		if l.Address != "" {
+			return failing
+		}
+		return nil
+	})
+	if !errors.Is(err, failing) {
+		t.Fatalf("got %v", err)
+	}
+	assertRunning(t, f, lease.InstanceID) // the second launch was rolled back
+}
+
+// launch puts one worker into the fake with the fleet's tags as of at.
+func launch(t *testing.T, fl *Fleet, f *provisiontest.FakeEC2, key, manager string, at time.Time) string {
+	t.Helper()
+	tags := fl.tags(Job{Key: key}, at)
+	tags[TagManager] = manager
+	p := provision.New(f, hclog.NewNullLogger())
+	inst, err := p.Create(t.Context(), provision.LaunchSpec{AMI: "ami-0123456789abcdef0", MetadataHopLimit: 1,
+		Choices: provision.Choices([]string{"c5.large"}, []string{"subnet-1"}, false), Tags: tags}, func(provision.Instance) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst.ID
+}
+
+func assertRunning(t *testing.T, f *provisiontest.FakeEC2, want ...string) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, id := range f.Running() {
+		got[id] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("running %v, want %v", f.Running(), want)
+	}
+	for _, id := range want {
+		if !got[id] {
+			t.Fatalf("running %v, want %v", f.Running(), want)
+		}
+	}
+}
+
+func TestReleaseTerminatesEveryInstanceOfTheJob(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	launch(t, fl, f, "42-abcd", "m1", now) // a duplicate the lease does not name
+	leased := launch(t, fl, f, "42-abcd", "m1", now)
+	otherJob := launch(t, fl, f, "43-abcd", "m1", now)
+	otherManager := launch(t, fl, f, "42-abcd", "m2", now)
+	describes := f.Calls["DescribeInstances"]
+	if err := fl.Release(t.Context(), "42-abcd", Lease{InstanceID: leased}); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f, otherJob, otherManager)
+	if f.Calls["DescribeInstances"]-describes != 1 || f.Calls["TerminateInstances"] != 2 {
+		t.Errorf("calls %v, want one filtered DescribeInstances", f.Calls)
+	}
+}
+
+func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	live := launch(t, fl, f, "1-live", "m1", now.Add(-time.Hour))
+	noState := launch(t, fl, f, "2-gone", "m1", now.Add(-time.Hour))
+	young := launch(t, fl, f, "3-young", "m1", now.Add(-time.Minute))
+	noID := launch(t, fl, f, "4-killed", "m1", now.Add(-time.Hour))
+	expired := launch(t, fl, f, "5-old", "m1", now.Add(-7*time.Hour))
+	otherLive := launch(t, fl, f, "6-other", "m2", now.Add(-time.Hour))
+	otherOld := launch(t, fl, f, "7-other-old", "m2", now.Add(-7*time.Hour))
+	held := states(map[string]string{"1-live": live, "4-killed": "", "5-old": expired})
+
+	var dry strings.Builder
+	if err := fl.Reap(t.Context(), ReapOptions{DryRun: true}, held, &dry); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Running()) != 7 || !strings.Contains(dry.String(), "would terminate "+noState) {
+		t.Fatalf("dry run acted or said nothing: %v\n%s", f.Running(), dry.String())
+	}
+	var out strings.Builder
+	if err := fl.Reap(t.Context(), ReapOptions{}, held, &out); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f, live, young, otherLive, otherOld)
+	for _, want := range []string{noState + " (job 2-gone, manager m1): its job state is gone", noID + " (job 4-killed, manager m1): its job state has no instance id",
+		expired + " (job 5-old, manager m1): it outlived instance.max_lifetime"} {
+		if !strings.Contains(out.String(), "terminated "+want) {
+			t.Errorf("reap output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := fl.Reap(t.Context(), ReapOptions{AllManagers: true}, held, &out); err != nil {
+		t.Fatal(err)
+	}
+	assertRunning(t, f, live, young, otherLive)
+}
+
+func TestReapFromCleanupIsRateLimited(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	fl.Settings.Reap.Interval = settings.Duration{Duration: 5 * time.Minute}
+	none := states(nil)
+	fl.ReapIfDue(t.Context(), none)
+	fl.ReapIfDue(t.Context(), none)
+	if f.Calls["DescribeInstances"] != 1 {
+		t.Fatalf("reaped %d times within the interval", f.Calls["DescribeInstances"])
+	}
+	fl.Now = func() time.Time { return now.Add(time.Hour) }
+	fl.ReapIfDue(t.Context(), none)
+	if f.Calls["DescribeInstances"] != 2 {
+		t.Fatalf("not reaped after the interval: %v", f.Calls)
+	}
+}
+
+func TestListShowsOwnWorkers(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	own := launch(t, fl, f, "1-a", "m1", now.Add(-90*time.Second))
+	other := launch(t, fl, f, "2-b", "m2", now)
+	var out strings.Builder
+	if err := fl.List(context.Background(), false, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], own) || !strings.Contains(lines[1], "c5.large") || !strings.Contains(lines[1], "on-demand") ||
+		!strings.Contains(lines[1], "1m30s") || !strings.Contains(lines[1], "1-a") || strings.Contains(out.String(), other) {
+		t.Fatalf("instances:\n%s", out.String())
+	}
+}
