@@ -121,7 +121,7 @@ func dockerCommands(w Worker, o Options) []command {
 func operatorFiles(fs []File) []file {
 	out := make([]file, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, file(f))
+		out = append(out, file{Path: f.Path, Content: f.Content, Owner: f.Owner, Permissions: f.Permissions})
 	}
 	return out
 }

@@ -1,36 +1,22 @@
 package cloudinit
 
+import "github.com/ec2-executor/ec2-executor/settings"
+
 // Options is what the operator's settings add to every worker.
 type Options struct {
-	// ECRCredentialHelper installs amazon-ecr-credential-helper when it is missing.
-	ECRCredentialHelper bool
-	// ECRRegistries get "ecr-login" credHelpers in root's and the SSH user's Docker
-	// config.json; ECRCredsStore makes "ecr-login" the credsStore for every registry.
-	ECRRegistries []string
-	ECRCredsStore bool
+	// Worker is the operator's [worker] section as written: the ECR helper and
+	// registries, daemon.json (registry mirrors, insecure registries, daemon options,
+	// merged into the AMI's), and packages, runcmd, write_files and an extra
+	// #cloud-config part (lists appended, other keys added). A new worker setting is
+	// a field there and its use here, nothing in between.
+	settings.Worker
 	// InJobECR prepares JobDockerDir: a Docker config using the ECR helper and a copy
 	// of the helper, which the driver mounts into build containers.
 	InJobECR bool
-	// RegistryMirrors, InsecureRegistries and DaemonOptions are merged into the
-	// AMI's /etc/docker/daemon.json.
-	RegistryMirrors    []string
-	InsecureRegistries []string
-	DaemonOptions      map[string]any
-	// Packages, Runcmd and WriteFiles are added to the document; ExtraCloudConfig is a
-	// whole #cloud-config part merged into it (lists appended, other keys added).
-	Packages         []string
-	Runcmd           []string
-	WriteFiles       []File
-	ExtraCloudConfig string
 }
 
 // File is one file the operator wants on every worker.
-type File struct {
-	Path        string
-	Content     string
-	Owner       string
-	Permissions string
-}
+type File = settings.WriteFile
 
 // daemonJSON is ec2-executor's fragment of /etc/docker/daemon.json, or nil.
 func (o Options) daemonJSON() map[string]any {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ec2-executor/ec2-executor/settings"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -23,10 +25,9 @@ var worker = Worker{
 }
 
 // full exercises every option an operator can set.
-var full = Options{
+var full = Options{Worker: settings.Worker{
 	ECRCredentialHelper: true,
 	ECRRegistries:       []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
-	InJobECR:            true,
 	RegistryMirrors:     []string{"https://mirror.internal:5000"},
 	InsecureRegistries:  []string{"10.0.0.0/8"},
 	DaemonOptions:       map[string]any{"log-driver": "json-file", "log-opts": map[string]any{"max-size": "50m"}},
@@ -34,7 +35,7 @@ var full = Options{
 	Runcmd:              []string{"echo operator-runcmd"},
 	WriteFiles:          []File{{Path: "/etc/motd", Content: "CI worker\n", Permissions: "0644"}},
 	ExtraCloudConfig:    "#cloud-config\ntimezone: Europe/Berlin\nruncmd:\n  - echo from-extra-part\nwrite_files:\n  - path: /etc/extra\n    content: x\n",
-}
+}, InJobECR: true}
 
 var goldens = map[string]Options{"worker.yaml": {}, "worker-full.yaml": full}
 
@@ -147,7 +148,7 @@ func TestExtraPartMayNotTakeOverManagedKeys(t *testing.T) {
 }
 
 func TestRenderRefusesUserDataOverTheLimit(t *testing.T) {
-	o := Options{WriteFiles: []File{{Path: "/etc/big", Content: strings.Repeat("x", MaxUserData)}}}
+	o := Options{Worker: settings.Worker{WriteFiles: []File{{Path: "/etc/big", Content: strings.Repeat("x", MaxUserData)}}}}
 	if _, err := Render(worker, o); err == nil || !strings.Contains(err.Error(), "user-data limit") {
 		t.Fatalf("want the size limit named, got %v", err)
 	}
