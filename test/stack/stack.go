@@ -152,6 +152,7 @@ func (s *Stack) Down() {
 	}
 	wg.Wait()
 	os.RemoveAll(filepath.Join(s.Dir, "pids"))
+	_ = os.Remove(registryFile) // everything it lists is stopped
 	if s.Proxy != nil {
 		s.Proxy.Close()
 	}
