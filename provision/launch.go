@@ -73,6 +73,22 @@ func New(api EC2API, log hclog.Logger) *Provisioner {
 // until it is running. If anything fails after RunInstances, the instance is
 // terminated before Create returns.
 func (p *Provisioner) Create(ctx context.Context, spec LaunchSpec, launched func(Instance) error) (Instance, error) {
+	inst, err := p.Start(ctx, spec, launched)
+	if err != nil {
+		return Instance{}, err
+	}
+	running, err := p.WaitRunning(ctx, inst.ID)
+	if err != nil {
+		return Instance{}, p.Rollback(ctx, inst.ID, err)
+	}
+	return running, nil
+}
+
+// Start launches a worker from the first choice EC2 has capacity for and hands it
+// to launched, as Create does, but does not wait for it to run: a caller that
+// watches many workers (the pool) learns their state from one DescribeInstances
+// for all of them instead of a waiter per worker.
+func (p *Provisioner) Start(ctx context.Context, spec LaunchSpec, launched func(Instance) error) (Instance, error) {
 	if len(spec.Choices) == 0 {
 		return Instance{}, errors.New("launching: no instance type and subnet to try")
 	}
@@ -86,11 +102,7 @@ func (p *Provisioner) Create(ctx context.Context, spec LaunchSpec, launched func
 	if err := launched(inst); err != nil {
 		return Instance{}, p.Rollback(ctx, inst.ID, err)
 	}
-	running, err := p.WaitRunning(ctx, inst.ID)
-	if err != nil {
-		return Instance{}, p.Rollback(ctx, inst.ID, err)
-	}
-	return running, nil
+	return inst, nil
 }
 
 // Rollback terminates id on a context detached from ctx (which may be cancelled) and

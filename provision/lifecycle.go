@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -99,4 +100,16 @@ func (p *Provisioner) Terminate(ctx context.Context, id string) error {
 		}
 	}
 	return fmt.Errorf("terminating %s: EC2 did not confirm the termination", id)
+}
+
+// Tag sets tags on the instances with one CreateTags call (EC2 takes up to 1000
+// resources per call).
+func (p *Provisioner) Tag(ctx context.Context, ids []string, tags map[string]string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := p.api.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: sdkTags(tags)}); err != nil {
+		return fmt.Errorf("tagging %s: %w", strings.Join(ids, ","), err)
+	}
+	return nil
 }

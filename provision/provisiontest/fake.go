@@ -5,6 +5,7 @@ package provisiontest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,6 +134,24 @@ func (f *FakeEC2) TerminateInstances(_ context.Context, in *ec2.TerminateInstanc
 			InstanceId: aws.String(id), CurrentState: &types.InstanceState{Name: types.InstanceStateNameShuttingDown}})
 	}
 	return out, nil
+}
+
+// CreateTags sets (or replaces) tags on existing instances.
+func (f *FakeEC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls["CreateTags"]++
+	for _, id := range in.Resources {
+		inst, ok := f.instances[id]
+		if !ok {
+			return nil, APIError("InvalidInstanceID.NotFound")
+		}
+		for _, t := range in.Tags {
+			inst.Tags = slices.DeleteFunc(inst.Tags, func(old types.Tag) bool { return aws.ToString(old.Key) == aws.ToString(t.Key) })
+			inst.Tags = append(inst.Tags, t)
+		}
+	}
+	return &ec2.CreateTagsOutput{}, nil
 }
 
 // Running lists the ids of instances not terminated.
