@@ -32,6 +32,7 @@ type Settings struct {
 	Job       Job       `toml:"job"`
 	Docker    Docker    `toml:"docker"`
 	Registry  Registry  `toml:"registry"`
+	Pool      Pool      `toml:"pool"`
 }
 
 // AWS selects the region and, for tests or VPC endpoints, an endpoint override.
@@ -110,6 +111,7 @@ func Default() Settings {
 		},
 		Docker:   defaultDocker(),
 		Registry: defaultRegistry(),
+		Pool:     defaultPool(),
 		Job: Job{
 			DefaultImage: "alpine:3.20",
 			HelperImage:  "registry.gitlab.com/gitlab-org/gitlab-runner/gitlab-runner-helper:${CI_RUNNER_ARCH}-${CI_RUNNER_VERSION}",

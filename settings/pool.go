@@ -1,0 +1,69 @@
+package settings
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Pool is the warm pool that `ec2-executor pool` keeps and prepare claims from.
+type Pool struct {
+	// IdleCount is how many workers the pool keeps booted and ready (sshd answers
+	// with the pinned key, Docker answers, PrepullImages are pulled) for jobs.
+	IdleCount int `toml:"idle_count"`
+	// IdleTime is how long an idle worker above IdleCount may wait before it is
+	// terminated.
+	IdleTime Duration `toml:"idle_time"`
+	// MaxInstances caps this manager's workers, busy plus idle plus booting; 0 is no
+	// cap. A claim at the cap waits up to ClaimTimeout for a worker.
+	MaxInstances int      `toml:"max_instances"`
+	ClaimTimeout Duration `toml:"claim_timeout"`
+	// Socket is the unix socket prepare claims through; empty means
+	// <state_dir>/pool.sock. SocketGroup may also claim (besides the pool's own user
+	// and root), checked on each peer's credentials, not only the file mode.
+	Socket      string `toml:"socket"`
+	SocketGroup string `toml:"socket_group"`
+	// MetricsListen is the address of the Prometheus /metrics endpoint; empty is off.
+	MetricsListen string `toml:"metrics_listen"`
+	// PrepullImages are pulled on every pool worker before it counts as ready.
+	PrepullImages []string `toml:"prepull_images"`
+	// TerminateOnShutdown terminates idle workers on SIGTERM instead of leaving them
+	// for the next start to adopt.
+	TerminateOnShutdown bool `toml:"terminate_on_shutdown"`
+	// PollInterval is how often the pool asks EC2 (one DescribeInstances) about its
+	// workers and acts on what it learns.
+	PollInterval Duration `toml:"poll_interval"`
+	// LaunchesPerSecond paces the pool's RunInstances calls below EC2's bucket (5
+	// requests, refilled at 2 per second) with a burst of 2.
+	LaunchesPerSecond float64 `toml:"launches_per_second"`
+}
+
+func defaultPool() Pool {
+	return Pool{IdleTime: Duration{30 * time.Minute}, ClaimTimeout: Duration{5 * time.Minute},
+		PollInterval: Duration{10 * time.Second}, LaunchesPerSecond: 1}
+}
+
+// PoolSocket is where the pool listens and prepare claims.
+func (s Settings) PoolSocket() string {
+	if s.Pool.Socket != "" {
+		return s.Pool.Socket
+	}
+	return filepath.Join(s.StateDir, "pool.sock")
+}
+
+func (p Pool) validate(add func(error)) {
+	if p.IdleCount < 0 {
+		add(problem("pool.idle_count", "must not be negative"))
+	}
+	if p.MaxInstances < 0 {
+		add(problem("pool.max_instances", "must not be negative (0 is no cap)"))
+	}
+	if p.MaxInstances > 0 && p.IdleCount > p.MaxInstances {
+		add(problem("pool.idle_count", "%d is more than pool.max_instances (%d)", p.IdleCount, p.MaxInstances))
+	}
+	positive(add, "pool.idle_time", p.IdleTime.Duration)
+	positive(add, "pool.claim_timeout", p.ClaimTimeout.Duration)
+	positive(add, "pool.poll_interval", p.PollInterval.Duration)
+	if p.LaunchesPerSecond <= 0 || p.LaunchesPerSecond > 2 {
+		add(problem("pool.launches_per_second", "must be above 0 and at most 2 (EC2 refills RunInstances at 2 per second)"))
+	}
+}
