@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -118,4 +122,24 @@ func jsonProblem(err error) string {
 	default:
 		return "unreadable"
 	}
+}
+
+// ManagerConfig reads the manager's Docker config.json, as the docker executor reads
+// the runner user's: path, else $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
+// It returns the path it read and the document; a missing file is no document and no
+// error, an unreadable one an error (a warning for the caller: the source is skipped).
+func ManagerConfig(path string) (string, string, error) {
+	if path == "" {
+		dir := os.Getenv("DOCKER_CONFIG")
+		if dir == "" {
+			home, _ := os.UserHomeDir()
+			dir = filepath.Join(home, ".docker")
+		}
+		path = filepath.Join(dir, "config.json")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return path, "", err
+	}
+	return path, string(b), nil
 }

@@ -2,9 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -47,23 +44,14 @@ func (d *Driver) ecrFallback(c Clients, w *engine.Worker) dockerauth.RegistryFal
 	return nil
 }
 
-// managerDockerConfig reads the manager's Docker config.json, as the docker executor
-// reads the runner user's. A missing file is no source; an unreadable one a warning.
+// managerDockerConfig reads the manager's Docker config.json; an unreadable one is
+// a warning and no source.
 func (d *Driver) managerDockerConfig() (string, string) {
-	path := d.Settings.Registry.DockerConfig
-	if path == "" {
-		dir := os.Getenv("DOCKER_CONFIG")
-		if dir == "" {
-			home, _ := os.UserHomeDir()
-			dir = filepath.Join(home, ".docker")
-		}
-		path = filepath.Join(dir, "config.json")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	path, config, err := dockerauth.ManagerConfig(d.Settings.Registry.DockerConfig)
+	if err != nil {
 		d.Log.Warn("Not using the manager's Docker config: " + err.Error())
 	}
-	return path, string(b)
+	return path, config
 }
 
 // logWarnings reports skipped sources once each.

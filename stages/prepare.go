@@ -42,7 +42,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lease, err := fleet.Launch(ctx, d.workerJob(key), instance, func(l workers.Lease) error {
+	lease, err := fleet.Get(ctx, d.workerJob(key), instance, func(l workers.Lease) error {
 		st.Lease = l
 		return store.Save(st)
 	})

@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ec2-executor/ec2-executor/engine"
-	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/workers"
@@ -87,32 +86,8 @@ func TestJobLongerThanMaxLifetimeIsRefused(t *testing.T) {
 
 // launch puts one worker into the fake, tagged for key by manager at at.
 func launch(t *testing.T, f *provisiontest.FakeEC2, key, manager string, at time.Time) string {
-	t.Helper()
-	tags := map[string]string{workers.TagManagedBy: workers.ManagedByThis, workers.TagManager: manager,
-		workers.TagJobKey: key, workers.TagCreatedAt: at.UTC().Format(time.RFC3339)}
-	p := provision.New(f, hclog.NewNullLogger())
-	inst, err := p.Create(t.Context(), provision.LaunchSpec{AMI: "ami-0123456789abcdef0", MetadataHopLimit: 1,
-		Choices: provision.Choices([]string{"c5.large"}, []string{"subnet-1"}, false), Tags: tags}, func(provision.Instance) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return inst.ID
-}
-
-func assertRunning(t *testing.T, f *provisiontest.FakeEC2, want ...string) {
-	t.Helper()
-	got := map[string]bool{}
-	for _, id := range f.Running() {
-		got[id] = true
-	}
-	if len(got) != len(want) {
-		t.Fatalf("running %v, want %v", f.Running(), want)
-	}
-	for _, id := range want {
-		if !got[id] {
-			t.Fatalf("running %v, want %v", f.Running(), want)
-		}
-	}
+	return f.Launched(t, map[string]string{workers.TagManagedBy: workers.ManagedByThis, workers.TagManager: manager,
+		workers.TagJobKey: key, workers.TagCreatedAt: at.UTC().Format(time.RFC3339)})
 }
 
 func TestCleanupWithoutStateAsksEC2OnlyWhenConfigHandedAKey(t *testing.T) {
@@ -128,7 +103,7 @@ func TestCleanupWithoutStateAsksEC2OnlyWhenConfigHandedAKey(t *testing.T) {
 	if err := d.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	assertRunning(t, f)
+	f.AssertRunning(t)
 	if f.Calls["TerminateInstances"] != 1 {
 		t.Fatalf("orphan %s not terminated by tags: %v", orphan, f.Calls)
 	}
@@ -152,7 +127,7 @@ func TestCleanupTerminatesEveryInstanceOfTheJob(t *testing.T) {
 	if err := d.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	assertRunning(t, f, otherJob, otherManager)
+	f.AssertRunning(t, otherJob, otherManager)
 	if n := f.Calls["DescribeInstances"] - calls; n != 1 {
 		t.Errorf("cleanup made %d DescribeInstances calls, want one filtered call", n)
 	}

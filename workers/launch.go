@@ -19,26 +19,12 @@ import (
 // address), before anything else can fail, so a driver killed at any point leaves the
 // instance findable. Past RunInstances, a failure terminates the instance.
 func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, error) {
-	keys, err := engine.NewKeys("ec2-executor-" + job.Key)
-	if err != nil {
-		return Lease{}, err
-	}
-	userData, err := cloudinit.Render(cloudinit.Worker{User: f.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
-		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, CloudOptions(f.Settings))
-	if err != nil {
-		return Lease{}, err
-	}
-	lease := Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourceLaunch}
-	if err := saved(lease); err != nil {
-		return lease, err
-	}
-	spec, err := f.launchSpec(ctx, in, job, userData)
+	lease, spec, err := f.prepareLaunch(ctx, job, in, saved)
 	if err != nil {
 		return lease, err
 	}
-	prov := f.provisioner()
 	start := f.Now()
-	inst, err := prov.Create(ctx, spec, func(i provision.Instance) error {
+	inst, err := f.provisioner().Create(ctx, spec, func(i provision.Instance) error {
 		lease.InstanceID = i.ID
 		return saved(lease)
 	})
@@ -46,17 +32,64 @@ func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved
 		return lease, err
 	}
 	f.Log.Info("Instance "+inst.ID+" ("+inst.Type+", "+inst.Market()+") running", "after", f.Now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
-	host := f.sshHost(inst)
-	if host == "" {
-		err := fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, f.Settings.SSH.Address, f.Settings.SSH.Address)
+	if lease.Address, err = f.address(inst); err != nil {
 		return lease, f.Rollback(ctx, lease, err)
 	}
-	lease.Address = net.JoinHostPort(host, strconv.Itoa(f.Settings.SSH.Port))
 	if err := saved(lease); err != nil {
 		return lease, f.Rollback(ctx, lease, err)
 	}
 	return lease, nil
 }
+
+// StartPooled launches a worker for the pool under its own key and returns as soon as
+// EC2 accepted it: the pool learns when it runs, and its address, from the one
+// DescribeInstances it makes for all its workers. saved is called as in Launch.
+func (f *Fleet) StartPooled(ctx context.Context, key string, saved func(Lease) error) (Lease, provision.Instance, error) {
+	lease, spec, err := f.prepareLaunch(ctx, Job{Key: key}, f.Settings.Instance, saved)
+	if err != nil {
+		return lease, provision.Instance{}, err
+	}
+	lease.Source = SourcePool
+	spec.Tags["Name"] = "ec2-executor pool worker"
+	spec.Tags[TagPoolState] = PoolBooting
+	inst, err := f.provisioner().Start(ctx, spec, func(i provision.Instance) error {
+		lease.InstanceID = i.ID
+		return saved(lease)
+	})
+	return lease, inst, err
+}
+
+// prepareLaunch makes the worker's keys and user data, saves the lease with its keys
+// (before any instance exists) and builds the RunInstances spec.
+func (f *Fleet) prepareLaunch(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, provision.LaunchSpec, error) {
+	keys, err := engine.NewKeys("ec2-executor-" + job.Key)
+	if err != nil {
+		return Lease{}, provision.LaunchSpec{}, err
+	}
+	userData, err := cloudinit.Render(cloudinit.Worker{User: f.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
+		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, CloudOptions(f.Settings))
+	if err != nil {
+		return Lease{}, provision.LaunchSpec{}, err
+	}
+	lease := Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourceLaunch}
+	if err := saved(lease); err != nil {
+		return lease, provision.LaunchSpec{}, err
+	}
+	spec, err := f.launchSpec(ctx, in, job, userData)
+	return lease, spec, err
+}
+
+// address is host:port of the worker's sshd, on the address ssh.address names.
+func (f *Fleet) address(inst provision.Instance) (string, error) {
+	host := f.sshHost(inst)
+	if host == "" {
+		return "", fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, f.Settings.SSH.Address, f.Settings.SSH.Address)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(f.Settings.SSH.Port)), nil
+}
+
+// Address is host:port of a worker's sshd, for a worker the caller watches itself.
+func (f *Fleet) Address(inst provision.Instance) (string, error) { return f.address(inst) }
 
 // Rollback terminates a worker whose job could not start on it and returns cause,
 // joined with the termination's error if that failed too (cleanup then tries again).

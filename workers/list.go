@@ -17,10 +17,14 @@ func (f *Fleet) List(ctx context.Context, allManagers bool, out io.Writer) error
 	}
 	sort.Slice(found, func(i, j int) bool { return created(found[i]).Before(created(found[j])) })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tTYPE\tMARKET\tSTATE\tJOB\tMANAGER\tAGE\tADDRESS")
+	fmt.Fprintln(tw, "INSTANCE\tTYPE\tMARKET\tSTATE\tPOOL\tJOB\tMANAGER\tAGE\tADDRESS")
 	for _, i := range found {
 		age := f.Now().Sub(created(i)).Round(time.Second)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Type, i.Market(), i.State,
+		poolState := i.Tags[TagPoolState]
+		if poolState == "" {
+			poolState = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.Type, i.Market(), i.State, poolState,
 			i.Tags[TagJobKey], i.Tags[TagManager], age, f.sshHost(i))
 	}
 	return tw.Flush()

@@ -66,6 +66,9 @@ func (f *Fleet) orphaned(inst provision.Instance, holder Holder) string {
 	if inst.Tags[TagManager] != f.Settings.ManagerID {
 		return ""
 	}
+	if s := inst.Tags[TagPoolState]; s == PoolBooting || s == PoolIdle {
+		return "" // a pool holds it, renewing its expiry tag; once the pool is gone, that tag ends it
+	}
 	if now.Sub(created(inst)) < f.Settings.Reap.GracePeriod.Duration {
 		return ""
 	}

@@ -21,6 +21,16 @@ const (
 	// TagExpiresAt is when the worker must be gone whatever its state: the reaper's
 	// backstop for a job whose manager lost track of it.
 	TagExpiresAt = settings.TagPrefix + "expires-at"
+	// TagPoolState marks a worker the pool launched: booting or idle while the pool
+	// holds it, claimed once a job has it (its job-key tag then names that job).
+	TagPoolState = settings.TagPrefix + "pool-state"
+)
+
+// Pool states, in TagPoolState and the pool's own records.
+const (
+	PoolBooting = "booting"
+	PoolIdle    = "idle"
+	PoolClaimed = "claimed"
 )
 
 // Job is what a worker is tagged with for one job. Key names the job's state and
@@ -46,8 +56,8 @@ func (f *Fleet) tags(job Job, now time.Time) map[string]string {
 		TagProjectID:  job.ProjectID,
 		TagPipelineID: job.PipelineID,
 		TagRunnerID:   job.RunnerID,
-		TagCreatedAt:  now.UTC().Format(time.RFC3339),
-		TagExpiresAt:  now.Add(f.Settings.Instance.MaxLifetime.Duration).UTC().Format(time.RFC3339),
+		TagCreatedAt:  now.UTC().Format(timeFormat),
+		TagExpiresAt:  now.Add(f.Settings.Instance.MaxLifetime.Duration).UTC().Format(timeFormat),
 	}
 	for k, v := range own {
 		if v != "" {
@@ -70,3 +80,6 @@ func (f *Fleet) ownership(allManagers bool) map[string]string {
 	}
 	return tags
 }
+
+// timeFormat is how times are written in tags.
+const timeFormat = time.RFC3339

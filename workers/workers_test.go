@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
 )
@@ -89,37 +88,14 @@ func TestLaunchSavesTheLeaseAtEachStep(t *testing.T) {
 	if !errors.Is(err, failing) {
 		t.Fatalf("got %v", err)
 	}
-	assertRunning(t, f, lease.InstanceID) // the second launch was rolled back
+	f.AssertRunning(t, lease.InstanceID) // the second launch was rolled back
 }
 
 // launch puts one worker into the fake with the fleet's tags as of at.
 func launch(t *testing.T, fl *Fleet, f *provisiontest.FakeEC2, key, manager string, at time.Time) string {
-	t.Helper()
 	tags := fl.tags(Job{Key: key}, at)
 	tags[TagManager] = manager
-	p := provision.New(f, hclog.NewNullLogger())
-	inst, err := p.Create(t.Context(), provision.LaunchSpec{AMI: "ami-0123456789abcdef0", MetadataHopLimit: 1,
-		Choices: provision.Choices([]string{"c5.large"}, []string{"subnet-1"}, false), Tags: tags}, func(provision.Instance) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return inst.ID
-}
-
-func assertRunning(t *testing.T, f *provisiontest.FakeEC2, want ...string) {
-	t.Helper()
-	got := map[string]bool{}
-	for _, id := range f.Running() {
-		got[id] = true
-	}
-	if len(got) != len(want) {
-		t.Fatalf("running %v, want %v", f.Running(), want)
-	}
-	for _, id := range want {
-		if !got[id] {
-			t.Fatalf("running %v, want %v", f.Running(), want)
-		}
-	}
+	return f.Launched(t, tags)
 }
 
 func TestReleaseTerminatesEveryInstanceOfTheJob(t *testing.T) {
@@ -133,7 +109,7 @@ func TestReleaseTerminatesEveryInstanceOfTheJob(t *testing.T) {
 	if err := fl.Release(t.Context(), "42-abcd", Lease{InstanceID: leased}); err != nil {
 		t.Fatal(err)
 	}
-	assertRunning(t, f, otherJob, otherManager)
+	f.AssertRunning(t, otherJob, otherManager)
 	if f.Calls["DescribeInstances"]-describes != 1 || f.Calls["TerminateInstances"] != 2 {
 		t.Errorf("calls %v, want one filtered DescribeInstances", f.Calls)
 	}
@@ -162,7 +138,7 @@ func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
 	if err := fl.Reap(t.Context(), ReapOptions{}, held, &out); err != nil {
 		t.Fatal(err)
 	}
-	assertRunning(t, f, live, young, otherLive, otherOld)
+	f.AssertRunning(t, live, young, otherLive, otherOld)
 	for _, want := range []string{noState + " (job 2-gone, manager m1): its job state is gone", noID + " (job 4-killed, manager m1): its job state has no instance id",
 		expired + " (job 5-old, manager m1): it outlived instance.max_lifetime"} {
 		if !strings.Contains(out.String(), "terminated "+want) {
@@ -172,7 +148,7 @@ func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
 	if err := fl.Reap(t.Context(), ReapOptions{AllManagers: true}, held, &out); err != nil {
 		t.Fatal(err)
 	}
-	assertRunning(t, f, live, young, otherLive)
+	f.AssertRunning(t, live, young, otherLive)
 }
 
 func TestReapFromCleanupIsRateLimited(t *testing.T) {
@@ -202,7 +178,7 @@ func TestListShowsOwnWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[1], own) || !strings.Contains(lines[1], "c5.large") || !strings.Contains(lines[1], "on-demand") ||
+	if len(lines) != 2 || !strings.Contains(lines[1], own) || !strings.Contains(lines[1], "t3.micro") || !strings.Contains(lines[1], "on-demand") ||
 		!strings.Contains(lines[1], "1m30s") || !strings.Contains(lines[1], "1-a") || strings.Contains(out.String(), other) {
 		t.Fatalf("instances:\n%s", out.String())
 	}

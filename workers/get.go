@@ -1,0 +1,45 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+// poolAnswerWithin is how long a job waits for a pool to answer before it launches
+// cold: a job never waits on a dead pool.
+const poolAnswerWithin = time.Second
+
+// Get gives the job a worker: an idle one from the pool when a pool runs and has one
+// that fits the job's spec (no EC2 call), else a fresh launch. The job log says
+// which, and why. saved is called as in Launch.
+func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, error) {
+	start := time.Now()
+	socket := f.Settings.PoolSocket()
+	a, err := Claim(ctx, socket, ClaimRequest{Job: job, Spec: SpecOf(in)}, poolAnswerWithin,
+		f.Settings.Pool.ClaimTimeout.Duration+poolAnswerWithin, f.waiting)
+	switch {
+	case errors.Is(err, errNoPool):
+		f.Log.Info("No warm pool answered on "+socket+"; launching a fresh worker", "reason", err.Error())
+	case err != nil:
+		return Lease{}, err
+	case a.Error != "":
+		return Lease{}, fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
+	case a.Lease != nil:
+		l := *a.Lease
+		f.Log.Info("Using worker "+l.InstanceID+" from the pool (ready for "+time.Since(a.ReadySince).Round(time.Second).String()+
+			"), claimed in "+time.Since(start).Round(time.Millisecond).String(), "instance_id", l.InstanceID)
+		return l, saved(l)
+	default:
+		f.Log.Info("The warm pool has no idle worker for this job (" + a.Miss + "); launching a fresh worker")
+	}
+	return f.Launch(ctx, job, in, saved)
+}
+
+// waiting says in the job log why the claim waits.
+func (f *Fleet) waiting(why string) {
+	f.Log.Info("Waiting for a worker from the pool: " + why)
+}

@@ -1,0 +1,51 @@
+package workers
+
+import (
+	"context"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+)
+
+// Own lists this manager's workers that are not terminated, with one filtered
+// DescribeInstances call per page: what the pool learns all its workers' states from.
+func (f *Fleet) Own(ctx context.Context) ([]provision.Instance, error) {
+	return f.provisioner().Find(ctx, f.ownership(false))
+}
+
+// Terminate terminates one worker.
+func (f *Fleet) Terminate(ctx context.Context, id string) error {
+	return f.provisioner().Terminate(ctx, id)
+}
+
+// Tag sets tags on workers with one CreateTags call.
+func (f *Fleet) Tag(ctx context.Context, ids []string, tags map[string]string) error {
+	return f.provisioner().Tag(ctx, ids, tags)
+}
+
+// ClaimTags are the tags a pool worker gets when job claims it: it now belongs to
+// the job (cleanup and the reaper find it by the job's key) and may live as long as
+// any job from now.
+func (f *Fleet) ClaimTags(job Job) map[string]string {
+	tags := f.tags(job, f.Now())
+	for _, k := range []string{TagManagedBy, TagManager, TagCreatedAt} { // set at launch, unchanged
+		delete(tags, k)
+	}
+	for k := range f.Settings.Instance.Tags {
+		delete(tags, k)
+	}
+	tags[TagPoolState] = PoolClaimed
+	return tags
+}
+
+// ExpiryTags move a worker's expiry to max_lifetime from now (an idle pool worker's,
+// renewed while the pool holds it, so a pool that is gone leaves nothing that the
+// reaper will not end).
+func (f *Fleet) ExpiryTags() map[string]string {
+	now := f.Now()
+	return map[string]string{TagExpiresAt: now.Add(f.Settings.Instance.MaxLifetime.Duration).UTC().Format(timeFormat)}
+}
+
+// Expiry is when a worker must be gone: its expires-at tag, else its creation plus
+// instance.max_lifetime.
+func (f *Fleet) Expiry(inst provision.Instance) time.Time { return f.expiry(inst) }
