@@ -86,8 +86,9 @@ func TestManagerPolicyScopesLaunchTerminateAndPassRole(t *testing.T) {
 		switch action {
 		case "ec2:TerminateInstances":
 			seen["terminate"] = s.Condition["StringEquals"]["ec2:ResourceTag/managed-by"] == "ec2-executor"
-		case "ec2:CreateTags":
-			seen["tag"] = s.Condition["StringEquals"]["ec2:CreateAction"] == "RunInstances"
+		case "ec2:CreateTags": // at launch, and the pool's state and expiry tags on its own workers
+			seen["tag"] = seen["tag"] || s.Condition["StringEquals"]["ec2:CreateAction"] == "RunInstances"
+			seen["retag"] = seen["retag"] || s.Condition["StringEquals"]["ec2:ResourceTag/managed-by"] == "ec2-executor"
 		case "iam:PassRole":
 			r, _ := s.Resource.(string)
 			seen["passrole"] = strings.Contains(r, ":role/") && !strings.Contains(r, "*") &&
@@ -101,7 +102,7 @@ func TestManagerPolicyScopesLaunchTerminateAndPassRole(t *testing.T) {
 			t.Errorf("%s: %s on every resource", s.Sid, action)
 		}
 	}
-	for _, want := range []string{"launch", "tag", "terminate", "passrole"} {
+	for _, want := range []string{"launch", "tag", "retag", "terminate", "passrole"} {
 		if !seen[want] {
 			t.Errorf("manager policy: %s is not scoped", want)
 		}
@@ -119,6 +120,22 @@ func TestWorkerPolicyOnlyReadsECR(t *testing.T) {
 			if !strings.HasPrefix(name, "ecr:Get") && !strings.HasPrefix(name, "ecr:Batch") {
 				t.Errorf("worker policy grants %s", name)
 			}
+		}
+	}
+}
+
+// TestPoolUnitRunsThePoolAsTheRunnersUser keeps the example unit in step with the
+// binary's command line and the default state directory.
+func TestPoolUnitRunsThePoolAsTheRunnersUser(t *testing.T) {
+	b, err := os.ReadFile("systemd/ec2-executor-pool.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	for _, want := range []string{"ExecStart=/usr/local/bin/ec2-executor --config /etc/ec2-executor/config.toml pool\n",
+		"User=gitlab-runner\n", "KillSignal=SIGTERM\n", "ReadWritePaths=" + settings.Default().StateDir + "\n", "Restart=always\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("the pool unit lacks %q", want)
 		}
 	}
 }

@@ -116,6 +116,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 				Action: stage(func(c *cli.Context, d *stages.Driver) error {
 					return d.Reap(c.Context, workers.ReapOptions{DryRun: c.Bool("dry-run"), AllManagers: c.Bool("all-managers")}, stdout)
 				})},
+			poolCommand(func(c *cli.Context) (settings.Settings, error) { err := load(c); return set, err }, func() hclog.Logger { return log }, stdout),
 			{Name: "version", Usage: "print the version", Action: func(c *cli.Context) error {
 				fmt.Fprintf(stdout, "%s %s\n", stages.DriverName, version)
 				return nil

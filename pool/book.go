@@ -1,0 +1,89 @@
+package pool
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// Worker is the pool's record of one of its workers.
+type Worker struct {
+	// Key is the worker's own key ("pool-…"): its job-key tag while the pool holds it.
+	Key   string        `json:"key"`
+	Lease workers.Lease `json:"lease"` // holds the worker's private key: the book is 0600
+	State string        `json:"state"` // booting, idle or claimed
+	Type  string        `json:"type,omitempty"`
+	Spot  bool          `json:"spot,omitempty"`
+	// RootGiB is the root volume the pool launched it with (0: the AMI's).
+	RootGiB int `json:"root_gib,omitempty"`
+	// Since is when it entered its state: launched, ready or claimed.
+	Since     time.Time `json:"since"`
+	ClaimedBy string    `json:"claimed_by,omitempty"`
+	// Verified is set once this process reached the worker over SSH: a worker adopted
+	// from an earlier run's records is checked again before it is offered.
+	Verified bool `json:"-"`
+}
+
+// book is the pool's records, kept in one 0600 JSON file written atomically before
+// any answer that depends on it.
+type book struct {
+	path    string
+	Workers map[string]*Worker `json:"workers"`
+}
+
+func openBook(dir string) (*book, error) {
+	b := &book{path: filepath.Join(dir, "pool", "workers.json"), Workers: map[string]*Worker{}}
+	data, err := os.ReadFile(b.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the pool's records: %w", err)
+	}
+	if err := json.Unmarshal(data, b); err != nil {
+		return nil, fmt.Errorf("the pool's records %s are corrupt: %w", b.path, err)
+	}
+	if b.Workers == nil {
+		b.Workers = map[string]*Worker{}
+	}
+	return b, nil
+}
+
+// save writes the records atomically (temp file, fsync, rename) with mode 0600.
+func (b *book) save() error {
+	if err := os.MkdirAll(filepath.Dir(b.path), 0o700); err != nil {
+		return fmt.Errorf("saving the pool's records: %w", err)
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("saving the pool's records: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(b.path), ".workers-*.tmp")
+	if err != nil {
+		return fmt.Errorf("saving the pool's records: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err = errors.Join(err, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
+		return fmt.Errorf("saving the pool's records: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), b.path); err != nil {
+		return fmt.Errorf("saving the pool's records: %w", err)
+	}
+	return nil
+}
+
+// count returns how many records are in each state.
+func (b *book) count() map[string]int {
+	n := map[string]int{workers.PoolBooting: 0, workers.PoolIdle: 0, workers.PoolClaimed: 0}
+	for _, w := range b.Workers {
+		n[w.State]++
+	}
+	return n
+}

@@ -1,0 +1,71 @@
+package pool
+
+import (
+	"errors"
+
+	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are what an operator graphs: workers by state, claims and their latency,
+// the phases of a launch, EC2 calls and terminations by reason.
+type metrics struct {
+	reg        *prometheus.Registry
+	workers    *prometheus.GaugeVec
+	claims     *prometheus.CounterVec
+	claimTime  prometheus.Histogram
+	phases     *prometheus.HistogramVec
+	ec2Calls   *prometheus.CounterVec
+	terminated *prometheus.CounterVec
+}
+
+// Claim results, launch phases and termination reasons (label values).
+const (
+	ClaimHit      = "hit"
+	ClaimCold     = "cold_overflow"
+	ClaimCap      = "cap_reached"
+	ClaimError    = "error"
+	ClaimRefused  = "refused_peer"
+	PhaseRun      = "run_instances"
+	PhaseRunning  = "running"
+	PhaseSSH      = "ssh_and_docker"
+	PhaseImages   = "images_pulled"
+	ReasonIdle    = "idle_time"
+	ReasonJobDone = "job_done"
+	ReasonUnknown = "unverified"
+	ReasonGone    = "interrupted_or_gone"
+	ReasonBoot    = "failed_to_boot"
+	ReasonStop    = "shutdown"
+)
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_workers",
+		Help: "Pool workers by state (booting, idle, claimed)."}, []string{"state"})
+	m.claims = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_claims_total",
+		Help: "Claims by result: hit (a pool worker), cold_overflow (no idle worker fit: the job launched cold), cap_reached, error, refused_peer."}, []string{"result"})
+	m.claimTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ec2x_pool_claim_seconds",
+		Help: "Time to answer a claim, waiting at the cap included.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
+	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ec2x_pool_launch_phase_seconds",
+		Help:    "Seconds from a pool worker's launch to each phase: run_instances answered, running, ssh_and_docker, images_pulled.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}, []string{"phase"})
+	m.ec2Calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_ec2_calls_total",
+		Help: "EC2 API calls the pool made, by action and error code (empty for success)."}, []string{"action", "code"})
+	m.terminated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_terminated_total",
+		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown."}, []string{"reason"})
+	m.reg.MustRegister(m.workers, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated)
+	return m
+}
+
+// call counts one EC2 call by its action and error code.
+func (m *metrics) call(action string, err error) {
+	code := ""
+	if err != nil {
+		code = "other"
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			code = apiErr.ErrorCode()
+		}
+	}
+	m.ec2Calls.WithLabelValues(action, code).Inc()
+}

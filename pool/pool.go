@@ -1,0 +1,374 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// neverLaunched is how long a record without an instance id waits for EC2 to show
+// an instance with its key (a pool killed between RunInstances and saving the id)
+// before the pool forgets it.
+const neverLaunched = 5 * time.Minute
+
+// Pool keeps workers ready and serves claims. One mutex guards the records; no EC2 or
+// SSH call is made while holding it.
+type Pool struct {
+	s     settings.Settings
+	fleet *workers.Fleet
+	log   hclog.Logger
+	now   func() time.Time
+	m     *metrics
+
+	mu       sync.Mutex
+	book     *book
+	total    int                  // this manager's workers at the last poll, plus launches since
+	checking map[string]bool      // readiness checks in flight, by worker key
+	changed  chan struct{}        // closed and replaced on every change claims may wait for
+	recent   []ClaimRecord        // the latest claims, for `pool status`
+	seen     map[string]time.Time // when the pool first saw a booting worker running
+	refill   chan struct{}
+}
+
+// New opens the pool's records under state_dir. api is the EC2 client; the pool paces
+// and counts every call it makes through it.
+func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hclog.Logger, now func() time.Time) (*Pool, error) {
+	b, err := openBook(s.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics()
+	fleet := &workers.Fleet{Settings: s, EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm, Log: log, Now: now}
+	p := &Pool{s: s, fleet: fleet, log: log, now: now, m: m, book: b, checking: map[string]bool{},
+		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1)}
+	for _, w := range b.Workers {
+		if w.State == workers.PoolIdle { // adopted: checked over SSH again before it is offered
+			w.State = workers.PoolBooting
+		}
+	}
+	return p, nil
+}
+
+// Run serves claims on the pool's socket and keeps the pool filled until ctx ends,
+// then stops taking claims and leaves its idle workers for the next start (or
+// terminates them with pool.terminate_on_shutdown).
+func (p *Pool) Run(ctx context.Context) error {
+	l, err := p.listen()
+	if err != nil {
+		return err
+	}
+	stopMetrics, err := p.serveMetrics()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopMetrics()
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() { defer served.Done(); p.serve(ctx, l) }()
+	p.log.Info("Pool serving claims", "socket", p.s.PoolSocket(), "idle_count", p.s.Pool.IdleCount, "max_instances", p.s.Pool.MaxInstances)
+	for {
+		p.tick(ctx)
+		select {
+		case <-ctx.Done():
+			l.Close()
+			served.Wait()
+			return p.shutdown()
+		case <-time.After(p.s.Pool.PollInterval.Duration):
+		case <-p.refill:
+		}
+	}
+}
+
+// tick learns every worker's state from one DescribeInstances, then acts on it:
+// forget what is gone, check what booted, end what nobody can verify, trim idle
+// workers past idle_time, and launch what is missing.
+func (p *Pool) tick(ctx context.Context) {
+	found, err := p.fleet.Own(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("Polling the pool's workers", "error", err)
+		}
+		return
+	}
+	plan := p.reconcile(found)
+	for _, t := range plan.terminate {
+		p.terminate(ctx, t.id, t.reason, t.why)
+	}
+	p.retag(ctx, plan)
+	for _, w := range plan.check {
+		go p.check(ctx, w)
+	}
+	p.trimIdle(ctx)
+	p.fill(ctx)
+	p.publish()
+}
+
+type ending struct{ id, reason, why string }
+
+type tickPlan struct {
+	terminate []ending
+	check     []Worker
+	claimed   []Worker // whose tags lag behind the records (a claim the pool died tagging)
+	renew     []string // idle or booting workers whose expiry is due for renewal
+}
+
+// reconcile compares the records with what EC2 reported, under the lock.
+func (p *Pool) reconcile(found []provision.Instance) tickPlan {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var plan tickPlan
+	byID, byKey := map[string]provision.Instance{}, map[string]provision.Instance{}
+	for _, in := range found {
+		byID[in.ID], byKey[in.Tags[workers.TagJobKey]] = in, in
+	}
+	known := map[string]bool{}
+	now := p.now()
+	for key, w := range p.book.Workers {
+		if w.Lease.InstanceID == "" {
+			if in, ok := byKey[key]; ok && in.Tags[workers.TagPoolState] != "" {
+				w.Lease.InstanceID = in.ID // launched just before an earlier run died
+			} else {
+				if now.Sub(w.Since) > neverLaunched {
+					delete(p.book.Workers, key)
+				}
+				continue
+			}
+		}
+		in, ok := byID[w.Lease.InstanceID]
+		known[w.Lease.InstanceID] = true
+		if !ok {
+			p.forget(w)
+			continue
+		}
+		p.plan(&plan, w, in, now)
+	}
+	for _, in := range found {
+		if s := in.Tags[workers.TagPoolState]; (s == workers.PoolBooting || s == workers.PoolIdle) && !known[in.ID] {
+			plan.terminate = append(plan.terminate, ending{in.ID, ReasonUnknown, "the pool has no record of it (no keys to verify it with)"})
+		}
+	}
+	p.total = len(found)
+	p.saveLocked()
+	return plan
+}
+
+// plan decides what one recorded worker that EC2 still reports needs.
+func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.Time) {
+	w.Type, w.Spot = in.Type, in.Spot
+	switch w.State {
+	case workers.PoolBooting:
+		if in.State != "running" || p.checking[w.Key] {
+			return
+		}
+		if _, ok := p.seen[w.Key]; !ok {
+			p.seen[w.Key] = now
+			p.m.phases.WithLabelValues(PhaseRunning).Observe(now.Sub(w.Since).Seconds())
+		}
+		addr, err := p.fleet.Address(in)
+		if err != nil {
+			plan.terminate = append(plan.terminate, ending{in.ID, ReasonBoot, err.Error()})
+			return
+		}
+		w.Lease.Address = addr
+		p.checking[w.Key] = true
+		plan.check = append(plan.check, *w)
+	case workers.PoolClaimed:
+		if in.Tags[workers.TagPoolState] != workers.PoolClaimed || in.Tags[workers.TagJobKey] != w.ClaimedBy {
+			plan.claimed = append(plan.claimed, *w)
+		}
+	}
+	if w.State != workers.PoolClaimed && p.fleet.Expiry(in).Sub(now) < p.s.Instance.MaxLifetime.Duration/2 {
+		plan.renew = append(plan.renew, in.ID)
+	}
+}
+
+// forget drops the record of a worker EC2 no longer reports as alive.
+func (p *Pool) forget(w *Worker) {
+	delete(p.book.Workers, w.Key)
+	delete(p.seen, w.Key)
+	reason := ReasonGone
+	if w.State == workers.PoolClaimed {
+		reason = ReasonJobDone
+	} else {
+		p.log.Warn("Pool worker "+w.Lease.InstanceID+" is gone", "state", w.State)
+	}
+	p.m.terminated.WithLabelValues(reason).Inc()
+	p.broadcastLocked()
+}
+
+// retag brings lagging claim tags in line with the records and renews the expiry of
+// the workers the pool holds, each with one CreateTags call per kind.
+func (p *Pool) retag(ctx context.Context, plan tickPlan) {
+	for _, w := range plan.claimed {
+		p.tagClaim(ctx, w.Lease.InstanceID, workers.Job{Key: w.ClaimedBy})
+	}
+	if len(plan.renew) > 0 {
+		if err := p.fleet.Tag(ctx, plan.renew, p.fleet.ExpiryTags()); err != nil {
+			p.log.Warn("Renewing the expiry of pool workers", "error", err)
+		}
+	}
+}
+
+// fill launches the workers the pool is missing, within max_instances.
+func (p *Pool) fill(ctx context.Context) {
+	p.mu.Lock()
+	n := p.book.count()
+	missing := p.s.Pool.IdleCount - n[workers.PoolIdle] - n[workers.PoolBooting]
+	if limit := p.s.Pool.MaxInstances; limit > 0 {
+		missing = min(missing, limit-p.total)
+	}
+	p.mu.Unlock()
+	for range missing {
+		if ctx.Err() != nil || !p.launchOne(ctx) {
+			return
+		}
+	}
+}
+
+// launchOne starts one pool worker; its record (with its keys) is saved before the
+// launch and again with its id, so no restart loses track of it.
+func (p *Pool) launchOne(ctx context.Context) bool {
+	key := newKey()
+	w := &Worker{Key: key, State: workers.PoolBooting, Since: p.now(), RootGiB: p.s.Instance.RootVolume.SizeGiB}
+	saved := func(l workers.Lease) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		w.Lease = l
+		p.book.Workers[key] = w
+		return p.book.save()
+	}
+	_, inst, err := p.fleet.StartPooled(ctx, key, saved)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		// A launch cut short by shutdown may have reached EC2: keep its keys so the next
+		// start can adopt the instance by its key (or forget the record if none shows).
+		if w.Lease.InstanceID == "" && ctx.Err() == nil {
+			delete(p.book.Workers, key)
+			p.saveLocked()
+		}
+		if ctx.Err() == nil {
+			p.log.Warn("Launching a pool worker", "error", err)
+		}
+		return false
+	}
+	w.Type, w.Spot = inst.Type, inst.Spot
+	p.total++
+	p.m.phases.WithLabelValues(PhaseRun).Observe(p.now().Sub(w.Since).Seconds())
+	p.saveLocked()
+	return true
+}
+
+// trimIdle terminates idle workers beyond idle_count that waited longer than
+// idle_time, those ready longest first.
+func (p *Pool) trimIdle(ctx context.Context) {
+	p.mu.Lock()
+	var idle []*Worker
+	for _, w := range p.book.Workers {
+		if w.State == workers.PoolIdle {
+			idle = append(idle, w)
+		}
+	}
+	sortBySince(idle)
+	var ends []ending
+	now := p.now()
+	for i := 0; i < len(idle)-p.s.Pool.IdleCount; i++ {
+		if now.Sub(idle[i].Since) >= p.s.Pool.IdleTime.Duration {
+			ends = append(ends, ending{idle[i].Lease.InstanceID, ReasonIdle, "idle longer than pool.idle_time"})
+			delete(p.book.Workers, idle[i].Key)
+		}
+	}
+	p.saveLocked()
+	p.mu.Unlock()
+	for _, e := range ends {
+		p.terminate(ctx, e.id, e.reason, e.why)
+	}
+}
+
+// terminate ends a worker the pool no longer wants, and counts why.
+func (p *Pool) terminate(ctx context.Context, id, reason, why string) {
+	if err := p.fleet.Terminate(ctx, id); err != nil {
+		p.log.Warn("Terminating pool worker "+id, "error", err)
+		return
+	}
+	p.log.Info("Terminated pool worker "+id+": "+why, "reason", reason)
+	p.m.terminated.WithLabelValues(reason).Inc()
+}
+
+// shutdown saves the records; with terminate_on_shutdown it ends every worker the
+// pool holds first.
+func (p *Pool) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if p.s.Pool.TerminateOnShutdown {
+		p.mu.Lock()
+		var ids []string
+		for key, w := range p.book.Workers {
+			if w.State != workers.PoolClaimed && w.Lease.InstanceID != "" {
+				ids = append(ids, w.Lease.InstanceID)
+				delete(p.book.Workers, key)
+			}
+		}
+		p.saveLocked()
+		p.mu.Unlock()
+		for _, id := range ids {
+			p.terminate(ctx, id, ReasonStop, "the pool stopped (pool.terminate_on_shutdown)")
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.log.Info("Pool stopped", "workers_left", fmt.Sprint(p.book.count()))
+	return p.book.save()
+}
+
+// saveLocked saves the records; a failure is logged (claims check it themselves).
+func (p *Pool) saveLocked() {
+	if err := p.book.save(); err != nil {
+		p.log.Error("Saving the pool's records", "error", err)
+	}
+}
+
+// broadcastLocked wakes every claim waiting for a change.
+func (p *Pool) broadcastLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// publish sets the workers gauge from the records.
+func (p *Pool) publish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for state, n := range p.book.count() {
+		p.m.workers.WithLabelValues(state).Set(float64(n))
+	}
+}
+
+// kick asks the loop for an early tick (after a claim, to refill at once).
+func (p *Pool) kick() {
+	select {
+	case p.refill <- struct{}{}:
+	default:
+	}
+}
+
+func newKey() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "pool-" + hex.EncodeToString(b)
+}
+
+// sortBySince orders workers by when they entered their state, oldest first.
+func sortBySince(ws []*Worker) {
+	sort.Slice(ws, func(i, j int) bool { return ws[i].Since.Before(ws[j].Since) })
+}

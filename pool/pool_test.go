@@ -1,0 +1,145 @@
+package pool
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+var now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func testPool(t *testing.T, f *provisiontest.FakeEC2) *Pool {
+	t.Helper()
+	s := settings.Default()
+	s.ManagerID = "m1"
+	s.StateDir = t.TempDir()
+	s.Instance.AMI = "ami-0123456789abcdef0"
+	s.Instance.Types = []string{"t3.micro"}
+	s.Instance.SubnetIDs = []string{"subnet-1"}
+	s.Pool.IdleCount = 2
+	p, err := New(s, f, nil, hclog.NewNullLogger(), func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func idle(p *Pool, key, id, typ string) {
+	p.book.Workers[key] = &Worker{Key: key, State: workers.PoolIdle, Type: typ, Since: now.Add(-time.Minute),
+		Lease: workers.Lease{InstanceID: id, Address: "127.0.1.9:22", ClientKey: "secret-" + key}}
+}
+
+func claimFor(p *Pool, job string, types ...string) workers.ClaimAnswer {
+	return p.claim(context.Background(), workers.ClaimRequest{Job: workers.Job{Key: job},
+		Spec: workers.Spec{Types: types, Market: settings.MarketOnDemand}}, func(string) {})
+}
+
+func TestAClaimIsOnDiskBeforeItIsAnswered(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	idle(p, "pool-a", "i-a", "t3.micro")
+	a := claimFor(p, "42-abcd", "t3.micro")
+	if a.Lease == nil || a.Lease.InstanceID != "i-a" || a.Lease.Source != workers.SourcePool || !a.ReadySince.Equal(now.Add(-time.Minute)) {
+		t.Fatalf("answer %+v", a)
+	}
+	reopened, err := openBook(p.s.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := reopened.Workers["pool-a"]; w == nil || w.State != workers.PoolClaimed || w.ClaimedBy != "42-abcd" {
+		t.Fatalf("after a restart the worker would be %+v", w)
+	}
+	if again := claimFor(p, "43-abcd", "t3.micro"); again.Lease != nil || !strings.Contains(again.Miss, "0 idle") {
+		t.Fatalf("a claimed worker was offered again: %+v", again)
+	}
+}
+
+func TestAClaimTakesOnlyAWorkerThatFits(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	idle(p, "pool-a", "i-a", "t3.micro")
+	if a := claimFor(p, "42-abcd", "c6i.large", "c5.large"); a.Lease != nil || !strings.Contains(a.Miss, "none of type [c6i.large c5.large]") {
+		t.Fatalf("answer %+v", a)
+	}
+	spot := workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketSpot}
+	if spot.Fits("t3.micro", false, 0) || !spot.Fits("t3.micro", true, 0) || spot.Fits("t3.micro", true, 50) {
+		t.Error("spec matching is wrong about market or root volume")
+	}
+}
+
+func TestAtTheCapAClaimWaitsThenFailsNamingIt(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	p.s.Pool.MaxInstances, p.total = 1, 1
+	p.s.Pool.ClaimTimeout = settings.Duration{Duration: 50 * time.Millisecond}
+	var waited string
+	a := p.claim(context.Background(), workers.ClaimRequest{Job: workers.Job{Key: "42-abcd"},
+		Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}}, func(w string) { waited = w })
+	if !strings.Contains(waited, "pool.max_instances") || !strings.Contains(a.Error, "pool.max_instances") {
+		t.Fatalf("waited %q, answer %+v", waited, a)
+	}
+	// A worker that gets ready while the claim waits is handed to it.
+	p.s.Pool.ClaimTimeout = settings.Duration{Duration: 5 * time.Second}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		p.mu.Lock()
+		idle(p, "pool-b", "i-b", "t3.micro")
+		p.broadcastLocked()
+		p.mu.Unlock()
+	}()
+	if a := claimFor(p, "43-abcd", "t3.micro"); a.Lease == nil || a.Lease.InstanceID != "i-b" {
+		t.Fatalf("answer %+v", a)
+	}
+}
+
+// launched puts one of this manager's instances into the fake with tags.
+func launched(t *testing.T, f *provisiontest.FakeEC2, tags map[string]string) string {
+	tags[workers.TagManagedBy], tags[workers.TagManager] = workers.ManagedByThis, "m1"
+	return f.Launched(t, tags)
+}
+
+func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	lost := launched(t, f, map[string]string{workers.TagJobKey: "pool-lost", workers.TagPoolState: workers.PoolBooting})
+	unknown := launched(t, f, map[string]string{workers.TagJobKey: "pool-unknown", workers.TagPoolState: workers.PoolIdle})
+	jobs := launched(t, f, map[string]string{workers.TagJobKey: "42-abcd"})
+	p.book.Workers["pool-lost"] = &Worker{Key: "pool-lost", State: workers.PoolBooting, Since: now} // killed before saving the id
+	idle(p, "pool-gone", "i-terminated-long-ago", "t3.micro")
+	found, err := p.fleet.Own(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := p.reconcile(found)
+	if w := p.book.Workers["pool-lost"]; w == nil || w.Lease.InstanceID != lost {
+		t.Errorf("the launched worker was not adopted: %+v", w)
+	}
+	if _, ok := p.book.Workers["pool-gone"]; ok {
+		t.Error("a worker EC2 no longer reports is still recorded")
+	}
+	if len(plan.terminate) != 1 || plan.terminate[0].id != unknown {
+		t.Errorf("terminations %+v, want only %s (a pool worker without a record)", plan.terminate, unknown)
+	}
+	if len(plan.check) != 1 || plan.check[0].Key != "pool-lost" || p.total != 3 {
+		t.Errorf("checks %+v, total %d (job worker %s counts toward the cap)", plan.check, p.total, jobs)
+	}
+}
+
+func TestAdoptedIdleWorkersAreCheckedBeforeTheyAreOffered(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	idle(p, "pool-a", "i-a", "t3.micro")
+	if err := p.book.save(); err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := New(p.s, provisiontest.New(), nil, hclog.NewNullLogger(), p.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := restarted.book.Workers["pool-a"]; w.State != workers.PoolBooting {
+		t.Fatalf("adopted worker is %s before any check", w.State)
+	}
+}

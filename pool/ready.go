@@ -1,0 +1,94 @@
+package pool
+
+import (
+	"context"
+
+	"github.com/ec2-executor/ec2-executor/dockerauth"
+	"github.com/ec2-executor/ec2-executor/engine"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// check reaches a booting (or adopted) worker over SSH with its pinned keys, waits
+// for Docker, pulls pool.prepull_images and then offers it as idle. A worker that
+// does not get there within ssh.connect_timeout is terminated.
+func (p *Pool) check(ctx context.Context, w Worker) {
+	defer func() {
+		p.mu.Lock()
+		delete(p.checking, w.Key)
+		p.mu.Unlock()
+	}()
+	eng, err := p.fleet.Reach(ctx, w.Lease)
+	if err == nil {
+		p.m.phases.WithLabelValues(PhaseSSH).Observe(p.now().Sub(w.Since).Seconds())
+		err = p.prepull(ctx, eng)
+		eng.Close()
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the next start checks it again
+	}
+	if err != nil {
+		p.drop(w.Key)
+		p.terminate(ctx, w.Lease.InstanceID, ReasonBoot, "it did not get ready: "+err.Error())
+		return
+	}
+	p.m.phases.WithLabelValues(PhaseImages).Observe(p.now().Sub(w.Since).Seconds())
+	p.mu.Lock()
+	rec := p.book.Workers[w.Key]
+	if rec == nil || rec.State != workers.PoolBooting {
+		p.mu.Unlock()
+		return
+	}
+	rec.State, rec.Since, rec.Lease.Address, rec.Verified = workers.PoolIdle, p.now(), w.Lease.Address, true
+	p.saveLocked()
+	p.broadcastLocked()
+	p.mu.Unlock()
+	p.log.Info("Pool worker "+w.Lease.InstanceID+" is ready", "type", w.Type)
+	if err := p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {
+		p.log.Warn("Tagging pool worker "+w.Lease.InstanceID+" idle", "error", err)
+	}
+	p.publish()
+}
+
+// drop forgets a worker the pool is about to terminate.
+func (p *Pool) drop(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.book.Workers, key)
+	p.saveLocked()
+}
+
+// prepull pulls every pool.prepull_images image the worker lacks, with the manager's
+// Docker credentials or, for ECR, the worker's own helper.
+func (p *Pool) prepull(ctx context.Context, eng *engine.Worker) error {
+	if len(p.s.Pool.PrepullImages) == 0 {
+		return nil
+	}
+	path, config, err := dockerauth.ManagerConfig(p.s.Registry.DockerConfig)
+	if err != nil {
+		p.log.Warn("Not using the manager's Docker config: " + err.Error())
+	}
+	var fallback dockerauth.RegistryFallback
+	if p.s.Registry.ECR == settings.ECRWorker {
+		fallback = dockerauth.WorkerHelper{Run: eng.Exec}
+	}
+	creds := dockerauth.NewResolver(ctx, dockerauth.Sources{ManagerConfig: config, ManagerConfigPath: path,
+		Helpers: dockerauth.Helpers{Timeout: p.s.Registry.HelperTimeout.Duration}, Fallback: fallback})
+	for _, image := range p.s.Pool.PrepullImages {
+		if ok, err := eng.Present(ctx, image); err == nil && ok {
+			continue
+		}
+		auth := ""
+		if c, ok, err := creds.For(ctx, image); err != nil {
+			return err
+		} else if ok {
+			if auth, err = c.Encode(); err != nil {
+				return err
+			}
+		}
+		if err := eng.Pull(ctx, image, auth, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
