@@ -30,7 +30,9 @@ func snapshotHost() hostState {
 	}
 	entries, _ := os.ReadDir(os.TempDir())
 	for _, e := range entries {
-		h.temp = append(h.temp, e.Name())
+		if !strings.HasPrefix(e.Name(), "go-build") { // the go command's own, gone when it exits
+			h.temp = append(h.temp, e.Name())
+		}
 	}
 	return h
 }

@@ -15,6 +15,7 @@ import (
 // Call is one driver invocation and how it ended.
 type Call struct {
 	Stage    string
+	Start    time.Time
 	ExitCode int // -1 when killed by a signal
 	Duration time.Duration
 	// Signalled is set when the stage's context ended and the runner sent SIGTERM;
@@ -40,6 +41,7 @@ func (r *run) execDriver(ctx context.Context, env []string, stdout, stderr io.Wr
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = r.tmp, env, stdout, io.MultiWriter(stderr, &errs)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
+	call.Start = start
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(r.log, "ERROR: failed to start command: %v\n", err)
 		call.ExitCode = -2

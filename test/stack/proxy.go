@@ -24,6 +24,7 @@ type Proxy struct {
 	srv      *httptest.Server
 	mu       sync.Mutex
 	counts   map[string]int
+	log      []timedAction
 	fault    func(action string, form url.Values, w http.ResponseWriter) bool
 	answered func(action string)
 	freshECR bool
@@ -156,6 +157,7 @@ func NewProxy() *Proxy {
 		}
 		p.mu.Lock()
 		p.counts[action]++
+		p.log = append(p.log, timedAction{action, time.Now()})
 		fault := p.fault
 		p.mu.Unlock()
 		if fault != nil && fault(action, form, w) {
@@ -203,6 +205,24 @@ func (p *Proxy) Counts() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return maps.Clone(p.counts)
+}
+
+type timedAction struct {
+	action string
+	at     time.Time
+}
+
+// CountsBetween returns how many requests each action received from from to to.
+func (p *Proxy) CountsBetween(from, to time.Time) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int{}
+	for _, a := range p.log {
+		if !a.at.Before(from) && !a.at.After(to) {
+			out[a.action]++
+		}
+	}
+	return out
 }
 
 // Close stops the proxy.

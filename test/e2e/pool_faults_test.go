@@ -1,0 +1,232 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// claimAll makes n claims at once, straight on the pool's socket as prepare does,
+// and returns the instance each one got ("" for a miss or an error).
+func (p *poolSetup) claimAll(prefix string, n int) []string {
+	got := make([]string, n)
+	spec := workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := workers.ClaimRequest{Job: workers.Job{Key: fmt.Sprintf("%s-%d", prefix, i)}, Spec: spec}
+			a, err := workers.Claim(p.t.Context(), p.socket, req, 5*time.Second, 10*time.Second, func(string) {})
+			if err == nil && a.Lease != nil {
+				got[i] = a.Lease.InstanceID
+			}
+		}()
+	}
+	wg.Wait()
+	return got
+}
+
+// endClaimed terminates what claims got, as the claiming jobs' cleanups would.
+func endClaimed(t *testing.T, ids []string) {
+	for _, id := range ids {
+		if id != "" {
+			_ = st.TerminateInstance(t.Context(), id)
+		}
+	}
+}
+
+func distinct(ids []string) (int, bool) {
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		if seen[id] {
+			return len(seen), false
+		}
+		seen[id] = true
+	}
+	return len(seen), true
+}
+
+func TestPoolThirtyClaimsAtOnceGetThirtyWorkers(t *testing.T) {
+	p := newPool(t, "pool-30", 30, func(s *settings.Settings) {
+		s.Pool.MaxInstances = 30 // nothing is refilled: the claims' workers are all there is
+		s.Pool.PrepullImages = nil
+	})
+	p.start()
+	p.waitIdle(30)
+	got := p.claimAll("claim30", 30)
+	n, ok := distinct(got)
+	if n != 30 || !ok {
+		t.Errorf("30 claims got %d distinct workers (no worker twice: %v): %v", n, ok, got)
+	}
+	record(t, "fault", "30 claims at once on a pool of 30", fmt.Sprintf("%d distinct workers, none handed out twice", n))
+	endClaimed(t, got)
+	p.finish()
+}
+
+// TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing kills the pool with
+// SIGKILL between EC2 launching a worker and the pool hearing of it, restarts it, then
+// kills it again while claims are answered, and restarts it once more.
+func TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing(t *testing.T) {
+	p := newPool(t, "pool-kill", 3, func(s *settings.Settings) { s.Pool.PrepullImages = nil })
+	var launches atomic.Int32
+	p.poolProxy.OnAnswered(func(action string) {
+		if action == "RunInstances" && launches.Add(1) == 2 {
+			_ = p.cmd.Process.Kill() // EC2 launched it; the pool never hears the answer
+		}
+	})
+	p.start()
+	_ = p.cmd.Wait()
+	p.poolProxy.OnAnswered(nil)
+	p.start()
+	p.waitIdle(3)
+	if runs := p.poolProxy.Counts()["RunInstances"]; runs != 3 {
+		t.Errorf("RunInstances %d times for a pool of 3 (an instance the killed pool launched was not adopted?)", runs)
+	}
+	if n := poolInstances(t); n != 3 {
+		t.Errorf("%d pool instances running, want 3", n)
+	}
+	record(t, "fault", "pool SIGKILLed between RunInstances and saving the worker's id, restarted", "the launched worker adopted, 3 RunInstances for 3 workers")
+
+	var killed atomic.Bool
+	p.poolProxy.OnAnswered(func(action string) {
+		if action == "CreateTags" && killed.CompareAndSwap(false, true) { // a claim answered; others in flight
+			_ = p.cmd.Process.Kill()
+		}
+	})
+	got := p.claimAll("midclaim", 6)
+	_ = p.cmd.Wait()
+	p.poolProxy.OnAnswered(nil)
+	p.start()
+	p.waitIdle(3)
+	after := p.status()
+	for _, id := range after.Idle {
+		if slices.Contains(got, id) {
+			t.Errorf("worker %s, handed to a job before the crash, is offered again", id)
+		}
+	}
+	more := p.claimAll("afterclaim", 3)
+	all := append(slices.Clone(got), more...)
+	if _, ok := distinct(all); !ok {
+		t.Errorf("a worker was handed out twice across the crash: %v then %v", got, more)
+	}
+	record(t, "fault", "pool SIGKILLed while answering claims, restarted", "no worker handed out twice, none lost")
+	endClaimed(t, all)
+	p.waitIdle(3)
+	p.stop(syscall.SIGTERM)
+	runs := p.poolProxy.Counts()["RunInstances"]
+	p.start()
+	p.waitIdle(3)
+	if now := p.poolProxy.Counts()["RunInstances"]; now != runs {
+		t.Errorf("the pool restarted after SIGTERM launched %d workers instead of adopting its idle ones", now-runs)
+	}
+	record(t, "fault", "pool stopped with SIGTERM, restarted", "idle workers adopted after an SSH check, no RunInstances")
+	p.finish()
+}
+
+// poolInstances counts running instances of ours that carry a pool state.
+func poolInstances(t *testing.T) int {
+	insts, err := st.InstancesByTag(context.Background(), workers.TagManagedBy, workers.ManagedByThis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, in := range insts {
+		for _, tag := range in.Tags {
+			if aws.ToString(tag.Key) == workers.TagPoolState && in.State != nil && in.State.Name != "terminated" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestPoolCapIdleTimeAndForeignPeers(t *testing.T) {
+	p := newPool(t, "pool-cap", 1, func(s *settings.Settings) {
+		s.Pool.MaxInstances = 1
+		s.Pool.ClaimTimeout = settings.Duration{Duration: 2 * time.Second}
+		s.Pool.PrepullImages = nil
+	})
+	p.start()
+	p.waitIdle(1)
+	first := baseJob(8101)
+	first.Script = []string{"sleep 15"}
+	second := baseJob(8102)
+	var res1 string
+	done := make(chan struct{})
+	go func() { defer close(done); r := p.job(first); res1 = r.Status }()
+	for deadline := time.Now().Add(30 * time.Second); p.status().Workers[workers.PoolClaimed] != 1 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	res := p.job(second)
+	<-done
+	msg := "this manager's 1 workers are at pool.max_instances"
+	contains(t, res.Log, "Waiting for a worker from the pool: all 1 workers allowed by pool.max_instances are busy", msg)
+	if res.FailureReason != "runner_system_failure" || res1 != "success" {
+		t.Errorf("at the cap: first job %s, second %s (%s)", res1, res.Status, res.FailureReason)
+	}
+	record(t, "fault", "a claim at pool.max_instances (1) for longer than pool.claim_timeout (2s)", saw(res, "no worker within pool.claim_timeout (2s): "+msg))
+
+	refused := claimAsNobody(t, p)
+	if !strings.Contains(refused, "uid 65534") || strings.Contains(refused, "PRIVATE KEY") {
+		t.Errorf("a foreign peer got %q", refused)
+	}
+	record(t, "bad input", "a claim from a user other than root, the pool's and pool.socket_group (socket mode 0666)", "refused: \"uid 65534 (pid …) may not claim workers\", no key")
+
+	p.stop(syscall.SIGTERM)
+	p.waitIdleGone(t)
+	p.finish()
+}
+
+// claimAsNobody claims as uid 65534 after opening the socket's mode to everyone: the
+// pool must refuse by the peer's credentials alone.
+func claimAsNobody(t *testing.T, p *poolSetup) string {
+	if err := os.Chmod(p.socket, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	script := `import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b'{"job":{"key":"intruder-1"},"spec":{"types":["t3.micro"],"market":"on-demand"}}\n')
+print(s.recv(65536).decode())`
+	cmd := exec.Command("/usr/bin/python3", "-c", script, p.socket) // Debian's (cloud-init needs it), which nobody may run
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("claiming as nobody: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// waitIdleGone restarts the pool with idle_count 0 and idle_time 1s and waits until
+// idle_time ended its idle worker.
+func (p *poolSetup) waitIdleGone(t *testing.T) {
+	cfg := settingsFile(t, "idle-time.toml", p.poolProxy.URL, func(s *settings.Settings) {
+		s.StateDir = filepath.Dir(p.socket)
+		s.Pool.IdleCount = 0
+		s.Pool.IdleTime = settings.Duration{Duration: time.Second}
+		s.Pool.PollInterval = settings.Duration{Duration: 200 * time.Millisecond}
+		s.Pool.MetricsListen = p.metrics
+	})
+	p.start(cfg)
+	waitMetrics(t, p.metrics, `ec2x_pool_terminated_total{reason="idle_time"} 1`, `ec2x_pool_workers{state="idle"} 0`)
+	record(t, "fault", "an idle worker beyond pool.idle_count past pool.idle_time (1s)", "terminated, counted as idle_time")
+}
