@@ -6,12 +6,12 @@ BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz
+.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
 
-test: lint e2e ## every test: end to end on the local stack (which installs its packages), then unit
+test: lint e2e bench-smoke ## every test: end to end on the local stack (which installs its packages), then unit
 	EC2X_REQUIRE_CLOUD_INIT=1 $(GO) test -count=1 ./...
 
 unit: ## offline unit tests, no AWS, Docker or network
@@ -25,6 +25,12 @@ reliability: ## rerun the end-to-end suite and rewrite docs/reliability.md from 
 
 demo: build ## bring the stack up, run a sample job and a failing one, stop the stack
 	$(GO) run ./test/demo $(BIN)/ec2-executor
+
+bench: build ## job start, cold against pooled, on the local stack; rewrites docs/performance.md (about 5 minutes)
+	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md
+
+bench-smoke: build ## one job per path with a 2 s modelled boot, so the benchmark cannot rot; no timing is asserted
+	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -out /dev/null
 
 stack-up: build ## start the stack in the background; prints a driver settings file
 	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack

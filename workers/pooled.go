@@ -25,10 +25,11 @@ func (f *Fleet) Tag(ctx context.Context, ids []string, tags map[string]string) e
 
 // ClaimTags are the tags a pool worker gets when job claims it: it now belongs to
 // the job (cleanup and the reaper find it by the job's key) and may live as long as
-// any job from now.
+// any job from now. Its created-at moves to the claim, so the reaper's grace period
+// covers the moment before the job has saved its lease.
 func (f *Fleet) ClaimTags(job Job) map[string]string {
 	tags := f.tags(job, f.Now())
-	for _, k := range []string{TagManagedBy, TagManager, TagCreatedAt} { // set at launch, unchanged
+	for _, k := range []string{TagManagedBy, TagManager} { // set at launch, unchanged
 		delete(tags, k)
 	}
 	for k := range f.Settings.Instance.Tags {

@@ -183,3 +183,16 @@ func TestListShowsOwnWorkers(t *testing.T) {
 		t.Fatalf("instances:\n%s", out.String())
 	}
 }
+
+func TestAClaimedPoolWorkerBelongsToItsJob(t *testing.T) {
+	fl := testFleet(t, provisiontest.New())
+	fl.Settings.Instance.Tags = map[string]string{"team": "ci"}
+	tags := fl.ClaimTags(Job{Key: "42-abcd", ID: "42", ProjectID: "7"})
+	if tags[TagJobKey] != "42-abcd" || tags[TagPoolState] != PoolClaimed || tags[TagExpiresAt] != "2026-11-22T18:00:00Z" ||
+		tags[TagCreatedAt] != "2026-11-22T12:00:00Z" || tags[TagProjectID] != "7" {
+		t.Errorf("claim tags %v", tags)
+	}
+	if _, ok := tags[TagManager]; ok || tags["team"] != "" {
+		t.Errorf("claim tags rewrite what launch set: %v", tags)
+	}
+}

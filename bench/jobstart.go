@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/pool"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/test/runnersim"
+	"github.com/ec2-executor/ec2-executor/test/stack"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// marker is what the job's first script line prints; the command line the runner
+// echoes before it reads "bench-$((40+2))", so only the output matches.
+const marker = "bench-42\n"
+
+// firstLine notes when the marker first arrives in the job log.
+type firstLine struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen time.Time
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seen.IsZero() {
+		f.buf.Write(p)
+		if bytes.Contains(f.buf.Bytes(), []byte(marker)) {
+			f.seen = time.Now()
+		}
+	}
+	return len(p), nil
+}
+
+// jobStart runs one job and returns the time from the start of prepare to its
+// script's first line.
+func jobStart(ctx context.Context, binary, cfg string, id int) (time.Duration, error) {
+	fl := &firstLine{}
+	job := runnersim.Job{ID: id, ProjectID: 7, PipelineID: 900, Name: "bench", Image: stack.JobImage, Token: "bench-job-token",
+		Script: []string{`echo "bench-$((40+2))"`}}
+	res := runnersim.Run(ctx, job, runnersim.Options{Binary: binary, Settings: cfg, Env: stack.Env(), Log: fl,
+		PrepareRetryInterval: 200 * time.Millisecond})
+	if res.Status != "success" {
+		return 0, fmt.Errorf("job %d ended %s (%s):\n%s", id, res.Status, res.FailureReason, res.Log)
+	}
+	for _, c := range res.Calls {
+		if c.Stage == "prepare" {
+			return fl.seen.Sub(c.Start), nil
+		}
+	}
+	return 0, fmt.Errorf("job %d: no prepare call", id)
+}
+
+// poolProcess runs `ec2-executor pool` with cfg until stopped.
+type poolProcess struct{ cmd *exec.Cmd }
+
+func startPool(binary, cfg string) (*poolProcess, error) {
+	cmd := exec.Command(binary, "--config", cfg, "pool")
+	cmd.Env = append(os.Environ(), stack.Env()...)
+	log, err := os.Create(cfg + ".log")
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	return &poolProcess{cmd}, cmd.Start()
+}
+
+// waitIdle waits until the pool on socket has n idle workers.
+func waitIdle(ctx context.Context, socket string, n int, within time.Duration) error {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if st, err := pool.QueryStatus(ctx, socket); err == nil && st.Workers[workers.PoolIdle] >= n {
+			return nil
+		}
+	}
+	return fmt.Errorf("the pool did not have %d idle workers within %s", n, within)
+}
+
+// stop ends the pool (with terminate_on_shutdown in its settings).
+func (p *poolProcess) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Wait()
+}
+
+// poolSettings are the stack's settings with a pool of n sharing dir.
+func poolSettings(s *stack.Stack, dir string, n int) (string, string, error) {
+	cfg, err := s.SettingsFor("bench-pool.toml", s.Endpoint(), func(c *settings.Settings) {
+		c.StateDir = dir
+		c.Registry.DockerConfig = filepath.Join(s.Dir, "manager-docker", "config.json")
+		c.Pool.IdleCount = n
+		c.Pool.PollInterval = settings.Duration{Duration: 500 * time.Millisecond}
+		c.Pool.PrepullImages = []string{stack.JobImage, stack.HelperImage}
+		c.Pool.TerminateOnShutdown = true
+		c.Reap.FromCleanup = false
+	})
+	return cfg, filepath.Join(dir, "pool.sock"), err
+}
