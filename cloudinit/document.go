@@ -10,8 +10,8 @@ import (
 
 type cloudConfig struct {
 	Groups       []string  `yaml:"groups"`
-	Users        []any     `yaml:"users"`
-	SSHKeys      sshKeys   `yaml:"ssh_keys"`
+	Users        []any     `yaml:"users,omitempty"`
+	SSHKeys      *sshKeys  `yaml:"ssh_keys,omitempty"`
 	SSHDeleteKey bool      `yaml:"ssh_deletekeys"`
 	Packages     []string  `yaml:"packages,omitempty"`
 	WriteFiles   []file    `yaml:"write_files,omitempty"`
@@ -46,6 +46,13 @@ func script(name, body string, args ...string) command {
 	return append([]string{"sh", "-c", body, name}, args...)
 }
 
+// users are the worker's SSH user with its own authorized key (and the image's
+// default user).
+func users(w Worker) []any {
+	return []any{"default", user{Name: w.User, Groups: []string{"docker"}, Shell: "/bin/bash",
+		LockPasswd: true, SSHAuthorizedKeys: []string{w.AuthorizedKey}}}
+}
+
 func document(w Worker, o Options) (cloudConfig, error) {
 	files, err := ownFiles(o)
 	if err != nil {
@@ -54,10 +61,9 @@ func document(w Worker, o Options) (cloudConfig, error) {
 	doc := cloudConfig{
 		// The group must exist before the user is created, even when Docker is
 		// installed later by runcmd.
-		Groups: []string{"docker"},
-		Users: []any{"default", user{Name: w.User, Groups: []string{"docker"}, Shell: "/bin/bash",
-			LockPasswd: true, SSHAuthorizedKeys: []string{w.AuthorizedKey}}},
-		SSHKeys:      sshKeys{Ed25519Private: w.HostPrivateKey, Ed25519Public: w.HostPublicKey},
+		Groups:       []string{"docker"},
+		Users:        users(w),
+		SSHKeys:      &sshKeys{Ed25519Private: w.HostPrivateKey, Ed25519Public: w.HostPublicKey},
 		SSHDeleteKey: true,
 		Packages:     o.Packages,
 		WriteFiles:   append(files, operatorFiles(o.WriteFiles)...),

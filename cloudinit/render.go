@@ -63,22 +63,31 @@ func Render(w Worker, o Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendering cloud-config: %w", err)
 	}
-	var node yaml.Node
-	if err := node.Encode(doc); err != nil {
+	out, err := encode(doc, o.ExtraCloudConfig)
+	if err != nil {
 		return nil, fmt.Errorf("rendering cloud-config: %w", err)
 	}
-	if err := mergeExtra(&node, o.ExtraCloudConfig); err != nil {
-		return nil, fmt.Errorf("rendering cloud-config: worker.extra_cloud_config: %w", err)
+	if len(out) > MaxUserData {
+		return nil, fmt.Errorf("rendered cloud-config is %d bytes, over EC2's %d-byte user-data limit", len(out), MaxUserData)
+	}
+	return out, nil
+}
+
+// encode writes a #cloud-config document with the operator's extra part merged in.
+func encode(doc any, extra string) ([]byte, error) {
+	var node yaml.Node
+	if err := node.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := mergeExtra(&node, extra); err != nil {
+		return nil, fmt.Errorf("worker.extra_cloud_config: %w", err)
 	}
 	var buf bytes.Buffer
 	buf.WriteString("#cloud-config\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&node); err != nil {
-		return nil, fmt.Errorf("rendering cloud-config: %w", err)
-	}
-	if buf.Len() > MaxUserData {
-		return nil, fmt.Errorf("rendered cloud-config is %d bytes, over EC2's %d-byte user-data limit", buf.Len(), MaxUserData)
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }

@@ -14,8 +14,13 @@ import (
 
 // Worker is the pool's record of one of its workers.
 type Worker struct {
-	// Key is the worker's own key ("pool-…"): its job-key tag while the pool holds it.
-	Key   string        `json:"key"`
+	// Key is the worker's own key: its batch's key and its launch index in that batch.
+	Key string `json:"key"`
+	// Batch is the key of the RunInstances call that launched it (its job-key tag
+	// while the pool holds it), Index its launch index there: together they find the
+	// instance of a record the pool saved without an id.
+	Batch string        `json:"batch"`
+	Index int           `json:"index"`
 	Lease workers.Lease `json:"lease"` // holds the worker's private key: the book is 0600
 	State string        `json:"state"` // booting, idle or claimed
 	Type  string        `json:"type,omitempty"`

@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ec2-executor/ec2-executor/cloudinit"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/workers"
@@ -38,6 +41,7 @@ type Pool struct {
 	recent   []ClaimRecord        // the latest claims, for `pool status`
 	seen     map[string]time.Time // when the pool first saw a booting worker running
 	refill   chan struct{}
+	batchMax int // workers per RunInstances call, halved while their user data does not fit
 }
 
 // New opens the pool's records under state_dir. api is the EC2 client; the pool paces
@@ -50,7 +54,7 @@ func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hc
 	m := newMetrics()
 	fleet := &workers.Fleet{Settings: s, EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm, Log: log, Now: now}
 	p := &Pool{s: s, fleet: fleet, log: log, now: now, m: m, book: b, checking: map[string]bool{},
-		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1)}
+		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1), batchMax: 16}
 	for _, w := range b.Workers {
 		if w.State == workers.PoolIdle { // adopted: checked over SSH again before it is offered
 			w.State = workers.PoolBooting
@@ -128,15 +132,15 @@ func (p *Pool) reconcile(found []provision.Instance) tickPlan {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var plan tickPlan
-	byID, byKey := map[string]provision.Instance{}, map[string]provision.Instance{}
+	byID, bySlot := map[string]provision.Instance{}, map[string]provision.Instance{}
 	for _, in := range found {
-		byID[in.ID], byKey[in.Tags[workers.TagJobKey]] = in, in
+		byID[in.ID], bySlot[slot(in.Tags[workers.TagJobKey], in.LaunchIndex)] = in, in
 	}
 	known := map[string]bool{}
 	now := p.now()
 	for key, w := range p.book.Workers {
 		if w.Lease.InstanceID == "" {
-			if in, ok := byKey[key]; ok && in.Tags[workers.TagPoolState] != "" {
+			if in, ok := bySlot[slot(w.Batch, w.Index)]; ok && in.Tags[workers.TagPoolState] != "" {
 				w.Lease.InstanceID = in.ID // launched just before an earlier run died
 			} else {
 				if now.Sub(w.Since) > neverLaunched {
@@ -220,7 +224,8 @@ func (p *Pool) retag(ctx context.Context, plan tickPlan) {
 	}
 }
 
-// fill launches the workers the pool is missing, within max_instances.
+// fill launches the workers the pool is missing, within max_instances, in as few
+// RunInstances calls as their user data allows.
 func (p *Pool) fill(ctx context.Context) {
 	p.mu.Lock()
 	n := p.book.count()
@@ -229,46 +234,70 @@ func (p *Pool) fill(ctx context.Context) {
 		missing = min(missing, limit-p.total)
 	}
 	p.mu.Unlock()
-	for range missing {
-		if ctx.Err() != nil || !p.launchOne(ctx) {
+	for missing > 0 && ctx.Err() == nil {
+		size := min(missing, p.batchMax)
+		got, err := p.launchBatch(ctx, size)
+		switch {
+		case errors.Is(err, cloudinit.ErrBatchTooBig) && size > 1:
+			p.batchMax = size / 2
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				p.log.Warn("Launching pool workers", "error", err)
+			}
 			return
 		}
+		missing -= got
 	}
 }
 
-// launchOne starts one pool worker; its record (with its keys) is saved before the
-// launch and again with its id, so no restart loses track of it.
-func (p *Pool) launchOne(ctx context.Context) bool {
-	key := newKey()
-	w := &Worker{Key: key, State: workers.PoolBooting, Since: p.now(), RootGiB: p.s.Instance.RootVolume.SizeGiB}
-	saved := func(l workers.Lease) error {
+// launchBatch starts up to n pool workers with one RunInstances call and returns how
+// many EC2 launched. Their records (with their keys) are saved before the launch
+// and again with their ids, so no restart loses track of them.
+func (p *Pool) launchBatch(ctx context.Context, n int) (int, error) {
+	batch, start := newKey(), p.now()
+	saved := func(ls []workers.Lease) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		w.Lease = l
-		p.book.Workers[key] = w
+		for i, l := range ls {
+			key := slot(batch, i)
+			if p.book.Workers[key] == nil {
+				p.book.Workers[key] = &Worker{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start,
+					RootGiB: p.s.Instance.RootVolume.SizeGiB}
+			}
+			p.book.Workers[key].Lease = l
+		}
 		return p.book.save()
 	}
-	_, inst, err := p.fleet.StartPooled(ctx, key, saved)
+	_, err := p.fleet.StartPoolBatch(ctx, batch, n, saved)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err != nil {
-		// A launch cut short by shutdown may have reached EC2: keep its keys so the next
-		// start can adopt the instance by its key (or forget the record if none shows).
-		if w.Lease.InstanceID == "" && ctx.Err() == nil {
+	launched := 0
+	for i := range n {
+		key := slot(batch, i)
+		w := p.book.Workers[key]
+		switch {
+		case w == nil:
+		case w.Lease.InstanceID != "":
+			launched++
+		case err == nil || ctx.Err() == nil:
+			// EC2 launched fewer than asked, or the call failed: these keys have no
+			// instance. (A launch cut short by shutdown keeps them: the next start
+			// adopts an instance that did start, or forgets them after a while.)
 			delete(p.book.Workers, key)
-			p.saveLocked()
 		}
-		if ctx.Err() == nil {
-			p.log.Warn("Launching a pool worker", "error", err)
-		}
-		return false
 	}
-	w.Type, w.Spot = inst.Type, inst.Spot
-	p.total++
-	p.m.phases.WithLabelValues(PhaseRun).Observe(p.now().Sub(w.Since).Seconds())
+	p.total += launched
+	if launched > 0 {
+		p.m.phases.WithLabelValues(PhaseRun).Observe(p.now().Sub(start).Seconds())
+		p.log.Info(fmt.Sprintf("Launched %d pool workers with one RunInstances call", launched), "batch", batch)
+	}
 	p.saveLocked()
-	return true
+	return launched, err
 }
+
+// slot names a worker by its batch and launch index.
+func slot(batch string, index int) string { return batch + "-" + strconv.Itoa(index) }
 
 // trimIdle terminates idle workers beyond idle_count that waited longer than
 // idle_time, those ready longest first.

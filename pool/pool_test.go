@@ -108,14 +108,14 @@ func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
 	lost := launched(t, f, map[string]string{workers.TagJobKey: "pool-lost", workers.TagPoolState: workers.PoolBooting})
 	unknown := launched(t, f, map[string]string{workers.TagJobKey: "pool-unknown", workers.TagPoolState: workers.PoolIdle})
 	jobs := launched(t, f, map[string]string{workers.TagJobKey: "42-abcd"})
-	p.book.Workers["pool-lost"] = &Worker{Key: "pool-lost", State: workers.PoolBooting, Since: now} // killed before saving the id
+	p.book.Workers["pool-lost-0"] = &Worker{Key: "pool-lost-0", Batch: "pool-lost", State: workers.PoolBooting, Since: now} // killed before saving the id
 	idle(p, "pool-gone", "i-terminated-long-ago", "t3.micro")
 	found, err := p.fleet.Own(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	plan := p.reconcile(found)
-	if w := p.book.Workers["pool-lost"]; w == nil || w.Lease.InstanceID != lost {
+	if w := p.book.Workers["pool-lost-0"]; w == nil || w.Lease.InstanceID != lost {
 		t.Errorf("the launched worker was not adopted: %+v", w)
 	}
 	if _, ok := p.book.Workers["pool-gone"]; ok {
@@ -124,7 +124,7 @@ func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
 	if len(plan.terminate) != 1 || plan.terminate[0].id != unknown {
 		t.Errorf("terminations %+v, want only %s (a pool worker without a record)", plan.terminate, unknown)
 	}
-	if len(plan.check) != 1 || plan.check[0].Key != "pool-lost" || p.total != 3 {
+	if len(plan.check) != 1 || plan.check[0].Key != "pool-lost-0" || p.total != 3 {
 		t.Errorf("checks %+v, total %d (job worker %s counts toward the cap)", plan.check, p.total, jobs)
 	}
 }
@@ -141,5 +141,29 @@ func TestAdoptedIdleWorkersAreCheckedBeforeTheyAreOffered(t *testing.T) {
 	}
 	if w := restarted.book.Workers["pool-a"]; w.State != workers.PoolBooting {
 		t.Fatalf("adopted worker is %s before any check", w.State)
+	}
+}
+
+func TestFillLaunchesInAsFewCallsAsCapacityAllows(t *testing.T) {
+	f := provisiontest.New()
+	f.Capacity = 3 // EC2 launches at most 3 per call here
+	p := testPool(t, f)
+	p.s.Pool.IdleCount = 5
+	p.fill(t.Context())
+	if f.Calls["RunInstances"] != 2 || len(f.Running()) != 5 {
+		t.Fatalf("RunInstances %d times for %d workers, want 2 calls (3, then 2)", f.Calls["RunInstances"], len(f.Running()))
+	}
+	if in := f.Inputs[0]; *in.MaxCount != 5 || *in.MinCount != 1 {
+		t.Errorf("first call asked for %d to %d", *in.MinCount, *in.MaxCount)
+	}
+	ids := map[string]bool{}
+	for _, w := range p.book.Workers {
+		if w.Lease.InstanceID == "" || ids[w.Lease.InstanceID] || w.Lease.ClientKey == "" {
+			t.Fatalf("record %+v: every worker needs its own instance and keys", w)
+		}
+		ids[w.Lease.InstanceID] = true
+	}
+	if p.total != 5 || len(p.book.Workers) != 5 {
+		t.Errorf("total %d, records %d", p.total, len(p.book.Workers))
 	}
 }

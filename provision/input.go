@@ -15,7 +15,7 @@ import (
 func runInput(spec LaunchSpec, c Choice, token string) *ec2.RunInstancesInput {
 	in := &ec2.RunInstancesInput{
 		MinCount:                          aws.Int32(1),
-		MaxCount:                          aws.Int32(1),
+		MaxCount:                          aws.Int32(int32(max(spec.count, 1))),
 		UserData:                          aws.String(base64.StdEncoding.EncodeToString(spec.UserData)),
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorTerminate,
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{

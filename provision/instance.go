@@ -20,7 +20,10 @@ type Instance struct {
 	PublicIP        string
 	Spot            bool
 	LaunchTime      time.Time
-	Tags            map[string]string
+	// LaunchIndex is the instance's place in its RunInstances call (0 for a single
+	// launch): which launch-index part of a batch's user data it applies.
+	LaunchIndex int
+	Tags        map[string]string
 }
 
 // Market is "spot" or "on-demand".
@@ -45,14 +48,15 @@ func (i Instance) Gone() bool {
 
 func fromSDK(in types.Instance) Instance {
 	out := Instance{
-		ID:         aws.ToString(in.InstanceId),
-		Type:       string(in.InstanceType),
-		SubnetID:   aws.ToString(in.SubnetId),
-		PrivateIP:  aws.ToString(in.PrivateIpAddress),
-		PublicIP:   aws.ToString(in.PublicIpAddress),
-		Spot:       in.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
-		LaunchTime: aws.ToTime(in.LaunchTime),
-		Tags:       map[string]string{},
+		ID:          aws.ToString(in.InstanceId),
+		Type:        string(in.InstanceType),
+		SubnetID:    aws.ToString(in.SubnetId),
+		PrivateIP:   aws.ToString(in.PrivateIpAddress),
+		PublicIP:    aws.ToString(in.PublicIpAddress),
+		Spot:        in.InstanceLifecycle == types.InstanceLifecycleTypeSpot,
+		LaunchTime:  aws.ToTime(in.LaunchTime),
+		LaunchIndex: int(aws.ToInt32(in.AmiLaunchIndex)),
+		Tags:        map[string]string{},
 	}
 	if in.State != nil {
 		out.State = string(in.State.Name)

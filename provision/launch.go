@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -34,6 +33,8 @@ type LaunchSpec struct {
 	// ClientToken makes RunInstances idempotent across the SDK's own retries; each
 	// choice gets its own token derived from it.
 	ClientToken string
+	// count is how many instances one call may launch (StartBatch), 1 otherwise.
+	count int
 }
 
 // Template names a launch template whose values the spec's override.
@@ -89,20 +90,37 @@ func (p *Provisioner) Create(ctx context.Context, spec LaunchSpec, launched func
 // watches many workers (the pool) learns their state from one DescribeInstances
 // for all of them instead of a waiter per worker.
 func (p *Provisioner) Start(ctx context.Context, spec LaunchSpec, launched func(Instance) error) (Instance, error) {
-	if len(spec.Choices) == 0 {
-		return Instance{}, errors.New("launching: no instance type and subnet to try")
-	}
-	if err := p.resolveRootDevice(ctx, &spec); err != nil {
-		return Instance{}, err
-	}
-	inst, err := p.runFirstAvailable(ctx, spec)
+	insts, err := p.StartBatch(ctx, spec, 1, func(is []Instance) error { return launched(is[0]) })
 	if err != nil {
 		return Instance{}, err
 	}
-	if err := launched(inst); err != nil {
-		return Instance{}, p.Rollback(ctx, inst.ID, err)
+	return insts[0], nil
+}
+
+// StartBatch launches up to count workers with one RunInstances call (MinCount 1,
+// MaxCount count: EC2 launches as many as it has capacity for) from the first choice
+// that has any, hands them to launched and does not wait for them to run. Each
+// instance's LaunchIndex says which part of a batch's user data it applies.
+func (p *Provisioner) StartBatch(ctx context.Context, spec LaunchSpec, count int, launched func([]Instance) error) ([]Instance, error) {
+	if len(spec.Choices) == 0 {
+		return nil, errors.New("launching: no instance type and subnet to try")
 	}
-	return inst, nil
+	if err := p.resolveRootDevice(ctx, &spec); err != nil {
+		return nil, err
+	}
+	spec.count = max(count, 1)
+	insts, err := p.runFirstAvailable(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := launched(insts); err != nil {
+		var errs []error
+		for _, in := range insts {
+			errs = append(errs, p.Rollback(ctx, in.ID, nil))
+		}
+		return nil, errors.Join(append(errs, err)...)
+	}
+	return insts, nil
 }
 
 // Rollback terminates id on a context detached from ctx (which may be cancelled) and
@@ -119,38 +137,42 @@ func (p *Provisioner) Rollback(ctx context.Context, id string, cause error) erro
 
 // runFirstAvailable walks the choices in order, moving on only on capacity errors,
 // and says in the job log what it tried.
-func (p *Provisioner) runFirstAvailable(ctx context.Context, spec LaunchSpec) (Instance, error) {
+func (p *Provisioner) runFirstAvailable(ctx context.Context, spec LaunchSpec) ([]Instance, error) {
 	var tried []string
 	for n, c := range spec.Choices {
 		p.log.Info("Launching "+c.String(), "ami", spec.AMI)
-		inst, err := p.run(ctx, spec, c, fmt.Sprintf("%s-%d", spec.ClientToken, n))
+		insts, err := p.run(ctx, spec, c, fmt.Sprintf("%s-%d", spec.ClientToken, n))
 		if err == nil {
-			return inst, nil
+			return insts, nil
 		}
 		code := capacityCode(err)
 		if code == "" {
-			return Instance{}, err
+			return nil, err
 		}
 		tried = append(tried, c.String()+": "+code)
 		if n+1 < len(spec.Choices) {
 			p.log.Warn("No capacity for "+c.String()+" ("+code+"); trying "+spec.Choices[n+1].String(), "error_code", code)
 		}
 	}
-	return Instance{}, fmt.Errorf("launching: no capacity for any choice (%s)", strings.Join(tried, "; "))
+	return nil, fmt.Errorf("launching: no capacity for any choice (%s)", strings.Join(tried, "; "))
 }
 
-func (p *Provisioner) run(ctx context.Context, spec LaunchSpec, c Choice, token string) (Instance, error) {
+func (p *Provisioner) run(ctx context.Context, spec LaunchSpec, c Choice, token string) ([]Instance, error) {
 	out, err := p.api.RunInstances(ctx, runInput(spec, c, token), withoutCapacityRetries)
 	if err != nil {
-		return Instance{}, fmt.Errorf("launching %s: %w", c, err)
+		return nil, fmt.Errorf("launching %s: %w", c, err)
 	}
-	if len(out.Instances) == 1 {
-		return fromSDK(out.Instances[0]), nil
-	}
-	ids := make([]string, 0, len(out.Instances))
+	insts := make([]Instance, 0, len(out.Instances))
 	for _, in := range out.Instances {
-		ids = append(ids, aws.ToString(in.InstanceId))
-		_ = p.Rollback(ctx, aws.ToString(in.InstanceId), nil)
+		insts = append(insts, fromSDK(in))
 	}
-	return Instance{}, fmt.Errorf("launching %s: RunInstances returned %d instances (%s), want 1", c, len(ids), strings.Join(ids, ","))
+	if n := len(insts); n >= 1 && n <= spec.count {
+		return insts, nil
+	}
+	ids := make([]string, 0, len(insts))
+	for _, in := range insts {
+		ids = append(ids, in.ID)
+		_ = p.Rollback(ctx, in.ID, nil)
+	}
+	return nil, fmt.Errorf("launching %s: RunInstances returned %d instances (%s), want 1 to %d", c, len(ids), strings.Join(ids, ","), spec.count)
 }

@@ -41,22 +41,48 @@ func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved
 	return lease, nil
 }
 
-// StartPooled launches a worker for the pool under its own key and returns as soon as
-// EC2 accepted it: the pool learns when it runs, and its address, from the one
-// DescribeInstances it makes for all its workers. saved is called as in Launch.
-func (f *Fleet) StartPooled(ctx context.Context, key string, saved func(Lease) error) (Lease, provision.Instance, error) {
-	lease, spec, err := f.prepareLaunch(ctx, Job{Key: key}, f.Settings.Instance, saved)
-	if err != nil {
-		return lease, provision.Instance{}, err
+// StartPoolBatch launches up to n workers for the pool with one RunInstances call.
+// EC2 gives a call's instances one user data, so it is a batch document
+// (cloudinit.RenderBatch) in which each launch index has keys of its own. They are
+// tagged with the batch's key. saved is called with the leases, by launch index,
+// first with their keys only and then with the ids of the instances EC2 launched
+// (it may launch fewer than n), before anything else can fail. A batch whose user
+// data would not fit is cloudinit.ErrBatchTooBig: launch fewer.
+func (f *Fleet) StartPoolBatch(ctx context.Context, batch string, n int, saved func([]Lease) error) ([]Lease, error) {
+	leases := make([]Lease, n)
+	ws := make([]cloudinit.Worker, n)
+	for i := range n {
+		keys, err := engine.NewKeys("ec2-executor-" + batch)
+		if err != nil {
+			return nil, err
+		}
+		leases[i] = Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourcePool}
+		ws[i] = cloudinit.Worker{User: f.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
+			HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}
 	}
-	lease.Source = SourcePool
+	userData, err := cloudinit.RenderBatch(ws, CloudOptions(f.Settings))
+	if err != nil {
+		return nil, err
+	}
+	if err := saved(leases); err != nil {
+		return nil, err
+	}
+	spec, err := f.launchSpec(ctx, f.Settings.Instance, Job{Key: batch}, userData)
+	if err != nil {
+		return nil, err
+	}
 	spec.Tags["Name"] = "ec2-executor pool worker"
 	spec.Tags[TagPoolState] = PoolBooting
-	inst, err := f.provisioner().Start(ctx, spec, func(i provision.Instance) error {
-		lease.InstanceID = i.ID
-		return saved(lease)
+	_, err = f.provisioner().StartBatch(ctx, spec, n, func(insts []provision.Instance) error {
+		for _, in := range insts {
+			if in.LaunchIndex < 0 || in.LaunchIndex >= n {
+				return fmt.Errorf("instance %s has launch index %d in a batch of %d", in.ID, in.LaunchIndex, n)
+			}
+			leases[in.LaunchIndex].InstanceID = in.ID
+		}
+		return saved(leases)
 	})
-	return lease, inst, err
+	return leases, err
 }
 
 // prepareLaunch makes the worker's keys and user data, saves the lease with its keys

@@ -26,6 +26,9 @@ type FakeEC2 struct {
 	Calls     map[string]int
 
 	RunErr error
+	// Capacity, when above 0, caps how many instances one RunInstances call launches
+	// (EC2 launches fewer than MaxCount when it lacks capacity).
+	Capacity int
 	// RunFault, when set, may fail a RunInstances call by its input (say, no capacity
 	// for one instance type).
 	RunFault     func(*ec2.RunInstancesInput) error
@@ -60,6 +63,19 @@ func (f *FakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 			return nil, err
 		}
 	}
+	n := max(int(aws.ToInt32(in.MaxCount)), 1)
+	if f.Capacity > 0 {
+		n = min(n, f.Capacity)
+	}
+	out := &ec2.RunInstancesOutput{}
+	for i := range n {
+		out.Instances = append(out.Instances, *f.add(in, i))
+	}
+	return out, nil
+}
+
+// add creates one pending instance of a RunInstances call at launch index i.
+func (f *FakeEC2) add(in *ec2.RunInstancesInput, i int) *types.Instance {
 	f.next++
 	inst := &types.Instance{
 		InstanceId:       aws.String(fmt.Sprintf("i-%017x", f.next)),
@@ -67,6 +83,7 @@ func (f *FakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		SubnetId:         in.SubnetId,
 		PrivateIpAddress: aws.String(fmt.Sprintf("127.0.1.%d", 3+f.next)),
 		LaunchTime:       aws.Time(time.Now()),
+		AmiLaunchIndex:   aws.Int32(int32(i)),
 		State:            &types.InstanceState{Name: types.InstanceStateNamePending},
 	}
 	if in.InstanceMarketOptions != nil && in.InstanceMarketOptions.MarketType == types.MarketTypeSpot {
@@ -78,7 +95,7 @@ func (f *FakeEC2) RunInstances(_ context.Context, in *ec2.RunInstancesInput, _ .
 		}
 	}
 	f.instances[*inst.InstanceId] = inst
-	return &ec2.RunInstancesOutput{Instances: []types.Instance{*inst}}, nil
+	return inst
 }
 
 // DescribeInstances supports InstanceIds and the tag:, instance-state-name filters.

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/test/runnersim"
+	"github.com/ec2-executor/ec2-executor/test/stack"
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
@@ -88,10 +90,9 @@ func TestPoolThirtyClaimsAtOnceGetThirtyWorkers(t *testing.T) {
 // kills it again while claims are answered, and restarts it once more.
 func TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing(t *testing.T) {
 	p := newPool(t, "pool-kill", 3, func(s *settings.Settings) { s.Pool.PrepullImages = nil })
-	var launches atomic.Int32
 	p.poolProxy.OnAnswered(func(action string) {
-		if action == "RunInstances" && launches.Add(1) == 2 {
-			_ = p.cmd.Process.Kill() // EC2 launched it; the pool never hears the answer
+		if action == "RunInstances" {
+			_ = p.cmd.Process.Kill() // EC2 launched the batch; the pool never hears the answer
 		}
 	})
 	p.start()
@@ -99,13 +100,13 @@ func TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing(t *testing.T) {
 	p.poolProxy.OnAnswered(nil)
 	p.start()
 	p.waitIdle(3)
-	if runs := p.poolProxy.Counts()["RunInstances"]; runs != 3 {
-		t.Errorf("RunInstances %d times for a pool of 3 (an instance the killed pool launched was not adopted?)", runs)
+	if runs := p.poolProxy.Counts()["RunInstances"]; runs != 1 {
+		t.Errorf("RunInstances %d times for a pool of 3 (the batch the killed pool launched was not adopted?)", runs)
 	}
 	if n := poolInstances(t); n != 3 {
 		t.Errorf("%d pool instances running, want 3", n)
 	}
-	record(t, "fault", "pool SIGKILLed between RunInstances and saving the worker's id, restarted", "the launched worker adopted, 3 RunInstances for 3 workers")
+	record(t, "fault", "pool SIGKILLed between RunInstances (one call for 3 workers) and saving their ids, restarted", "the 3 launched workers adopted by batch and launch index, no other RunInstances")
 
 	var killed atomic.Bool
 	p.poolProxy.OnAnswered(func(action string) {
@@ -229,4 +230,76 @@ func (p *poolSetup) waitIdleGone(t *testing.T) {
 	p.start(cfg)
 	waitMetrics(t, p.metrics, `ec2x_pool_terminated_total{reason="idle_time"} 1`, `ec2x_pool_workers{state="idle"} 0`)
 	record(t, "fault", "an idle worker beyond pool.idle_count past pool.idle_time (1s)", "terminated, counted as idle_time")
+}
+
+// TestPoolAPIBudgetForTwentyJobs fills a pool of 20, serves 20 jobs at once and
+// refills, counting the pool's EC2 calls by action and each job's own during its
+// prepare (every job has its own proxy, so the counts cannot mix).
+func TestPoolAPIBudgetForTwentyJobs(t *testing.T) {
+	const n = 20
+	p := newPool(t, "pool-budget", n, func(s *settings.Settings) { s.Pool.PrepullImages = nil })
+	start := time.Now()
+	p.start()
+	p.waitIdle(n)
+	filled := time.Since(start)
+	results := make([]runnersim.Result, n)
+	proxies := make([]*stack.Proxy, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		proxies[i] = stack.NewProxy()
+		defer proxies[i].Close()
+		cfg := settingsFile(t, fmt.Sprintf("pool-budget-job%d.toml", i), proxies[i].URL, func(s *settings.Settings) {
+			s.StateDir = filepath.Dir(p.socket)
+			s.Reap.FromCleanup = false
+			s.Registry.DockerConfig = filepath.Join(st.Dir, "manager-docker", "config.json")
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job := baseJob(8200 + i)
+			job.Script = []string{"echo budget job"}
+			results[i] = runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: cfg, Env: stack.Env(),
+				GracefulKillTimeout: 30 * time.Second, PrepareRetryInterval: 200 * time.Millisecond})
+		}()
+	}
+	wg.Wait()
+	hits := 0
+	for i, res := range results {
+		if res.Status != "success" {
+			t.Errorf("job %d: %s (%s)\n%s", i, res.Status, res.FailureReason, res.Log)
+		}
+		if strings.Contains(res.Log, "from the pool (ready for") {
+			hits++
+			if calls := prepareCallsOn(proxies[i], res); len(calls) != 0 {
+				t.Errorf("job %d's prepare made EC2 calls on a pool hit: %v", i, calls)
+			}
+		}
+	}
+	p.waitIdle(n)
+	elapsed := time.Since(start)
+	counts := p.poolProxy.Counts()
+	t.Logf("pool's EC2 calls for filling %d, serving %d jobs (%d hits) and refilling, in %s (filled in %s): %v",
+		n, n, hits, elapsed.Round(time.Second), filled.Round(time.Second), counts)
+	if hits != n {
+		t.Errorf("%d of %d jobs got a pooled worker", hits, n)
+	}
+	if runs := counts["RunInstances"]; runs >= 2*n || runs < 2 {
+		t.Errorf("RunInstances %d for %d workers, want fewer calls than workers", runs, 2*n)
+	}
+	if polls := int(elapsed / (200 * time.Millisecond)); counts["DescribeInstances"] > polls+n {
+		t.Errorf("DescribeInstances %d in %s: more than one per poll", counts["DescribeInstances"], elapsed.Round(time.Second))
+	}
+	record(t, "fault", "a pool of 20: fill, 20 jobs at once, refill", fmt.Sprintf("%d of %d jobs on pooled workers, no EC2 call on any job's prepare, fewer RunInstances calls than workers launched",
+		hits, n))
+	p.finish()
+}
+
+// prepareCallsOn counts the EC2 calls a job's own proxy saw during its prepare.
+func prepareCallsOn(proxy *stack.Proxy, res runnersim.Result) map[string]int {
+	for _, c := range res.Calls {
+		if c.Stage == "prepare" {
+			return proxy.CountsBetween(c.Start, c.Start.Add(c.Duration))
+		}
+	}
+	return map[string]int{"(no prepare)": 1}
 }

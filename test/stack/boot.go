@@ -206,10 +206,20 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
-	if err := SchemaCheck(dir, userData); err != nil {
+	docs, err := cloudConfigFor(userData, int(aws.ToInt32(in.AmiLaunchIndex)))
+	if err != nil {
 		return err
 	}
-	wc, err := parseWorkerConfig(userData)
+	for _, doc := range docs {
+		if err := SchemaCheck(dir, doc); err != nil {
+			return err
+		}
+	}
+	merged, err := mergeCloudConfigs(docs)
+	if err != nil {
+		return err
+	}
+	wc, err := parseWorkerConfig(merged)
 	if err != nil {
 		return err
 	}
