@@ -4,7 +4,8 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke
 

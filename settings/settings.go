@@ -123,6 +123,8 @@ func Default() Settings {
 
 // Load reads a settings file strictly over the defaults. It does not validate:
 // call Validate for that, so `validate` can list decode and value problems apart.
+// Every unknown key and every value of the wrong type is reported, in one error,
+// with a suggestion for a misspelt key.
 func Load(path string) (Settings, error) {
 	s := Default()
 	data, err := os.ReadFile(path)
@@ -130,19 +132,16 @@ func Load(path string) (Settings, error) {
 		return s, fmt.Errorf("reading settings file: %w", err)
 	}
 	md, err := toml.Decode(string(data), &s)
+	var problems []string
 	if err != nil {
-		return s, fmt.Errorf("settings file %s: %w", path, err)
-	}
-	var unknown []string
-	for _, k := range md.Undecoded() {
-		if !freeForm(k.String()) {
-			unknown = append(unknown, k.String())
+		if problems = decodeProblems(string(data)); problems == nil { // TOML syntax: one is all it can tell
+			return s, fmt.Errorf("settings file %s: %w", path, err)
 		}
+	} else {
+		problems = unknownKeys(md.Undecoded())
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		unknown = leaves(unknown)
-		return s, fmt.Errorf("settings file %s: unknown key(s): %s", path, strings.Join(unknown, ", "))
+	if len(problems) > 0 {
+		return s, fmt.Errorf("settings file %s:\n  %s", path, strings.Join(problems, "\n  "))
 	}
 	return s, nil
 }

@@ -187,3 +187,21 @@ func TestKeysWalksNestedTables(t *testing.T) {
 		t.Errorf("Keys() descended into Duration: %s", keys)
 	}
 }
+
+func TestLoadReportsEveryProblemOnceWithASuggestion(t *testing.T) {
+	_, err := Load(write(t, validTOML+"\n[pool]\nidle_cont = 3\nidle_time = 5\n[reap]\nintervall = \"5m\"\n"+
+		"[docker]\nprivileged = \"yes\"\n"))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"pool.idle_cont: unknown key (did you mean pool.idle_count?)", "pool.idle_time:",
+		"reap.intervall: unknown key (did you mean reap.interval?)", "docker.privileged:"} {
+		if strings.Count(msg, want) != 1 {
+			t.Errorf("want %q once in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "line ") {
+		t.Errorf("positions in a document the user never wrote:\n%s", msg)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -21,8 +23,25 @@ import (
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var version, commit = "dev", ""
+
+// versionLine is what `version` and `--version` print: the version, the commit it
+// was built from (when the build knew it) and the Go version.
+func versionLine() string {
+	rev := commit
+	if info, ok := debug.ReadBuildInfo(); ok && rev == "" {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = s.Value[:12]
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return fmt.Sprintf("%s %s (commit %s, %s)", stages.DriverName, version, rev, runtime.Version())
+}
 
 func main() {
 	os.Exit(run(os.Args, os.Environ(), os.Stdout, os.Stderr))
@@ -34,7 +53,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	app := newApp(env, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, hoistFlags(args))
 	var buildErr *stages.BuildError
 	if err != nil && !(errors.As(err, &buildErr) && buildErr.Cause == nil) { // the runner reports the script's own exit
 		fmt.Fprintf(stderr, "ERROR: %s\n", err)
@@ -73,6 +92,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			return fn(c, driver())
 		}
 	}
+	cli.VersionPrinter = func(*cli.Context) { fmt.Fprintln(stdout, versionLine()) }
 	return &cli.App{
 		Name:           "ec2-executor",
 		Usage:          "GitLab Runner custom executor that runs each job on a fresh EC2 worker",
@@ -117,8 +137,8 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 					return d.Reap(c.Context, workers.ReapOptions{DryRun: c.Bool("dry-run"), AllManagers: c.Bool("all-managers")}, stdout)
 				})},
 			poolCommand(func(c *cli.Context) (settings.Settings, error) { err := load(c); return set, err }, func() hclog.Logger { return log }, stdout),
-			{Name: "version", Usage: "print the version", Action: func(c *cli.Context) error {
-				fmt.Fprintf(stdout, "%s %s\n", stages.DriverName, version)
+			{Name: "version", Usage: "print the version, commit and Go version (as --version does)", Action: func(c *cli.Context) error {
+				fmt.Fprintln(stdout, versionLine())
 				return nil
 			}},
 		},
