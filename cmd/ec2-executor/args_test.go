@@ -43,3 +43,22 @@ func TestVersionAndTheVersionFlagAgree(t *testing.T) {
 		t.Fatalf("version %q, --version %q", a.String(), b.String())
 	}
 }
+
+func TestNoCredentialsIsOneLineNamingTheChain(t *testing.T) {
+	for _, kv := range [][2]string{{"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", ""}, {"AWS_PROFILE", ""},
+		{"AWS_EC2_METADATA_DISABLED", "true"}, {"AWS_CONFIG_FILE", "/dev/null"}, {"AWS_SHARED_CREDENTIALS_FILE", "/dev/null"},
+		{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", ""}, {"AWS_WEB_IDENTITY_TOKEN_FILE", ""}} {
+		t.Setenv(kv[0], kv[1])
+	}
+	p := filepath.Join(t.TempDir(), "s.toml")
+	cfg := "state_dir = \"" + t.TempDir() + "\"\n[aws]\nendpoint = \"http://127.0.0.1:9\"\n[instance]\nami = \"ami-0123456789abcdef0\"\ntypes = [\"t3.micro\"]\nsubnet_ids = [\"subnet-0123456789abcdef0\"]\n"
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	code := run([]string{"ec2-executor", "instances", "--config", p}, nil, &out, &errs)
+	msg := strings.TrimSpace(errs.String())
+	if code == 0 || !strings.HasPrefix(msg, "ERROR: no AWS credentials: the AWS SDK's default chain") || strings.Count(msg, "\n") != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errs.String())
+	}
+}

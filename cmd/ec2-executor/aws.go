@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -68,4 +70,16 @@ type sdkLogger struct{ log hclog.Logger }
 
 func (l sdkLogger) Logf(class logging.Classification, format string, v ...any) {
 	l.log.Debug("AWS SDK", "class", string(class), "message", fmt.Sprintf(format, v...))
+}
+
+// noCredentials replaces the SDK's account of a credential chain that found nothing
+// (several lines about each provider it tried) with one line saying where
+// credentials come from. Only the SDK's words tell that case apart; the test pins them.
+func noCredentials(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "get identity: get credentials:") {
+		return err
+	}
+	return errors.New("no AWS credentials: the AWS SDK's default chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+		"AWS_PROFILE and ~/.aws files, web identity, the ECS task role, the EC2 instance profile) found none; " +
+		"on EC2 give the manager an instance profile with examples/iam/manager-policy.json")
 }

@@ -53,7 +53,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	app := newApp(env, stdout, stderr)
-	err := app.RunContext(ctx, hoistFlags(args))
+	err := noCredentials(app.RunContext(ctx, hoistFlags(args)))
 	var buildErr *stages.BuildError
 	if err != nil && !(errors.As(err, &buildErr) && buildErr.Cause == nil) { // the runner reports the script's own exit
 		fmt.Fprintf(stderr, "ERROR: %s\n", err)
