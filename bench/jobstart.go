@@ -73,14 +73,18 @@ func startPool(binary, cfg string) (*poolProcess, error) {
 	return &poolProcess{cmd}, cmd.Start()
 }
 
-// waitIdle waits until the pool on socket has n idle workers.
-func waitIdle(ctx context.Context, socket string, n int, within time.Duration) error {
+// waitReady waits until the pool on socket has n idle (or stopped) workers.
+func waitReady(ctx context.Context, socket string, n int, stopped bool, within time.Duration) error {
+	state := workers.PoolIdle
+	if stopped {
+		state = workers.PoolStopped
+	}
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if st, err := pool.QueryStatus(ctx, socket); err == nil && st.Workers[workers.PoolIdle] >= n {
+		if st, err := pool.QueryStatus(ctx, socket); err == nil && st.Workers[state] >= n {
 			return nil
 		}
 	}
-	return fmt.Errorf("the pool did not have %d idle workers within %s", n, within)
+	return fmt.Errorf("the pool did not have %d %s workers within %s", n, state, within)
 }
 
 // stop ends the pool (with terminate_on_shutdown in its settings).
@@ -89,12 +93,16 @@ func (p *poolProcess) stop() {
 	_ = p.cmd.Wait()
 }
 
-// poolSettings are the stack's settings with a pool of n sharing dir.
-func poolSettings(s *stack.Stack, dir string, n int) (string, string, error) {
-	cfg, err := s.SettingsFor("bench-pool.toml", s.Endpoint(), func(c *settings.Settings) {
+// poolSettings are the stack's settings with a pool of n idle (or stopped) workers
+// sharing dir.
+func poolSettings(s *stack.Stack, dir string, n int, stopped bool) (string, string, error) {
+	cfg, err := s.SettingsFor(filepath.Base(dir)+"-pool.toml", s.Endpoint(), func(c *settings.Settings) {
 		c.StateDir = dir
 		c.Registry.DockerConfig = filepath.Join(s.Dir, "manager-docker", "config.json")
 		c.Pool.IdleCount = n
+		if stopped {
+			c.Pool.IdleCount, c.Pool.StoppedCount = 0, n
+		}
 		c.Pool.PollInterval = settings.Duration{Duration: 500 * time.Millisecond}
 		c.Pool.PrepullImages = []string{stack.JobImage, stack.HelperImage}
 		c.Pool.TerminateOnShutdown = true

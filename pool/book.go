@@ -22,7 +22,7 @@ type Worker struct {
 	Batch string        `json:"batch"`
 	Index int           `json:"index"`
 	Lease workers.Lease `json:"lease"` // holds the worker's private key: the book is 0600
-	State string        `json:"state"` // booting, idle or claimed
+	State string        `json:"state"` // booting, idle, stopped, starting or claimed
 	Type  string        `json:"type,omitempty"`
 	Spot  bool          `json:"spot,omitempty"`
 	// RootGiB is the root volume the pool launched it with (0: the AMI's).
@@ -86,7 +86,7 @@ func (b *book) save() error {
 
 // count returns how many records are in each state.
 func (b *book) count() map[string]int {
-	n := map[string]int{workers.PoolBooting: 0, workers.PoolIdle: 0, workers.PoolClaimed: 0}
+	n := map[string]int{workers.PoolBooting: 0, workers.PoolIdle: 0, workers.PoolStopped: 0, workers.PoolStarting: 0, workers.PoolClaimed: 0}
 	for _, w := range b.Workers {
 		n[w.State]++
 	}

@@ -28,6 +28,9 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 	waited := false
 	for {
 		a, result, changed := p.tryClaim(req)
+		if result == claimStart { // a stopped worker is started for it
+			a, result = p.startFor(ctx, *a.stopped)
+		}
 		if result == "" && !waited {
 			waiting(fmt.Sprintf("all %d workers allowed by pool.max_instances are busy; waiting up to %s (pool.claim_timeout)",
 				p.s.Pool.MaxInstances, p.s.Pool.ClaimTimeout.Duration))
@@ -38,48 +41,73 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 			case <-changed:
 				continue
 			case <-deadline.C:
-				a, result = workers.ClaimAnswer{Error: fmt.Sprintf("no worker within pool.claim_timeout (%s): this manager's %d workers are at pool.max_instances",
+				a.ClaimAnswer, result = workers.ClaimAnswer{Error: fmt.Sprintf("no worker within pool.claim_timeout (%s): this manager's %d workers are at pool.max_instances",
 					p.s.Pool.ClaimTimeout.Duration, p.s.Pool.MaxInstances)}, ClaimCap
 			case <-ctx.Done():
-				a, result = workers.ClaimAnswer{Error: "the pool is stopping"}, ClaimError
+				a.ClaimAnswer, result = workers.ClaimAnswer{Error: "the pool is stopping"}, ClaimError
 			}
 		}
-		p.record(req.Job.Key, result, a, start)
-		if result == ClaimHit {
+		p.record(req.Job.Key, result, a.ClaimAnswer, start)
+		if result == ClaimHit || result == ClaimStarted {
 			go p.tagClaim(context.WithoutCancel(ctx), a.Lease.InstanceID, req.Job)
 			p.kick()
 		}
-		return a
+		return a.ClaimAnswer
 	}
 }
 
-// tryClaim decides under the lock; an empty result means wait for changed.
-func (p *Pool) tryClaim(req workers.ClaimRequest) (workers.ClaimAnswer, string, <-chan struct{}) {
+// claimStart is tryClaim's result for a claim that takes a stopped worker.
+const claimStart = "start"
+
+// decision is tryClaim's answer, with the stopped worker to start when it took one.
+type decision struct {
+	workers.ClaimAnswer
+	stopped *Worker
+}
+
+// tryClaim decides under the lock: an idle worker that fits (recorded as claimed
+// on disk before the answer leaves), else a stopped one (recorded as starting), else
+// a miss, or at the cap an empty result: wait for changed.
+func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var best *Worker
-	for _, w := range p.book.Workers {
-		if w.State == workers.PoolIdle && req.Spec.Fits(w.Type, w.Spot, w.RootGiB) && (best == nil || w.Since.Before(best.Since)) {
-			best = w
-		}
-	}
-	if best != nil {
+	if best := p.oldest(workers.PoolIdle, req.Spec); best != nil {
 		ready := best.Since
 		best.State, best.Since, best.ClaimedBy = workers.PoolClaimed, p.now(), req.Job.Key
 		if err := p.book.save(); err != nil { // never hand out what a restart would offer again
 			best.State, best.Since, best.ClaimedBy = workers.PoolIdle, ready, ""
-			return workers.ClaimAnswer{Error: err.Error()}, ClaimError, nil
+			return decision{ClaimAnswer: workers.ClaimAnswer{Error: err.Error()}}, ClaimError, nil
 		}
 		lease := best.Lease
 		lease.Source = workers.SourcePool
-		return workers.ClaimAnswer{Lease: &lease, ReadySince: ready}, ClaimHit, nil
+		return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: ready}}, ClaimHit, nil
+	}
+	if best := p.oldest(workers.PoolStopped, req.Spec); best != nil {
+		best.State, best.ClaimedBy = workers.PoolStarting, req.Job.Key
+		if err := p.book.save(); err != nil {
+			best.State, best.ClaimedBy = workers.PoolStopped, ""
+			return decision{ClaimAnswer: workers.ClaimAnswer{Error: err.Error()}}, ClaimError, nil
+		}
+		w := *best
+		return decision{stopped: &w}, claimStart, nil
 	}
 	if limit := p.s.Pool.MaxInstances; limit > 0 && p.total >= limit {
-		return workers.ClaimAnswer{}, "", p.changed
+		return decision{}, "", p.changed
 	}
 	n := p.book.count()
-	return workers.ClaimAnswer{Miss: fmt.Sprintf("%d idle, %d booting, none of type %v, market %s", n[workers.PoolIdle],
-		n[workers.PoolBooting], req.Spec.Types, req.Spec.Market)}, ClaimCold, nil
+	return decision{ClaimAnswer: workers.ClaimAnswer{Miss: fmt.Sprintf("%d idle, %d stopped, %d booting, none of type %v, market %s", n[workers.PoolIdle],
+		n[workers.PoolStopped], n[workers.PoolBooting], req.Spec.Types, req.Spec.Market)}}, ClaimCold, nil
+}
+
+// oldest is the worker in state that fits spec and has been in it longest, or nil.
+func (p *Pool) oldest(state string, spec workers.Spec) *Worker {
+	var best *Worker
+	for _, w := range p.book.Workers {
+		if w.State == state && spec.Fits(w.Type, w.Spot, w.RootGiB) && (best == nil || w.Since.Before(best.Since)) {
+			best = w
+		}
+	}
+	return best
 }
 
 // tagClaim gives a claimed worker the job's tags (its key, for cleanup and the

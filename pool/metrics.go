@@ -22,6 +22,7 @@ type metrics struct {
 // Claim results, launch phases and termination reasons (label values).
 const (
 	ClaimHit      = "hit"
+	ClaimStarted  = "started_stopped"
 	ClaimCold     = "cold_overflow"
 	ClaimCap      = "cap_reached"
 	ClaimError    = "error"
@@ -41,9 +42,9 @@ const (
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_workers",
-		Help: "Pool workers by state (booting, idle, claimed)."}, []string{"state"})
+		Help: "Pool workers by state (booting, idle, stopped, starting, claimed)."}, []string{"state"})
 	m.claims = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_claims_total",
-		Help: "Claims by result: hit (a pool worker), cold_overflow (no idle worker fit: the job launched cold), cap_reached, error, refused_peer."}, []string{"result"})
+		Help: "Claims by result: hit (an idle pool worker), started_stopped (a stopped worker started for it), cold_overflow (no idle worker fit: the job launched cold), cap_reached, error, refused_peer."}, []string{"result"})
 	m.claimTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ec2x_pool_claim_seconds",
 		Help: "Time to answer a claim, waiting at the cap included.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ec2x_pool_launch_phase_seconds",

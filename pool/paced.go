@@ -77,3 +77,21 @@ func (p *paced) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, o ...fu
 	p.m.call("CreateTags", err)
 	return out, err
 }
+
+func (p *paced) StopInstances(ctx context.Context, in *ec2.StopInstancesInput, o ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	if err := p.mutate.Wait(ctx); err != nil {
+		return nil, err
+	}
+	out, err := p.api.StopInstances(ctx, in, o...)
+	p.m.call("StopInstances", err)
+	return out, err
+}
+
+func (p *paced) StartInstances(ctx context.Context, in *ec2.StartInstancesInput, o ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
+	if err := p.mutate.Wait(ctx); err != nil {
+		return nil, err
+	}
+	out, err := p.api.StartInstances(ctx, in, o...)
+	p.m.call("StartInstances", err)
+	return out, err
+}

@@ -42,6 +42,8 @@ type Pool struct {
 	seen     map[string]time.Time // when the pool first saw a booting worker running
 	refill   chan struct{}
 	batchMax int // workers per RunInstances call, halved while their user data does not fit
+	resumes  chan resumeReq
+	running  map[string]bool // starting workers EC2 reports running again, by key
 }
 
 // New opens the pool's records under state_dir. api is the EC2 client; the pool paces
@@ -54,10 +56,14 @@ func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hc
 	m := newMetrics()
 	fleet := &workers.Fleet{Settings: s, EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm, Log: log, Now: now}
 	p := &Pool{s: s, fleet: fleet, log: log, now: now, m: m, book: b, checking: map[string]bool{},
-		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1), batchMax: 16}
+		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1), batchMax: 16,
+		resumes: make(chan resumeReq, 64), running: map[string]bool{}}
 	for _, w := range b.Workers {
-		if w.State == workers.PoolIdle { // adopted: checked over SSH again before it is offered
+		switch w.State {
+		case workers.PoolIdle: // adopted: checked over SSH again before it is offered
 			w.State = workers.PoolBooting
+		case workers.PoolStarting: // a claim the earlier run died answering: never offered again
+			w.State = workers.PoolClaimed
 		}
 	}
 	return p, nil
@@ -80,6 +86,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	var served sync.WaitGroup
 	served.Add(1)
 	go func() { defer served.Done(); p.serve(ctx, l) }()
+	go p.resumer(ctx)
 	p.log.Info("Pool serving claims", "socket", p.s.PoolSocket(), "idle_count", p.s.Pool.IdleCount, "max_instances", p.s.Pool.MaxInstances)
 	for {
 		p.tick(ctx)
@@ -88,7 +95,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			l.Close()
 			served.Wait()
 			return p.shutdown()
-		case <-time.After(p.s.Pool.PollInterval.Duration):
+		case <-time.After(p.pollInterval()):
 		case <-p.refill:
 		}
 	}
@@ -110,6 +117,7 @@ func (p *Pool) tick(ctx context.Context) {
 		p.terminate(ctx, t.id, t.reason, t.why)
 	}
 	p.retag(ctx, plan)
+	p.stop(ctx, plan.stop)
 	for _, w := range plan.check {
 		go p.check(ctx, w)
 	}
@@ -125,6 +133,7 @@ type tickPlan struct {
 	check     []Worker
 	claimed   []Worker // whose tags lag behind the records (a claim the pool died tagging)
 	renew     []string // idle or booting workers whose expiry is due for renewal
+	stop      []string // workers recorded as stopped that EC2 still reports running
 }
 
 // reconcile compares the records with what EC2 reported, under the lock.
@@ -191,6 +200,15 @@ func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.T
 		if in.Tags[workers.TagPoolState] != workers.PoolClaimed || in.Tags[workers.TagJobKey] != w.ClaimedBy {
 			plan.claimed = append(plan.claimed, *w)
 		}
+	case workers.PoolStopped:
+		if in.State == "running" || in.State == "pending" {
+			plan.stop = append(plan.stop, in.ID)
+		}
+	case workers.PoolStarting:
+		if addr, err := p.fleet.Address(in); err == nil && in.State == "running" && !p.running[w.Key] {
+			w.Lease.Address, p.running[w.Key] = addr, true // it may come back on another address
+			p.broadcastLocked()
+		}
 	}
 	if w.State != workers.PoolClaimed && p.fleet.Expiry(in).Sub(now) < p.s.Instance.MaxLifetime.Duration/2 {
 		plan.renew = append(plan.renew, in.ID)
@@ -201,6 +219,7 @@ func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.T
 func (p *Pool) forget(w *Worker) {
 	delete(p.book.Workers, w.Key)
 	delete(p.seen, w.Key)
+	delete(p.running, w.Key)
 	reason := ReasonGone
 	if w.State == workers.PoolClaimed {
 		reason = ReasonJobDone
@@ -229,7 +248,7 @@ func (p *Pool) retag(ctx context.Context, plan tickPlan) {
 func (p *Pool) fill(ctx context.Context) {
 	p.mu.Lock()
 	n := p.book.count()
-	missing := p.s.Pool.IdleCount - n[workers.PoolIdle] - n[workers.PoolBooting]
+	missing := p.s.Pool.IdleCount + p.s.Pool.StoppedCount - n[workers.PoolIdle] - n[workers.PoolBooting] - n[workers.PoolStopped]
 	if limit := p.s.Pool.MaxInstances; limit > 0 {
 		missing = min(missing, limit-p.total)
 	}
@@ -344,7 +363,7 @@ func (p *Pool) shutdown() error {
 		p.mu.Lock()
 		var ids []string
 		for key, w := range p.book.Workers {
-			if w.State != workers.PoolClaimed && w.Lease.InstanceID != "" {
+			if w.State != workers.PoolClaimed && w.State != workers.PoolStarting && w.Lease.InstanceID != "" {
 				ids = append(ids, w.Lease.InstanceID)
 				delete(p.book.Workers, key)
 			}
@@ -381,6 +400,17 @@ func (p *Pool) publish() {
 	for state, n := range p.book.count() {
 		p.m.workers.WithLabelValues(state).Set(float64(n))
 	}
+}
+
+// pollInterval is pool.poll_interval, or a second while a stopped worker starts for
+// a waiting claim.
+func (p *Pool) pollInterval() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.book.count()[workers.PoolStarting] > 0 {
+		return min(time.Second, p.s.Pool.PollInterval.Duration)
+	}
+	return p.s.Pool.PollInterval.Duration
 }
 
 // kick asks the loop for an early tick (after a claim, to refill at once).

@@ -2,10 +2,12 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
@@ -165,5 +167,49 @@ func TestFillLaunchesInAsFewCallsAsCapacityAllows(t *testing.T) {
 	}
 	if p.total != 5 || len(p.book.Workers) != 5 {
 		t.Errorf("total %d, records %d", p.total, len(p.book.Workers))
+	}
+}
+
+func TestReadyWorkersFillIdleThenStopped(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	p.s.Pool.IdleCount, p.s.Pool.StoppedCount = 1, 1
+	if s := p.readyState(); s != workers.PoolIdle {
+		t.Fatalf("first ready worker is %s, want idle", s)
+	}
+	idle(p, "pool-a-0", "i-a", "t3.micro")
+	if s := p.readyState(); s != workers.PoolStopped {
+		t.Fatalf("second ready worker is %s, want stopped", s)
+	}
+	p.book.Workers["pool-a-1"] = &Worker{Key: "pool-a-1", State: workers.PoolStopped, Type: "t3.micro", Lease: workers.Lease{InstanceID: "i-b"}}
+	if s := p.readyState(); s != workers.PoolIdle {
+		t.Fatalf("a worker beyond both counts is %s, want idle (idle_time trims it)", s)
+	}
+	d, result, _ := p.tryClaim(workers.ClaimRequest{Job: workers.Job{Key: "42-abcd"}, Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}})
+	if result != ClaimHit || d.Lease.InstanceID != "i-a" {
+		t.Fatalf("an idle worker goes first: %s %+v", result, d)
+	}
+	d, result, _ = p.tryClaim(workers.ClaimRequest{Job: workers.Job{Key: "43-abcd"}, Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}})
+	if result != claimStart || d.stopped.Lease.InstanceID != "i-b" || p.book.Workers["pool-a-1"].State != workers.PoolStarting {
+		t.Fatalf("then a stopped one is started: %s %+v", result, d)
+	}
+}
+
+func TestStartsForClaimsThatArriveTogetherShareOneCall(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	a := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
+	b := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
+	if _, err := f.StopInstances(t.Context(), &ec2.StopInstancesInput{InstanceIds: []string{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	go p.resumer(t.Context())
+	da, db := make(chan error, 1), make(chan error, 1)
+	p.resumes <- resumeReq{a, da}
+	p.resumes <- resumeReq{b, db}
+	if err := errors.Join(<-da, <-db); err != nil {
+		t.Fatal(err)
+	}
+	if f.Calls["StartInstances"] != 1 {
+		t.Errorf("StartInstances %d times for two claims that arrived together", f.Calls["StartInstances"])
 	}
 }

@@ -39,12 +39,15 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 		p.mu.Unlock()
 		return
 	}
-	rec.State, rec.Since, rec.Lease.Address, rec.Verified = workers.PoolIdle, p.now(), w.Lease.Address, true
+	state := p.readyState()
+	rec.State, rec.Since, rec.Lease.Address, rec.Verified = state, p.now(), w.Lease.Address, true
 	p.saveLocked()
 	p.broadcastLocked()
 	p.mu.Unlock()
-	p.log.Info("Pool worker "+w.Lease.InstanceID+" is ready", "type", w.Type)
-	if err := p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {
+	p.log.Info("Pool worker "+w.Lease.InstanceID+" is ready", "type", w.Type, "state", state)
+	if state == workers.PoolStopped {
+		p.stop(ctx, []string{w.Lease.InstanceID})
+	} else if err := p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {
 		p.log.Warn("Tagging pool worker "+w.Lease.InstanceID+" idle", "error", err)
 	}
 	p.publish()

@@ -113,3 +113,26 @@ func (p *Provisioner) Tag(ctx context.Context, ids []string, tags map[string]str
 	}
 	return nil
 }
+
+// Stop stops instances with one StopInstances call: they keep their disks (and cost
+// only those) and can be started again.
+func (p *Provisioner) Stop(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := p.api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}); err != nil {
+		return fmt.Errorf("stopping %s: %w", strings.Join(ids, ","), err)
+	}
+	return nil
+}
+
+// Resume starts stopped instances with one StartInstances call.
+func (p *Provisioner) Resume(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := p.api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: ids}); err != nil {
+		return fmt.Errorf("starting %s: %w", strings.Join(ids, ","), err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"errors"
 	"path/filepath"
 	"time"
 )
@@ -10,6 +11,10 @@ type Pool struct {
 	// IdleCount is how many workers the pool keeps booted and ready (sshd answers
 	// with the pinned key, Docker answers, PrepullImages are pulled) for jobs.
 	IdleCount int `toml:"idle_count"`
+	// StoppedCount is how many more workers the pool boots once (until ready, images
+	// pulled) and then stops: they cost only their disks, and a claim that finds no
+	// idle worker starts one. On-demand only: a spot instance cannot be started again.
+	StoppedCount int `toml:"stopped_count"`
 	// IdleTime is how long an idle worker above IdleCount may wait before it is
 	// terminated.
 	IdleTime Duration `toml:"idle_time"`
@@ -50,9 +55,18 @@ func (s Settings) PoolSocket() string {
 	return filepath.Join(s.StateDir, "pool.sock")
 }
 
-func (p Pool) validate(add func(error)) {
+func (p Pool) validate(add func(error), market string) {
 	if p.IdleCount < 0 {
 		add(problem("pool.idle_count", "must not be negative"))
+	}
+	if p.StoppedCount < 0 {
+		add(problem("pool.stopped_count", "must not be negative"))
+	}
+	if p.StoppedCount > 0 && market != MarketOnDemand {
+		add(problem("pool.stopped_count", "needs instance.market = %q: EC2 cannot start a stopped spot instance again (it is %q)", MarketOnDemand, market))
+	}
+	if p.MaxInstances > 0 && p.StoppedCount+p.IdleCount > p.MaxInstances {
+		add(problem("pool.stopped_count", "pool.idle_count + pool.stopped_count (%d) is more than pool.max_instances (%d)", p.IdleCount+p.StoppedCount, p.MaxInstances))
 	}
 	if p.MaxInstances < 0 {
 		add(problem("pool.max_instances", "must not be negative (0 is no cap)"))
@@ -66,4 +80,12 @@ func (p Pool) validate(add func(error)) {
 	if p.LaunchesPerSecond <= 0 || p.LaunchesPerSecond > 2 {
 		add(problem("pool.launches_per_second", "must be above 0 and at most 2 (EC2 refills RunInstances at 2 per second)"))
 	}
+}
+
+// validateErr joins the pool section's problems (for tests and callers that check
+// the section alone).
+func (p Pool) validateErr(market string) error {
+	var errs []error
+	p.validate(func(e error) { errs = append(errs, e) }, market)
+	return errors.Join(errs...)
 }

@@ -205,3 +205,16 @@ func TestLoadReportsEveryProblemOnceWithASuggestion(t *testing.T) {
 		t.Errorf("positions in a document the user never wrote:\n%s", msg)
 	}
 }
+
+func TestAStoppedPoolNeedsOnDemandWorkers(t *testing.T) {
+	s := Default()
+	s.Instance.Market = MarketSpot
+	s.Pool.StoppedCount = 2
+	if err := s.Pool.validateErr(s.Instance.Market); err == nil || !strings.Contains(err.Error(), "cannot start a stopped spot instance") {
+		t.Fatalf("got %v", err)
+	}
+	s.Instance.Market = MarketOnDemand
+	if err := s.Pool.validateErr(s.Instance.Market); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -33,7 +33,7 @@ func (s Settings) Validate() error {
 	s.Job.validate(add)
 	s.Docker.validate(add)
 	s.Registry.validate(add)
-	s.Pool.validate(add)
+	s.Pool.validate(add, s.Instance.Market)
 	s.validateInJobECR(add)
 	return joinSorted(errs)
 }

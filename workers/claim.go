@@ -51,6 +51,8 @@ type ClaimAnswer struct {
 	Waiting    string    `json:"waiting,omitempty"`
 	Lease      *Lease    `json:"lease,omitempty"`
 	ReadySince time.Time `json:"ready_since,omitzero"`
+	// StartedIn is how long starting a stopped worker for this claim took (0: it was idle).
+	StartedIn time.Duration `json:"started_in,omitempty"`
 	Miss       string    `json:"miss,omitempty"`
 	Error      string    `json:"error,omitempty"`
 }

@@ -28,6 +28,10 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 		return Lease{}, err
 	case a.Error != "":
 		return Lease{}, fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
+	case a.Lease != nil && a.StartedIn > 0:
+		l := *a.Lease
+		f.Log.Info("Started stopped worker "+l.InstanceID+" in "+a.StartedIn.Round(100*time.Millisecond).String(), "instance_id", l.InstanceID)
+		return l, saved(l)
 	case a.Lease != nil:
 		l := *a.Lease
 		f.Log.Info("Using worker "+l.InstanceID+" from the pool (ready for "+time.Since(a.ReadySince).Round(time.Second).String()+

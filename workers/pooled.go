@@ -50,3 +50,9 @@ func (f *Fleet) ExpiryTags() map[string]string {
 // Expiry is when a worker must be gone: its expires-at tag, else its creation plus
 // instance.max_lifetime.
 func (f *Fleet) Expiry(inst provision.Instance) time.Time { return f.expiry(inst) }
+
+// Stop stops workers with one StopInstances call.
+func (f *Fleet) Stop(ctx context.Context, ids []string) error { return f.provisioner().Stop(ctx, ids) }
+
+// Resume starts stopped workers with one StartInstances call.
+func (f *Fleet) Resume(ctx context.Context, ids []string) error { return f.provisioner().Resume(ctx, ids) }

@@ -66,7 +66,7 @@ func (f *Fleet) orphaned(inst provision.Instance, holder Holder) string {
 	if inst.Tags[TagManager] != f.Settings.ManagerID {
 		return ""
 	}
-	if s := inst.Tags[TagPoolState]; s == PoolBooting || s == PoolIdle {
+	if s := inst.Tags[TagPoolState]; s == PoolBooting || s == PoolIdle || s == PoolStopped || s == PoolStarting {
 		return "" // a pool holds it, renewing its expiry tag; once the pool is gone, that tag ends it
 	}
 	if now.Sub(created(inst)) < f.Settings.Reap.GracePeriod.Duration {

@@ -21,16 +21,18 @@ const (
 	// TagExpiresAt is when the worker must be gone whatever its state: the reaper's
 	// backstop for a job whose manager lost track of it.
 	TagExpiresAt = settings.TagPrefix + "expires-at"
-	// TagPoolState marks a worker the pool launched: booting or idle while the pool
-	// holds it, claimed once a job has it (its job-key tag then names that job).
+	// TagPoolState marks a worker the pool launched: booting, idle or stopped while
+	// the pool holds it, claimed once a job has it (its job-key tag then names that job).
 	TagPoolState = settings.TagPrefix + "pool-state"
 )
 
 // Pool states, in TagPoolState and the pool's own records.
 const (
-	PoolBooting = "booting"
-	PoolIdle    = "idle"
-	PoolClaimed = "claimed"
+	PoolBooting  = "booting"
+	PoolIdle     = "idle"
+	PoolStopped  = "stopped"  // ready once, then stopped: costs only its disks
+	PoolStarting = "starting" // a stopped worker being started for a claim
+	PoolClaimed  = "claimed"
 )
 
 // Job is what a worker is tagged with for one job. Key names the job's state and

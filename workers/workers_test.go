@@ -196,3 +196,26 @@ func TestAClaimedPoolWorkerBelongsToItsJob(t *testing.T) {
 		t.Errorf("claim tags rewrite what launch set: %v", tags)
 	}
 }
+
+// TestReapLeavesAPoolsWorkersToTheirExpiry: an idle or booting pool worker has no
+// job state by design; only its expiry tag, renewed by a live pool, ends it.
+func TestReapLeavesAPoolsWorkersToTheirExpiry(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	pooled := func(key, state string, at time.Time) string {
+		tags := fl.tags(Job{Key: key}, at)
+		tags[TagPoolState] = state
+		return f.Launched(t, tags)
+	}
+	idle := pooled("pool-a-0", PoolIdle, now.Add(-time.Hour))
+	booting := pooled("pool-a-1", PoolBooting, now.Add(-time.Hour))
+	gone := pooled("pool-b-0", PoolIdle, now.Add(-7*time.Hour)) // its pool stopped renewing
+	var out strings.Builder
+	if err := fl.Reap(t.Context(), ReapOptions{}, states(nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	f.AssertRunning(t, idle, booting)
+	if !strings.Contains(out.String(), "terminated "+gone) {
+		t.Errorf("reap output:\n%s", out.String())
+	}
+}

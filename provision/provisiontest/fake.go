@@ -171,6 +171,30 @@ func (f *FakeEC2) CreateTags(_ context.Context, in *ec2.CreateTagsInput, _ ...fu
 	return &ec2.CreateTagsOutput{}, nil
 }
 
+// StopInstances stops instances at once (EC2 passes through stopping).
+func (f *FakeEC2) StopInstances(_ context.Context, in *ec2.StopInstancesInput, _ ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
+	return &ec2.StopInstancesOutput{}, f.setState("StopInstances", in.InstanceIds, types.InstanceStateNameStopped)
+}
+
+// StartInstances makes stopped instances pending (they run on the next describe).
+func (f *FakeEC2) StartInstances(_ context.Context, in *ec2.StartInstancesInput, _ ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
+	return &ec2.StartInstancesOutput{}, f.setState("StartInstances", in.InstanceIds, types.InstanceStateNamePending)
+}
+
+func (f *FakeEC2) setState(action string, ids []string, state types.InstanceStateName) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls[action]++
+	for _, id := range ids {
+		inst, ok := f.instances[id]
+		if !ok {
+			return APIError("InvalidInstanceID.NotFound")
+		}
+		inst.State = &types.InstanceState{Name: state}
+	}
+	return nil
+}
+
 // Running lists the ids of instances not terminated.
 func (f *FakeEC2) Running() []string {
 	f.mu.Lock()

@@ -152,7 +152,7 @@ func TestTwentyJobsAtOnceLeaveNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	workers := map[string]int{}
+	workers, attempts := map[string]int{}, 0
 	for i, res := range results {
 		if res.Status != "success" {
 			t.Errorf("job %d: %s (%s)\n%s", i, res.Status, res.FailureReason, res.Log)
@@ -164,12 +164,15 @@ func TestTwentyJobsAtOnceLeaveNothing(t *testing.T) {
 		for _, in := range insts {
 			workers[*in.InstanceId]++
 		}
-	}
-	if len(workers) != n {
-		t.Errorf("%d jobs ran on %d instances, want one each", n, len(workers))
+		attempts += res.PrepareAttempts
+		if len(insts) != res.PrepareAttempts {
+			t.Errorf("job %d launched %d instances in %d prepare attempts, want one each:\n%s", i, len(insts), res.PrepareAttempts, res.Log)
+		} else if res.PrepareAttempts > 1 {
+			t.Logf("job %d needed %d prepare attempts under load:\n%s", i, res.PrepareAttempts, res.Log)
+		}
 	}
 	assertNoneRunning(t)
-	record(t, "fault", "20 jobs at once", fmt.Sprintf("%d of %d succeeded on %d instances", countSuccess(results), n, len(workers)))
+	record(t, "fault", "20 jobs at once", fmt.Sprintf("%d of %d succeeded, one instance per prepare attempt", countSuccess(results), n))
 }
 
 func countSuccess(results []runnersim.Result) int {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/ec2-executor/ec2-executor/pool"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/test/runnersim"
 	"github.com/ec2-executor/ec2-executor/test/stack"
@@ -302,4 +303,40 @@ func prepareCallsOn(proxy *stack.Proxy, res runnersim.Result) map[string]int {
 		}
 	}
 	return map[string]int{"(no prepare)": 1}
+}
+
+// waitState waits until the pool has n workers in state and none booting.
+func (p *poolSetup) waitState(state string, n int) {
+	p.t.Helper()
+	var last pool.Status
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		s, err := pool.QueryStatus(p.t.Context(), p.socket)
+		if err == nil && s.Workers[state] == n && s.Workers[workers.PoolBooting] == 0 {
+			return
+		}
+		last = s
+	}
+	p.t.Fatalf("the pool did not reach %d %s workers: %+v", n, state, last)
+}
+
+func TestPoolStartsAStoppedWorkerForAJob(t *testing.T) {
+	p := newPool(t, "pool-stopped", 0, func(s *settings.Settings) { s.Pool.StoppedCount = 1 })
+	p.start()
+	p.waitState(workers.PoolStopped, 1)
+	runs := p.poolProxy.Counts()["RunInstances"]
+	job := baseJob(8301)
+	job.Script = []string{"echo on a started worker"}
+	res := p.job(job)
+	contains(t, res.Log, "Started stopped worker i-", "on a started worker", "Job succeeded")
+	if calls := p.prepareCalls(res); len(calls) != 0 {
+		t.Errorf("the job's prepare made EC2 calls itself: %v", calls)
+	}
+	p.waitState(workers.PoolStopped, 1) // refilled in the background
+	counts := p.poolProxy.Counts()
+	if counts["StartInstances"] != 1 || counts["RunInstances"] != runs+1 || counts["StopInstances"] != 2 {
+		t.Errorf("pool calls %v: want 1 StartInstances for the job, and 1 RunInstances and 1 StopInstances for the refill", counts)
+	}
+	record(t, "fault", "a job on a pool of 0 idle and 1 stopped worker", saw(res, "Started stopped worker i-… in …")+
+		", one StartInstances and no RunInstances for it, the stopped pool refilled")
+	p.finish()
 }

@@ -35,9 +35,12 @@ type Booter struct {
 	left   map[string][]string // job key → objects its terminated worker held
 	users  []string
 	// Fault knobs for the fault suite (see SetBootDelay, SetWrongHostKey).
-	delay     time.Duration
-	firstSeen map[string]time.Time
-	wrongKey  bool
+	delay time.Duration
+	// startDelay replaces delay for an instance started again after a stop.
+	startDelay time.Duration
+	restarted  map[string]bool
+	firstSeen  map[string]time.Time
+	wrongKey   bool
 }
 
 // SetBootDelay makes instances wait d after reaching running before their sshd
@@ -45,6 +48,14 @@ type Booter struct {
 func (b *Booter) SetBootDelay(d time.Duration) {
 	b.mu.Lock()
 	b.delay = d
+	b.mu.Unlock()
+}
+
+// SetStartDelay makes instances started again after a stop wait d before their
+// sshd starts, as a start takes on EC2.
+func (b *Booter) SetStartDelay(d time.Duration) {
+	b.mu.Lock()
+	b.startDelay = d
 	b.mu.Unlock()
 }
 
@@ -92,11 +103,15 @@ func (b *Booter) due(id string) bool {
 	if _, ok := b.firstSeen[id]; !ok {
 		b.firstSeen[id] = time.Now()
 	}
-	return time.Since(b.firstSeen[id]) >= b.delay
+	delay := b.delay
+	if b.restarted[id] {
+		delay = b.startDelay
+	}
+	return time.Since(b.firstSeen[id]) >= delay
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, failed: map[string]error{}, left: map[string][]string{}}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, restarted: map[string]bool{}, failed: map[string]error{}, left: map[string][]string{}}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -156,6 +171,19 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 			b.mu.Lock()
 			b.failed[id] = err
 			b.mu.Unlock()
+		}
+	case (state == types.InstanceStateNameStopped || state == types.InstanceStateNameStopping) && booted && p != nil:
+		// A stopped worker keeps its disk and keys; it boots again when started.
+		p.stopTree()
+		b.mu.Lock()
+		delete(b.sshd, id)
+		delete(b.firstSeen, id)
+		b.restarted[id] = true
+		pd := b.docker[id]
+		delete(b.docker, id)
+		b.mu.Unlock()
+		if pd != nil {
+			pd.stop()
 		}
 	case (state == types.InstanceStateNameTerminated || state == types.InstanceStateNameShuttingDown) && booted && p != nil:
 		p.stopTree() // connections die with the machine

@@ -14,14 +14,17 @@ import (
 // InstancesByTag returns every instance (any state) carrying tag key=value, as moto
 // sees it.
 func (s *Stack) InstancesByTag(ctx context.Context, key, value string) ([]types.Instance, error) {
-	out, err := s.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+	pages := ec2.NewDescribeInstancesPaginator(s.ec2, &ec2.DescribeInstancesInput{Filters: []types.Filter{
 		{Name: aws.String("tag:" + key), Values: []string{value}}}})
-	if err != nil {
-		return nil, err
-	}
 	var all []types.Instance
-	for _, r := range out.Reservations {
-		all = append(all, r.Instances...)
+	for pages.HasMorePages() { // moto answers 100 reservations a page
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range out.Reservations {
+			all = append(all, r.Instances...)
+		}
 	}
 	return all, nil
 }

@@ -1,0 +1,141 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// readyState is what a worker that just got ready becomes: idle while the pool has
+// fewer than idle_count, then stopped while it has fewer than stopped_count, then
+// idle again (trimmed by idle_time). Called with the lock held.
+func (p *Pool) readyState() string {
+	n := p.book.count()
+	if n[workers.PoolIdle] >= p.s.Pool.IdleCount && n[workers.PoolStopped] < p.s.Pool.StoppedCount {
+		return workers.PoolStopped
+	}
+	return workers.PoolIdle
+}
+
+// stop stops workers the records already say are stopped (so a pool killed before
+// the call repeats it) and tags them.
+func (p *Pool) stop(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := p.fleet.Stop(ctx, ids); err != nil {
+		p.log.Warn("Stopping pool workers", "error", err)
+		return
+	}
+	if err := p.fleet.Tag(ctx, ids, map[string]string{workers.TagPoolState: workers.PoolStopped}); err != nil {
+		p.log.Warn("Tagging stopped pool workers", "error", err)
+	}
+	p.log.Info(fmt.Sprintf("Stopped %d ready pool workers", len(ids)))
+}
+
+// resumeReq asks the resumer to start one stopped worker.
+type resumeReq struct {
+	id   string
+	done chan error
+}
+
+// resumer starts stopped workers for claims, one StartInstances call for the claims
+// that arrive within 100 ms of each other.
+func (p *Pool) resumer(ctx context.Context) {
+	for {
+		var batch []resumeReq
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-p.resumes:
+			batch = append(batch, r)
+		}
+		for gather := time.After(100 * time.Millisecond); ; {
+			select {
+			case r := <-p.resumes:
+				batch = append(batch, r)
+				continue
+			case <-gather:
+			}
+			break
+		}
+		ids := make([]string, len(batch))
+		for i, r := range batch {
+			ids[i] = r.id
+		}
+		err := p.fleet.Resume(ctx, ids)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// startFor starts the stopped worker a claim took, waits until EC2 reports it
+// running (the loop polls every second while a worker starts) and its sshd answers
+// with the pinned key, then hands it to the job. A worker that does not come back
+// within pool.claim_timeout is terminated, and the job launches cold.
+func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
+	start := p.now()
+	done := make(chan error, 1)
+	p.resumes <- resumeReq{w.Lease.InstanceID, done}
+	err := <-done
+	p.kick()
+	lease := w.Lease
+	if err == nil {
+		lease, err = p.awaitRunning(ctx, w.Key)
+	}
+	if err == nil {
+		err = p.reachable(ctx, lease)
+	}
+	if err != nil {
+		p.drop(w.Key)
+		p.terminate(context.WithoutCancel(ctx), w.Lease.InstanceID, ReasonBoot, "the stopped worker did not start: "+err.Error())
+		return decision{ClaimAnswer: workers.ClaimAnswer{Miss: "the stopped worker " + w.Lease.InstanceID + " did not start: " + err.Error()}}, ClaimCold
+	}
+	p.mu.Lock()
+	if rec := p.book.Workers[w.Key]; rec != nil {
+		rec.State, rec.Since, rec.Lease = workers.PoolClaimed, p.now(), lease
+	}
+	delete(p.running, w.Key)
+	p.saveLocked()
+	p.broadcastLocked()
+	p.mu.Unlock()
+	lease.Source = workers.SourcePool
+	return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: w.Since, StartedIn: p.now().Sub(start)}}, ClaimStarted
+}
+
+// awaitRunning waits until the loop has seen the worker running again, with the
+// address it came back on.
+func (p *Pool) awaitRunning(ctx context.Context, key string) (workers.Lease, error) {
+	deadline := time.After(p.s.Pool.ClaimTimeout.Duration)
+	for {
+		p.mu.Lock()
+		rec, changed := p.book.Workers[key], p.changed
+		running := rec != nil && p.running[key]
+		p.mu.Unlock()
+		switch {
+		case rec == nil:
+			return workers.Lease{}, fmt.Errorf("it is gone")
+		case running:
+			return rec.Lease, nil
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return workers.Lease{}, fmt.Errorf("EC2 did not report it running within pool.claim_timeout (%s)", p.s.Pool.ClaimTimeout.Duration)
+		case <-ctx.Done():
+			return workers.Lease{}, ctx.Err()
+		}
+	}
+}
+
+// reachable checks the worker's sshd answers with its pinned host key, and Docker.
+func (p *Pool) reachable(ctx context.Context, l workers.Lease) error {
+	eng, err := p.fleet.Reach(ctx, l)
+	if err != nil {
+		return err
+	}
+	return eng.Close()
+}
