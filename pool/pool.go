@@ -121,7 +121,7 @@ func (p *Pool) tick(ctx context.Context) {
 	for _, w := range plan.check {
 		go p.check(ctx, w)
 	}
-	p.trimIdle(ctx)
+	p.resize(ctx)
 	p.fill(ctx)
 	p.publish()
 }
@@ -246,9 +246,10 @@ func (p *Pool) retag(ctx context.Context, plan tickPlan) {
 // fill launches the workers the pool is missing, within max_instances, in as few
 // RunInstances calls as their user data allows.
 func (p *Pool) fill(ctx context.Context) {
+	idleWant, stoppedWant, _ := p.size()
 	p.mu.Lock()
 	n := p.book.count()
-	missing := p.s.Pool.IdleCount + p.s.Pool.StoppedCount - n[workers.PoolIdle] - n[workers.PoolBooting] - n[workers.PoolStopped]
+	missing := idleWant + stoppedWant - n[workers.PoolIdle] - n[workers.PoolBooting] - n[workers.PoolStopped]
 	if limit := p.s.Pool.MaxInstances; limit > 0 {
 		missing = min(missing, limit-p.total)
 	}
@@ -318,30 +319,66 @@ func (p *Pool) launchBatch(ctx context.Context, n int) (int, error) {
 // slot names a worker by its batch and launch index.
 func slot(batch string, index int) string { return batch + "-" + strconv.Itoa(index) }
 
-// trimIdle terminates idle workers beyond idle_count that waited longer than
-// idle_time, those ready longest first.
-func (p *Pool) trimIdle(ctx context.Context) {
+// resize brings the pool to its current size (the schedule's, or the [pool]
+// section's) without touching a claimed worker. Idle workers beyond the idle count
+// are stopped while the stopped pool is short, and the rest, those ready longest
+// first, end once they waited idle_time. Stopped workers beyond the stopped count
+// are started while the idle pool is short (they are checked again, then offered),
+// and the rest are terminated.
+func (p *Pool) resize(ctx context.Context) {
+	idleWant, stoppedWant, idleTime := p.size()
 	p.mu.Lock()
-	var idle []*Worker
-	for _, w := range p.book.Workers {
-		if w.State == workers.PoolIdle {
-			idle = append(idle, w)
+	idle, stopped := p.inState(workers.PoolIdle), p.inState(workers.PoolStopped)
+	var ends []ending
+	var stops, starts []string
+	now := p.now()
+	for _, w := range idle[:max(len(idle)-idleWant, 0)] {
+		switch {
+		case len(stopped)+len(stops) < stoppedWant:
+			w.State, w.Since = workers.PoolStopped, now
+			stops = append(stops, w.Lease.InstanceID)
+		case now.Sub(w.Since) >= idleTime:
+			ends = append(ends, ending{w.Lease.InstanceID, ReasonIdle, "idle longer than pool.idle_time"})
+			delete(p.book.Workers, w.Key)
 		}
 	}
-	sortBySince(idle)
-	var ends []ending
-	now := p.now()
-	for i := 0; i < len(idle)-p.s.Pool.IdleCount; i++ {
-		if now.Sub(idle[i].Since) >= p.s.Pool.IdleTime.Duration {
-			ends = append(ends, ending{idle[i].Lease.InstanceID, ReasonIdle, "idle longer than pool.idle_time"})
-			delete(p.book.Workers, idle[i].Key)
+	for _, w := range stopped[:max(len(stopped)-stoppedWant, 0)] {
+		if len(idle)+len(starts) < idleWant {
+			w.State, w.Since = workers.PoolBooting, now
+			starts = append(starts, w.Lease.InstanceID)
+			continue
 		}
+		ends = append(ends, ending{w.Lease.InstanceID, ReasonIdle, "more stopped workers than the pool wants now"})
+		delete(p.book.Workers, w.Key)
 	}
 	p.saveLocked()
 	p.mu.Unlock()
+	p.stop(ctx, stops)
+	if err := p.fleet.Resume(ctx, starts); err != nil {
+		p.log.Warn("Starting stopped pool workers", "error", err)
+	}
 	for _, e := range ends {
 		p.terminate(ctx, e.id, e.reason, e.why)
 	}
+}
+
+// inState lists the workers in state, those in it longest first. Called with the
+// lock held.
+func (p *Pool) inState(state string) []*Worker {
+	var out []*Worker
+	for _, w := range p.book.Workers {
+		if w.State == state {
+			out = append(out, w)
+		}
+	}
+	sortBySince(out)
+	return out
+}
+
+// size is how large the pool should be now: the last matching [[pool.schedule]]
+// entry's counts and idle time, else the [pool] section's.
+func (p *Pool) size() (idle, stopped int, idleTime time.Duration) {
+	return p.s.Pool.PoolSize(p.now())
 }
 
 // terminate ends a worker the pool no longer wants, and counts why.

@@ -213,3 +213,33 @@ func TestStartsForClaimsThatArriveTogetherShareOneCall(t *testing.T) {
 		t.Errorf("StartInstances %d times for two claims that arrived together", f.Calls["StartInstances"])
 	}
 }
+
+// TestAScheduleMovesThePoolBetweenSizesWithoutTouchingAClaimedWorker switches, with
+// an injected clock, from 2 idle to 0 idle and 2 stopped, and back.
+func TestAScheduleMovesThePoolBetweenSizesWithoutTouchingAClaimedWorker(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	clock := now
+	p.now = func() time.Time { return clock }
+	p.s.Pool.IdleCount, p.s.Pool.StoppedCount = 2, 0
+	p.s.Pool.Schedule = []settings.PoolSchedule{{Periods: []string{"* 0-6 * * *"}, Timezone: "UTC", IdleCount: 0, StoppedCount: 2}}
+	var ids []string
+	for i, state := range []string{workers.PoolIdle, workers.PoolIdle, workers.PoolClaimed} {
+		id := launched(t, f, map[string]string{workers.TagPoolState: state})
+		key := slot("pool-s", i)
+		p.book.Workers[key] = &Worker{Key: key, State: state, Type: "t3.micro", Since: now.Add(-time.Hour), Lease: workers.Lease{InstanceID: id}}
+		ids = append(ids, id)
+	}
+	clock = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC) // night: 0 idle, 2 stopped
+	p.resize(t.Context())
+	n := p.book.count()
+	if n[workers.PoolStopped] != 2 || n[workers.PoolIdle] != 0 || n[workers.PoolClaimed] != 1 || f.Calls["StopInstances"] != 1 {
+		t.Fatalf("at night: %v, calls %v", n, f.Calls)
+	}
+	f.AssertRunning(t, ids...) // stopped, not terminated; the claimed worker untouched
+	clock = time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC) // day: 2 idle, 0 stopped
+	p.resize(t.Context())
+	if n := p.book.count(); n[workers.PoolBooting] != 2 || n[workers.PoolStopped] != 0 || n[workers.PoolClaimed] != 1 || f.Calls["StartInstances"] != 1 {
+		t.Fatalf("in the morning: %v, calls %v (the stopped workers are started and checked again)", n, f.Calls)
+	}
+}

@@ -35,7 +35,8 @@ type Status struct {
 	// Idle lists the idle workers' instance ids, those ready longest first.
 	Idle         []string      `json:"idle"`
 	Total        int           `json:"total"`
-	IdleCount    int           `json:"idle_count"`
+	IdleCount    int           `json:"idle_count"`    // wanted now (the schedule's, or pool.idle_count)
+	StoppedCount int           `json:"stopped_count"` // likewise
 	MaxInstances int           `json:"max_instances"`
 	Recent       []ClaimRecord `json:"recent_claims"`
 }
@@ -184,7 +185,8 @@ func (p *Pool) status() Status {
 	for _, w := range idle {
 		ids = append(ids, w.Lease.InstanceID)
 	}
-	return Status{Workers: p.book.count(), Idle: ids, Total: p.total, IdleCount: p.s.Pool.IdleCount,
+	idleWant, stoppedWant, _ := p.s.Pool.PoolSize(p.now())
+	return Status{Workers: p.book.count(), Idle: ids, Total: p.total, IdleCount: idleWant, StoppedCount: stoppedWant,
 		MaxInstances: p.s.Pool.MaxInstances, Recent: slices.Clone(p.recent)}
 }
 

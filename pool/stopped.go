@@ -12,8 +12,9 @@ import (
 // fewer than idle_count, then stopped while it has fewer than stopped_count, then
 // idle again (trimmed by idle_time). Called with the lock held.
 func (p *Pool) readyState() string {
+	idleWant, stoppedWant, _ := p.size()
 	n := p.book.count()
-	if n[workers.PoolIdle] >= p.s.Pool.IdleCount && n[workers.PoolStopped] < p.s.Pool.StoppedCount {
+	if n[workers.PoolIdle] >= idleWant && n[workers.PoolStopped] < stoppedWant {
 		return workers.PoolStopped
 	}
 	return workers.PoolIdle

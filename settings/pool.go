@@ -40,6 +40,8 @@ type Pool struct {
 	// LaunchesPerSecond paces the pool's RunInstances calls below EC2's bucket (5
 	// requests, refilled at 2 per second) with a burst of 2.
 	LaunchesPerSecond float64 `toml:"launches_per_second"`
+	// Schedule resizes the pool by time of day ([[pool.schedule]] entries).
+	Schedule []PoolSchedule `toml:"schedule"`
 }
 
 func defaultPool() Pool {
@@ -75,6 +77,9 @@ func (p Pool) validate(add func(error), market string) {
 		add(problem("pool.idle_count", "%d is more than pool.max_instances (%d)", p.IdleCount, p.MaxInstances))
 	}
 	positive(add, "pool.idle_time", p.IdleTime.Duration)
+	for i, e := range p.Schedule {
+		e.validate(add, i, market, p.MaxInstances)
+	}
 	positive(add, "pool.claim_timeout", p.ClaimTimeout.Duration)
 	positive(add, "pool.poll_interval", p.PollInterval.Duration)
 	if p.LaunchesPerSecond <= 0 || p.LaunchesPerSecond > 2 {

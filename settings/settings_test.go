@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const validTOML = `
@@ -216,5 +217,37 @@ func TestAStoppedPoolNeedsOnDemandWorkers(t *testing.T) {
 	s.Instance.Market = MarketOnDemand
 	if err := s.Pool.validateErr(s.Instance.Market); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTheLastMatchingScheduleEntryWins(t *testing.T) {
+	p := Default().Pool
+	p.IdleCount, p.StoppedCount = 1, 0
+	p.Schedule = []PoolSchedule{
+		{Periods: []string{"* 8-17 * * mon-fri"}, Timezone: "Europe/Berlin", IdleCount: 10, StoppedCount: 2},
+		{Periods: []string{"* * 12-13 * * wed"}, Timezone: "Europe/Berlin", IdleCount: 20, IdleTime: Duration{5 * time.Minute}},
+	}
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	for _, c := range []struct {
+		at            time.Time
+		idle, stopped int
+		idleTime      time.Duration
+	}{
+		{time.Date(2026, 12, 1, 9, 30, 0, 0, berlin), 10, 2, 30 * time.Minute},   // Tuesday morning
+		{time.Date(2026, 12, 2, 12, 15, 0, 0, berlin), 20, 0, 5 * time.Minute},   // Wednesday lunch: the later entry
+		{time.Date(2026, 12, 1, 7, 59, 0, 0, time.UTC), 10, 2, 30 * time.Minute}, // 08:59 in Berlin
+		{time.Date(2026, 12, 5, 10, 0, 0, 0, berlin), 1, 0, 30 * time.Minute},    // Saturday: the [pool] values
+	} {
+		idle, stopped, idleTime := p.PoolSize(c.at)
+		if idle != c.idle || stopped != c.stopped || idleTime != c.idleTime {
+			t.Errorf("%s: %d idle, %d stopped, idle_time %s", c.at, idle, stopped, idleTime)
+		}
+	}
+	p.Schedule = append(p.Schedule, PoolSchedule{Periods: []string{"every tuesday"}, Timezone: "Mars/Olympus"})
+	err := p.validateErr(MarketOnDemand)
+	for _, want := range []string{`pool.schedule[2].periods: "every tuesday" is not a cron expression`, `pool.schedule[2].timezone: "Mars/Olympus"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
 	}
 }
