@@ -87,6 +87,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	served.Add(1)
 	go func() { defer served.Done(); p.serve(ctx, l) }()
 	go p.resumer(ctx)
+	go p.heartbeat(ctx)
 	p.log.Info("Pool serving claims", "socket", p.s.PoolSocket(), "idle_count", p.s.Pool.IdleCount, "max_instances", p.s.Pool.MaxInstances)
 	for {
 		p.tick(ctx)

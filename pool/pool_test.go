@@ -26,7 +26,7 @@ func testPool(t *testing.T, f *provisiontest.FakeEC2) *Pool {
 	s.Instance.Types = []string{"t3.micro"}
 	s.Instance.SubnetIDs = []string{"subnet-1"}
 	s.Pool.IdleCount = 2
-	p, err := New(s, f, nil, hclog.NewNullLogger(), func() time.Time { return now })
+	p, err := New(s, f, provisiontest.NewSSM(), hclog.NewNullLogger(), func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}

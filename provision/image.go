@@ -10,10 +10,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
-// SSMAPI is the one SSM call the driver makes: reading the AMI id from a parameter
-// such as /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64.
+// SSMAPI is the SSM calls the driver makes: reading the AMI id from a parameter such
+// as /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64, and the
+// managers' heartbeats under HeartbeatPath.
 type SSMAPI interface {
 	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+	PutParameter(ctx context.Context, in *ssm.PutParameterInput, optFns ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
+	GetParametersByPath(ctx context.Context, in *ssm.GetParametersByPathInput, optFns ...func(*ssm.Options)) (*ssm.GetParametersByPathOutput, error)
 }
 
 var _ SSMAPI = (*ssm.Client)(nil)

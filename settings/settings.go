@@ -49,6 +49,11 @@ type Reap struct {
 	// FromCleanup runs the reaper at the end of cleanup, at most once per Interval.
 	FromCleanup bool     `toml:"from_cleanup"`
 	Interval    Duration `toml:"interval"`
+	// ManagerTimeout is how old another manager's heartbeat may be before `reap
+	// --all-managers` and every pool terminate that manager's workers.
+	// HeartbeatInterval is how often a pool renews its own.
+	ManagerTimeout    Duration `toml:"manager_timeout"`
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 }
 
 // SSH says how the driver reaches a worker's Docker Engine.
@@ -98,7 +103,8 @@ func Default() Settings {
 			PollInterval:     Duration{2 * time.Second},
 		},
 		Worker: Worker{ECRCredentialHelper: true},
-		Reap:   Reap{GracePeriod: Duration{10 * time.Minute}, FromCleanup: true, Interval: Duration{5 * time.Minute}},
+		Reap: Reap{GracePeriod: Duration{10 * time.Minute}, FromCleanup: true, Interval: Duration{5 * time.Minute},
+			ManagerTimeout: Duration{10 * time.Minute}, HeartbeatInterval: Duration{time.Minute}},
 		SSH: SSH{
 			User:                  "ec2-executor",
 			Port:                  22,

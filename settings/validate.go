@@ -58,6 +58,11 @@ func (r Reap) validate(add func(error)) {
 		add(problem("reap.grace_period", "must not be negative, got %s", r.GracePeriod.Duration))
 	}
 	positive(add, "reap.interval", r.Interval.Duration)
+	positive(add, "reap.heartbeat_interval", r.HeartbeatInterval.Duration)
+	if r.ManagerTimeout.Duration < 2*r.HeartbeatInterval.Duration {
+		add(problem("reap.manager_timeout", "%s must be at least twice reap.heartbeat_interval (%s), or a live manager's workers could be reaped between two heartbeats",
+			r.ManagerTimeout.Duration, r.HeartbeatInterval.Duration))
+	}
 }
 
 func (s SSH) validate(add func(error)) {

@@ -26,7 +26,8 @@ type ReapOptions struct {
 	// DryRun lists what would be terminated and terminates nothing.
 	DryRun bool
 	// AllManagers also considers other managers' workers. Their job state lives on
-	// their own hosts, so only the expiry tag can condemn them.
+	// their own hosts, so only their expiry tag, or their manager's stale heartbeat,
+	// can condemn them.
 	AllManagers bool
 }
 
@@ -53,6 +54,9 @@ func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Holder, out i
 			continue
 		}
 		fmt.Fprintf(out, "terminated %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], inst.Tags[TagManager], reason)
+	}
+	if opts.AllManagers {
+		errs = append(errs, f.ReapDeadManagers(ctx, opts.DryRun, out))
 	}
 	return errors.Join(errs...)
 }

@@ -22,7 +22,7 @@ func testFleet(t *testing.T, f *provisiontest.FakeEC2) *Fleet {
 	s.Instance.AMI = "ami-0123456789abcdef0"
 	s.Instance.Types = []string{"c6i.large", "c5.large"}
 	s.Instance.SubnetIDs = []string{"subnet-0123456789abcdef0"}
-	return &Fleet{Settings: s, EC2: f, Log: hclog.NewNullLogger(), Now: func() time.Time { return now }}
+	return &Fleet{Settings: s, EC2: f, SSM: provisiontest.NewSSM(), Log: hclog.NewNullLogger(), Now: func() time.Time { return now }}
 }
 
 // states is a Holder over a map of job key to instance id.
@@ -216,6 +216,29 @@ func TestReapLeavesAPoolsWorkersToTheirExpiry(t *testing.T) {
 	}
 	f.AssertRunning(t, idle, booting)
 	if !strings.Contains(out.String(), "terminated "+gone) {
+		t.Errorf("reap output:\n%s", out.String())
+	}
+}
+
+func TestAManagerWhoseHeartbeatStoppedHasItsWorkersReaped(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	alive := launch(t, fl, f, "1-a", "m2", now)
+	dead := launch(t, fl, f, "2-b", "m3", now)
+	silent := launch(t, fl, f, "3-c", "m4", now) // never ran a pool: no heartbeat
+	for manager, at := range map[string]time.Time{"m2": now.Add(-time.Minute), "m3": now.Add(-11 * time.Minute)} {
+		other := *fl
+		other.Settings.ManagerID, other.Now = manager, func() time.Time { return at }
+		if err := other.Beat(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := fl.Reap(t.Context(), ReapOptions{AllManagers: true}, states(nil), &out); err != nil {
+		t.Fatal(err)
+	}
+	f.AssertRunning(t, alive, silent)
+	if !strings.Contains(out.String(), "terminated "+dead+" (job 2-b, manager m3): its manager's heartbeat is 11m0s old (reap.manager_timeout 10m0s)") {
 		t.Errorf("reap output:\n%s", out.String())
 	}
 }

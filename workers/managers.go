@@ -1,0 +1,53 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+)
+
+// Beat renews this manager's heartbeat: its pool is alive.
+func (f *Fleet) Beat(ctx context.Context) error {
+	return provision.Beat(ctx, f.SSM, f.Settings.ManagerID, f.Now())
+}
+
+// ReapDeadManagers terminates the workers of every other manager whose heartbeat is
+// older than reap.manager_timeout, printing a line for each (or, with dryRun, what
+// it would terminate). A manager that never renewed a heartbeat is left alone: only
+// the expiry tag ends its workers.
+func (f *Fleet) ReapDeadManagers(ctx context.Context, dryRun bool, out io.Writer) error {
+	beats, err := provision.Heartbeats(ctx, f.SSM)
+	if err != nil {
+		return err
+	}
+	timeout := f.Settings.Reap.ManagerTimeout.Duration
+	var errs []error
+	for manager, at := range beats {
+		age := f.Now().Sub(at)
+		if manager == f.Settings.ManagerID || age <= timeout {
+			continue
+		}
+		found, err := f.provisioner().Find(ctx, map[string]string{TagManagedBy: ManagedByThis, TagManager: manager})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		why := fmt.Sprintf("its manager's heartbeat is %s old (reap.manager_timeout %s)", age.Round(time.Second), timeout)
+		for _, inst := range found {
+			if dryRun {
+				fmt.Fprintf(out, "would terminate %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], manager, why)
+				continue
+			}
+			if err := f.provisioner().Terminate(ctx, inst.ID); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			fmt.Fprintf(out, "terminated %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], manager, why)
+		}
+	}
+	return errors.Join(errs...)
+}
