@@ -30,6 +30,10 @@ type Worker struct {
 	// Since is when it entered its state: launched, ready or claimed.
 	Since     time.Time `json:"since"`
 	ClaimedBy string    `json:"claimed_by,omitempty"`
+	// Builds is how many jobs it served; Project the project of the last (for
+	// pool.reuse_scope).
+	Builds  int    `json:"builds,omitempty"`
+	Project string `json:"project,omitempty"`
 	// Verified is set once this process reached the worker over SSH: a worker adopted
 	// from an earlier run's records is checked again before it is offered.
 	Verified bool `json:"-"`

@@ -71,19 +71,19 @@ type decision struct {
 func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if best := p.oldest(workers.PoolIdle, req.Spec); best != nil {
-		ready := best.Since
-		best.State, best.Since, best.ClaimedBy = workers.PoolClaimed, p.now(), req.Job.Key
+	if best := p.oldest(workers.PoolIdle, req); best != nil {
+		ready, project := best.Since, best.Project
+		best.State, best.Since, best.ClaimedBy, best.Project = workers.PoolClaimed, p.now(), req.Job.Key, req.Job.ProjectID
 		if err := p.book.save(); err != nil { // never hand out what a restart would offer again
-			best.State, best.Since, best.ClaimedBy = workers.PoolIdle, ready, ""
+			best.State, best.Since, best.ClaimedBy, best.Project = workers.PoolIdle, ready, "", project
 			return decision{ClaimAnswer: workers.ClaimAnswer{Error: err.Error()}}, ClaimError, nil
 		}
 		lease := best.Lease
 		lease.Source = workers.SourcePool
 		return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: ready}}, ClaimHit, nil
 	}
-	if best := p.oldest(workers.PoolStopped, req.Spec); best != nil {
-		best.State, best.ClaimedBy = workers.PoolStarting, req.Job.Key
+	if best := p.oldest(workers.PoolStopped, req); best != nil {
+		best.State, best.ClaimedBy, best.Project = workers.PoolStarting, req.Job.Key, req.Job.ProjectID
 		if err := p.book.save(); err != nil {
 			best.State, best.ClaimedBy = workers.PoolStopped, ""
 			return decision{ClaimAnswer: workers.ClaimAnswer{Error: err.Error()}}, ClaimError, nil
@@ -99,15 +99,31 @@ func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan stru
 		n[workers.PoolStopped], n[workers.PoolBooting], req.Spec.Types, req.Spec.Market)}}, ClaimCold, nil
 }
 
-// oldest is the worker in state that fits spec and has been in it longest, or nil.
-func (p *Pool) oldest(state string, spec workers.Spec) *Worker {
+// oldest is the worker in state that may serve req, a used one first (its Docker
+// cache is the point of reuse), else the one in that state longest; or nil.
+func (p *Pool) oldest(state string, req workers.ClaimRequest) *Worker {
 	var best *Worker
 	for _, w := range p.book.Workers {
-		if w.State == state && spec.Fits(w.Type, w.Spot, w.RootGiB) && (best == nil || w.Since.Before(best.Since)) {
+		if w.State != state || !p.fits(w, req) {
+			continue
+		}
+		if preferred(w, best) {
 			best = w
 		}
 	}
 	return best
+}
+
+// preferred reports whether w serves a claim before best: a used worker before a
+// fresh one, then the one waiting longest.
+func preferred(w, best *Worker) bool {
+	switch {
+	case best == nil:
+		return true
+	case (w.Builds > 0) != (best.Builds > 0):
+		return w.Builds > 0
+	}
+	return w.Since.Before(best.Since)
 }
 
 // tagClaim gives a claimed worker the job's tags (its key, for cleanup and the

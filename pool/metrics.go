@@ -37,6 +37,7 @@ const (
 	ReasonGone    = "interrupted_or_gone"
 	ReasonBoot    = "failed_to_boot"
 	ReasonStop    = "shutdown"
+	ReasonWipe    = "wipe_failed"
 )
 
 func newMetrics() *metrics {
@@ -53,7 +54,7 @@ func newMetrics() *metrics {
 	m.ec2Calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_ec2_calls_total",
 		Help: "EC2 API calls the pool made, by action and error code (empty for success)."}, []string{"action", "code"})
 	m.terminated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_terminated_total",
-		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown."}, []string{"reason"})
+		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown, wipe_failed."}, []string{"reason"})
 	m.reg.MustRegister(m.workers, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated)
 	return m
 }

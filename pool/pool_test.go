@@ -236,10 +236,32 @@ func TestAScheduleMovesThePoolBetweenSizesWithoutTouchingAClaimedWorker(t *testi
 	if n[workers.PoolStopped] != 2 || n[workers.PoolIdle] != 0 || n[workers.PoolClaimed] != 1 || f.Calls["StopInstances"] != 1 {
 		t.Fatalf("at night: %v, calls %v", n, f.Calls)
 	}
-	f.AssertRunning(t, ids...) // stopped, not terminated; the claimed worker untouched
+	f.AssertRunning(t, ids...)                           // stopped, not terminated; the claimed worker untouched
 	clock = time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC) // day: 2 idle, 0 stopped
 	p.resize(t.Context())
 	if n := p.book.count(); n[workers.PoolBooting] != 2 || n[workers.PoolStopped] != 0 || n[workers.PoolClaimed] != 1 || f.Calls["StartInstances"] != 1 {
 		t.Fatalf("in the morning: %v, calls %v (the stopped workers are started and checked again)", n, f.Calls)
+	}
+}
+
+func TestAUsedWorkerGoesOnlyToItsProjectAndFirst(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	p.s.Pool.MaxBuilds = 3
+	idle(p, "pool-a-0", "i-fresh", "t3.micro")
+	idle(p, "pool-a-1", "i-used", "t3.micro")
+	used := p.book.Workers["pool-a-1"]
+	used.Builds, used.Project, used.Since = 1, "7", now // ready after the fresh one
+	req := func(project string) workers.ClaimRequest {
+		return workers.ClaimRequest{Job: workers.Job{Key: "j-" + project, ProjectID: project}, Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}}
+	}
+	if w := p.oldest(workers.PoolIdle, req("8")); w == nil || w.Lease.InstanceID != "i-fresh" {
+		t.Fatalf("another project got %+v", w)
+	}
+	if w := p.oldest(workers.PoolIdle, req("7")); w == nil || w.Lease.InstanceID != "i-used" {
+		t.Fatalf("the same project got %+v, want the used worker first", w)
+	}
+	p.s.Pool.ReuseScope = settings.ReuseRunner
+	if w := p.oldest(workers.PoolIdle, req("8")); w == nil || w.Lease.InstanceID != "i-used" {
+		t.Fatalf("with reuse_scope runner another project got %+v", w)
 	}
 }

@@ -26,7 +26,8 @@ import (
 // request is one line on the socket: a claim, or a status query.
 type request struct {
 	workers.ClaimRequest
-	Status bool `json:"status,omitempty"`
+	Status  bool                    `json:"status,omitempty"`
+	Release *workers.ReleaseRequest `json:"release,omitempty"`
 }
 
 // Status is what `pool status` prints.
@@ -118,6 +119,11 @@ func (p *Pool) answer(ctx context.Context, c *net.UnixConn) {
 	}
 	if req.Status {
 		_ = enc.Encode(p.status())
+		return
+	}
+	if req.Release != nil {
+		_ = c.SetDeadline(time.Time{})
+		_ = enc.Encode(p.takeBack(ctx, *req.Release))
 		return
 	}
 	_ = c.SetWriteDeadline(time.Time{})

@@ -40,13 +40,26 @@ type Pool struct {
 	// LaunchesPerSecond paces the pool's RunInstances calls below EC2's bucket (5
 	// requests, refilled at 2 per second) with a burst of 2.
 	LaunchesPerSecond float64 `toml:"launches_per_second"`
+	// MaxBuilds is how many jobs one worker serves: 1 is a fresh worker per job.
+	// Above 1 a worker goes back to the pool after cleanup, wiped of the last job's
+	// containers, volumes and networks, until it has served MaxBuilds jobs.
+	MaxBuilds int `toml:"max_builds"`
+	// ReuseScope is who may get a used worker: "project" (jobs of the same project)
+	// or "runner" (any job of this runner).
+	ReuseScope string `toml:"reuse_scope"`
 	// Schedule resizes the pool by time of day ([[pool.schedule]] entries).
 	Schedule []PoolSchedule `toml:"schedule"`
 }
 
+// Reuse scopes.
+const (
+	ReuseProject = "project"
+	ReuseRunner  = "runner"
+)
+
 func defaultPool() Pool {
 	return Pool{IdleTime: Duration{30 * time.Minute}, ClaimTimeout: Duration{5 * time.Minute},
-		PollInterval: Duration{10 * time.Second}, LaunchesPerSecond: 1}
+		PollInterval: Duration{10 * time.Second}, LaunchesPerSecond: 1, MaxBuilds: 1, ReuseScope: ReuseProject}
 }
 
 // PoolSocket is where the pool listens and prepare claims.
@@ -77,6 +90,12 @@ func (p Pool) validate(add func(error), market string) {
 		add(problem("pool.idle_count", "%d is more than pool.max_instances (%d)", p.IdleCount, p.MaxInstances))
 	}
 	positive(add, "pool.idle_time", p.IdleTime.Duration)
+	if p.MaxBuilds < 1 {
+		add(problem("pool.max_builds", "must be at least 1 (1 is a fresh worker per job), got %d", p.MaxBuilds))
+	}
+	if p.ReuseScope != ReuseProject && p.ReuseScope != ReuseRunner {
+		add(problem("pool.reuse_scope", "%q is not %q or %q", p.ReuseScope, ReuseProject, ReuseRunner))
+	}
 	for i, e := range p.Schedule {
 		e.validate(add, i, market, p.MaxInstances)
 	}

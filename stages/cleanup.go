@@ -34,8 +34,12 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if st.InstanceID != "" && st.Address != "" { // by label: a prepare killed mid-way may not have saved their ids
 		d.removeContainers(ctx, fleet, st)
 	}
-	if err := fleet.Release(ctx, key, st.Lease); err != nil {
-		return err
+	// A pooled worker with builds left goes back to the pool, wiped; any other is
+	// terminated, with every instance tagged with the job.
+	if !(st.Address != "" && fleet.GiveBack(ctx, d.workerJob(key), st.Lease)) {
+		if err := fleet.Release(ctx, key, st.Lease); err != nil {
+			return err
+		}
 	}
 	if err := store.Remove(key); err != nil {
 		return err

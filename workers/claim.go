@@ -106,3 +106,19 @@ func readAnswer(r *bufio.Reader, a *ClaimAnswer) error {
 	}
 	return json.Unmarshal(line, a)
 }
+
+// ReleaseRequest gives a claimed worker back to the pool after its job's cleanup
+// removed the job's containers (pool.max_builds above 1).
+type ReleaseRequest struct {
+	Job        Job    `json:"job"`
+	InstanceID string `json:"instance_id"`
+}
+
+// ReleaseAnswer says whether the pool kept the worker (wiped, to be offered again)
+// or not, and why; a worker not kept is terminated by the job's cleanup.
+type ReleaseAnswer struct {
+	Kept   bool   `json:"kept"`
+	Why    string `json:"why,omitempty"`
+	Builds int    `json:"builds,omitempty"`
+	Error  string `json:"error,omitempty"`
+}

@@ -257,7 +257,7 @@ func TestBadInputs(t *testing.T) {
 		edit               func(*runnersim.Job)
 		msg, reason        string
 	}{
-		{name: "settings: unknown key `[paint] colour`", settingsTOML: "\n[paint]\ncolour = \"blue\"\n", msg: "unknown key(s): paint.colour", reason: "runner_system_failure"},
+		{name: "settings: unknown key `[paint] colour`", settingsTOML: "\n[paint]\ncolour = \"blue\"\n", msg: "paint.colour: unknown key", reason: "runner_system_failure"},
 		{name: "settings: table defined twice (`[ssh]`)", settingsTOML: "\n[ssh]\nport = 2222\n", msg: "Key 'ssh' has already been defined", reason: "runner_system_failure"},
 		{name: "settings: impossible combination (`spot_max_price` with on-demand)", settings: func(s *settings.Settings) { s.Instance.SpotMaxPrice = "0.05" },
 			msg: `instance.spot_max_price: is set but instance.market is "on-demand"`, reason: "runner_system_failure"},

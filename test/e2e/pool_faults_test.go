@@ -340,3 +340,127 @@ func TestPoolStartsAStoppedWorkerForAJob(t *testing.T) {
 		", one StartInstances and no RunInstances for it, the stopped pool refilled")
 	p.finish()
 }
+
+// TestPoolReusesAWipedWorkerWithinItsProject runs two jobs of one project on a
+// worker that serves two (each worker has a dockerd of its own, so the wipe and the
+// image cache are the worker's), then a job of another project.
+func TestPoolReusesAWipedWorkerWithinItsProject(t *testing.T) {
+	p := newPool(t, "pool-reuse", 1, func(s *settings.Settings) {
+		s.Pool.MaxBuilds = 2
+		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2}
+		s.Docker.AllowedPullPolicies = []string{settings.PullAlways, settings.PullIfNotPresent}
+	})
+	p.start()
+	p.waitIdle(1)
+	first := baseJob(8401)
+	first.Services = []runnersim.Service{{Name: stack.ServiceImage}}
+	first.Script = []string{"echo first-job-was-here > leftover.txt", "ls leftover.txt"}
+	res := p.job(first)
+	worker := pooledWorker(t, res)
+	contains(t, res.Log, "Job succeeded")
+	contains(t, res.RunnerLog, "Returned worker "+worker+" to the pool, wiped (1 of 2 builds)")
+	assertWiped(t, worker)
+
+	second := baseJob(8402)
+	second.Services = []runnersim.Service{{Name: stack.ServiceImage, PullPolicy: []string{settings.PullIfNotPresent}}}
+	second.Script = []string{"test ! -e leftover.txt && echo no-leftover-from-the-first-job"}
+	res = p.job(second)
+	if got := pooledWorker(t, res); got != worker {
+		t.Errorf("the second job of the project ran on %s, not on the used worker %s", got, worker)
+	}
+	contains(t, res.Log, "Using locally found image "+stack.ServiceImage+" (pull policy if-not-present)", "no-leftover-from-the-first-job", "Job succeeded")
+	contains(t, res.RunnerLog, "Terminating the worker: it served pool.max_builds (2) jobs")
+
+	other := baseJob(8403)
+	other.ProjectID = 8
+	res = p.job(other)
+	if got := pooledWorker(t, res); got == worker {
+		t.Errorf("a job of another project got the used worker %s", worker)
+	}
+	record(t, "fault", "pool.max_builds 2: two jobs of a project, then one of another",
+		"the second found none of the first job's files, containers, volumes or networks and its pulled image; the other project got another worker")
+	p.finish()
+}
+
+// pooledWorker is the instance a job's log says it got from the pool.
+func pooledWorker(t *testing.T, res runnersim.Result) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(res.Log, "Using worker ")
+	if !ok {
+		t.Fatalf("the job did not get a pooled worker:\n%s", res.Log)
+	}
+	id, _, _ := strings.Cut(rest, " ")
+	return id
+}
+
+// assertWiped checks the worker's own dockerd holds no container, volume or user
+// network, and no file of its data holds the job's secrets.
+func assertWiped(t *testing.T, id string) {
+	t.Helper()
+	host := st.Boot.PrivateDockerHost(id)
+	if host == "" {
+		t.Fatalf("worker %s has no dockerd of its own", id)
+	}
+	out, err := exec.Command("docker", "-H", host, "ps", "-aq").CombinedOutput()
+	vols, verr := exec.Command("docker", "-H", host, "volume", "ls", "-q").CombinedOutput()
+	nets, nerr := exec.Command("docker", "-H", host, "network", "ls", "--format", "{{.Name}}").CombinedOutput()
+	if err != nil || verr != nil || nerr != nil {
+		t.Fatalf("inspecting the worker's dockerd: %v %v %v", err, verr, nerr)
+	}
+	userNets := slices.DeleteFunc(strings.Fields(string(nets)), func(n string) bool { return n == "bridge" || n == "host" || n == "none" })
+	if strings.TrimSpace(string(out)+string(vols)) != "" || len(userNets) > 0 {
+		t.Errorf("left on the reused worker: containers %q, volumes %q, networks %v", out, vols, userNets)
+	}
+	scanWrittenFilesFor(t, filepath.Join(st.Dir, "boot", id))
+}
+
+// scanWrittenFilesFor fails for any file under dir that holds a job's secret.
+func scanWrittenFilesFor(t *testing.T, dir string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		for _, s := range secrets[:1] { // the job token; registry passwords are the stack's own
+			if strings.Contains(string(data), s) {
+				t.Errorf("%s on the reused worker still holds the last job's token", path)
+			}
+		}
+		return nil
+	})
+}
+
+// TestAManagerWhoseHeartbeatStopsHasItsWorkersReapedByAnother kills one manager's
+// pool with SIGKILL; another manager's pool must end its workers within
+// reap.manager_timeout (plus one reap.interval).
+func TestAManagerWhoseHeartbeatStopsHasItsWorkersReapedByAnother(t *testing.T) {
+	fast := func(s *settings.Settings) {
+		s.Reap.HeartbeatInterval = settings.Duration{Duration: time.Second}
+		s.Reap.ManagerTimeout = settings.Duration{Duration: 3 * time.Second}
+		s.Reap.Interval = settings.Duration{Duration: time.Second}
+		s.Pool.PrepullImages = nil
+	}
+	dying := newPool(t, "pool-dying", 1, func(s *settings.Settings) { fast(s); s.ManagerID = "stack-dying" })
+	dying.start()
+	dying.waitIdle(1)
+	victim := dying.status().Idle[0]
+	dying.stop(syscall.SIGKILL)
+	killed := time.Now()
+	living := newPool(t, "pool-living", 0, fast)
+	living.start()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		insts, err := st.InstancesByTag(t.Context(), workers.TagManager, "stack-dying")
+		if err == nil && len(insts) == 1 && insts[0].State.Name == "terminated" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead manager's worker %s still runs a minute after its pool died", victim)
+		}
+	}
+	if took := time.Since(killed); took > 3*time.Second+time.Second+10*time.Second {
+		t.Errorf("reaped %s after its manager died, want within reap.manager_timeout (3s) and a reap.interval (1s)", took)
+	}
+	record(t, "fault", "a manager's pool SIGKILLed; another manager's pool runs (reap.manager_timeout 3s)", "its worker terminated within the timeout")
+	living.finish()
+}

@@ -308,6 +308,17 @@ func (b *Booter) PrivateDocker(id string) (daemonJSON []byte, mirrorLog string, 
 	return pd.daemonJSON, string(log), true
 }
 
+// PrivateDockerHost is the Docker host address of a worker booted with its own
+// dockerd, or "" for a worker on the shared one.
+func (b *Booter) PrivateDockerHost(id string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pd := b.docker[id]; pd != nil {
+		return "unix://" + pd.sock
+	}
+	return ""
+}
+
 // Booted returns the instance as moto described it while running, when it booted
 // (moto drops some fields, such as the instance profile, on termination).
 func (b *Booter) Booted(id string) (types.Instance, bool) {

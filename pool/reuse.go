@@ -1,0 +1,75 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// takeBack answers a job's cleanup that gives its worker back: a worker with builds
+// left is wiped (every container, volume and network; images stay) and offered again
+// to jobs within pool.reuse_scope. A worker whose wipe fails is terminated, never
+// offered. Until the wipe is done the records keep it claimed, so a pool that dies
+// meanwhile never offers it, and the job's cleanup, getting no answer, terminates it.
+func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers.ReleaseAnswer {
+	p.mu.Lock()
+	var rec *Worker
+	for _, w := range p.book.Workers {
+		if w.State == workers.PoolClaimed && w.ClaimedBy == req.Job.Key && w.Lease.InstanceID == req.InstanceID {
+			rec = w
+		}
+	}
+	if rec == nil {
+		p.mu.Unlock()
+		return workers.ReleaseAnswer{Why: "the pool holds no claim of this job on " + req.InstanceID}
+	}
+	if rec.Builds+1 >= p.s.Pool.MaxBuilds {
+		delete(p.book.Workers, rec.Key)
+		p.saveLocked()
+		p.mu.Unlock()
+		return workers.ReleaseAnswer{Why: fmt.Sprintf("it served pool.max_builds (%d) jobs", p.s.Pool.MaxBuilds)}
+	}
+	w := *rec
+	p.mu.Unlock()
+	if err := p.wipe(ctx, w); err != nil {
+		p.drop(w.Key)
+		p.terminate(context.WithoutCancel(ctx), w.Lease.InstanceID, ReasonWipe, "its wipe failed: "+err.Error())
+		return workers.ReleaseAnswer{Why: "its wipe failed: " + err.Error()}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rec = p.book.Workers[w.Key]
+	if rec == nil {
+		return workers.ReleaseAnswer{Why: "it is gone"}
+	}
+	rec.State, rec.Since, rec.ClaimedBy, rec.Builds = workers.PoolIdle, p.now(), "", rec.Builds+1
+	p.saveLocked()
+	p.broadcastLocked()
+	return workers.ReleaseAnswer{Kept: true, Builds: rec.Builds}
+}
+
+// wipe removes what the last job left on the worker and tags it the pool's again.
+func (p *Pool) wipe(ctx context.Context, w Worker) error {
+	eng, err := p.fleet.Reach(ctx, w.Lease)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if err := eng.Wipe(ctx); err != nil {
+		return err
+	}
+	tags := p.fleet.ExpiryTags()
+	tags[workers.TagJobKey], tags[workers.TagPoolState] = w.Batch, workers.PoolIdle
+	return p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, tags)
+}
+
+// fits reports whether a worker may serve the claim: its spec, and for a used
+// worker the reuse scope (the same project, unless pool.reuse_scope is "runner").
+func (p *Pool) fits(w *Worker, req workers.ClaimRequest) bool {
+	if !req.Spec.Fits(w.Type, w.Spot, w.RootGiB) {
+		return false
+	}
+	return w.Builds == 0 || p.s.Pool.ReuseScope == settings.ReuseRunner || w.Project == req.Job.ProjectID
+}
