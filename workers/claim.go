@@ -53,8 +53,8 @@ type ClaimAnswer struct {
 	ReadySince time.Time `json:"ready_since,omitzero"`
 	// StartedIn is how long starting a stopped worker for this claim took (0: it was idle).
 	StartedIn time.Duration `json:"started_in,omitempty"`
-	Miss       string    `json:"miss,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	Miss      string        `json:"miss,omitempty"`
+	Error     string        `json:"error,omitempty"`
 }
 
 // errNoPool means the pool is not running or did not answer in time: launch cold.

@@ -55,4 +55,6 @@ func (f *Fleet) Expiry(inst provision.Instance) time.Time { return f.expiry(inst
 func (f *Fleet) Stop(ctx context.Context, ids []string) error { return f.provisioner().Stop(ctx, ids) }
 
 // Resume starts stopped workers with one StartInstances call.
-func (f *Fleet) Resume(ctx context.Context, ids []string) error { return f.provisioner().Resume(ctx, ids) }
+func (f *Fleet) Resume(ctx context.Context, ids []string) error {
+	return f.provisioner().Resume(ctx, ids)
+}
