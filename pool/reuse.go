@@ -52,7 +52,7 @@ func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers
 
 // wipe removes what the last job left on the worker and tags it the pool's again.
 func (p *Pool) wipe(ctx context.Context, w Worker) error {
-	eng, err := p.fleet.Reach(ctx, w.Lease)
+	eng, err := p.fleet.Reconnect(ctx, w.Lease, p.s.SSH.CleanupConnectTimeout.Duration, false)
 	if err != nil {
 		return err
 	}

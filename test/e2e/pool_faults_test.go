@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -463,4 +464,61 @@ func TestAManagerWhoseHeartbeatStopsHasItsWorkersReapedByAnother(t *testing.T) {
 	}
 	record(t, "fault", "a manager's pool SIGKILLed; another manager's pool runs (reap.manager_timeout 3s)", "its worker terminated within the timeout")
 	living.finish()
+}
+
+// TestPoolKilledAroundStopAndStartFaults: the pool killed as StopInstances answers
+// (before it hears the answer), a stopped worker EC2 cannot start again, and a
+// reused worker whose wipe fails.
+func TestPoolStopStartAndWipeFaults(t *testing.T) {
+	p := newPool(t, "pool-stop-faults", 0, func(s *settings.Settings) {
+		s.Pool.StoppedCount = 1
+		s.Pool.PrepullImages = nil
+	})
+	p.poolProxy.OnAnswered(func(action string) {
+		if action == "StopInstances" {
+			_ = p.cmd.Process.Kill()
+		}
+	})
+	p.start()
+	_ = p.cmd.Wait()
+	p.poolProxy.OnAnswered(nil)
+	p.start()
+	p.waitState(workers.PoolStopped, 1)
+	if runs := p.poolProxy.Counts()["RunInstances"]; runs != 1 || poolInstances(t) != 1 {
+		t.Errorf("after the restart: RunInstances %d, pool instances %d, want 1 and 1", runs, poolInstances(t))
+	}
+	record(t, "fault", "pool SIGKILLed as StopInstances answers, restarted", "the worker kept as stopped, none launched again")
+
+	p.poolProxy.SetFault(failN(1, "StartInstances", http.StatusInternalServerError, "InsufficientInstanceCapacity"))
+	job := baseJob(8501)
+	res := p.job(job)
+	p.poolProxy.SetFault(nil)
+	msg := "did not start"
+	contains(t, res.Log, "The warm pool has no idle worker for this job (the stopped worker i-", msg, "launching a fresh worker", "Job succeeded")
+	record(t, "fault", "a stopped worker EC2 cannot start (`InsufficientInstanceCapacity` on StartInstances)",
+		saw(res, "")+", the stopped worker terminated, the job launched cold")
+	p.finish()
+}
+
+func TestPoolNeverOffersAWorkerWhoseWipeFailed(t *testing.T) {
+	p := newPool(t, "pool-wipe-fails", 1, func(s *settings.Settings) {
+		s.Pool.MaxBuilds = 3
+		s.Pool.PrepullImages = nil
+		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2}
+	})
+	p.start()
+	p.waitIdle(1)
+	job := baseJob(8502)
+	job.Script = []string{"echo started", "sleep 8502"}
+	duringScript(t, "8502", "sleep 8502", func(id string) { st.Boot.StopDockerd(id) })
+	res := p.job(job)
+	worker := pooledWorker(t, res)
+	contains(t, res.RunnerLog, "Terminating the worker: its wipe failed")
+	for _, id := range p.status().Idle {
+		if id == worker {
+			t.Errorf("the worker whose wipe failed, %s, is offered again", id)
+		}
+	}
+	record(t, "fault", "the wipe of a reused worker fails (its Docker daemon died)", "the worker terminated, never offered again")
+	p.finish()
 }
