@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke
+.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke install
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
@@ -26,6 +26,24 @@ reliability: ## rerun the end-to-end suite and rewrite docs/reliability.md from 
 
 demo: build ## bring the stack up, run a sample job and a failing one, stop the stack
 	$(GO) run ./test/demo $(BIN)/ec2-executor
+
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+RUNNER_USER ?= gitlab-runner
+UNITS       := ec2-executor-pool.service ec2-executor-reap.service ec2-executor-reap.timer
+
+install: build ## the binary, an example settings file (never over an existing one), the state directory and the systemd units
+	install -D -m 0755 $(BIN)/ec2-executor $(DESTDIR)$(PREFIX)/bin/ec2-executor
+	install -d -m 0755 $(DESTDIR)/etc/ec2-executor $(DESTDIR)/etc/systemd/system
+	test -e $(DESTDIR)/etc/ec2-executor/config.toml || install -m 0640 examples/driver-config.toml $(DESTDIR)/etc/ec2-executor/config.toml
+	install -d -m 0700 $(DESTDIR)/var/lib/ec2-executor
+	for u in $(UNITS); do \
+	  sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|' -e 's|^User=gitlab-runner|User=$(RUNNER_USER)|' -e 's|^Group=gitlab-runner|Group=$(RUNNER_USER)|' \
+	    examples/systemd/$$u > $(DESTDIR)/etc/systemd/system/$$u && chmod 0644 $(DESTDIR)/etc/systemd/system/$$u || exit 1; \
+	done
+	@if id -u $(RUNNER_USER) >/dev/null 2>&1; then \
+	  chown $(RUNNER_USER):$$(id -gn $(RUNNER_USER)) $(DESTDIR)/var/lib/ec2-executor && chgrp $$(id -gn $(RUNNER_USER)) $(DESTDIR)/etc/ec2-executor/config.toml; \
+	else echo "note: user $(RUNNER_USER) does not exist: chown $(DESTDIR)/var/lib/ec2-executor to the user gitlab-runner runs as"; fi
 
 bench: build ## job start, cold against pooled, on the local stack; rewrites docs/performance.md (about 5 minutes)
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md

@@ -3,6 +3,8 @@ package examples
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -137,5 +139,40 @@ func TestPoolUnitRunsThePoolAsTheRunnersUser(t *testing.T) {
 		if !strings.Contains(unit, want) {
 			t.Errorf("the pool unit lacks %q", want)
 		}
+	}
+}
+
+// TestMakeInstallPutsEverythingInPlace runs `make install` into a scratch DESTDIR and
+// checks what an operator relies on: the modes, the units, and that a second install
+// never overwrites the settings file.
+func TestMakeInstallPutsEverythingInPlace(t *testing.T) {
+	dest := t.TempDir()
+	install := func() {
+		cmd := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/opt/ec2x", "RUNNER_USER=nobody")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make install: %v\n%s", err, out)
+		}
+	}
+	install()
+	for path, mode := range map[string]os.FileMode{"opt/ec2x/bin/ec2-executor": 0o755, "etc/ec2-executor/config.toml": 0o640,
+		"var/lib/ec2-executor": 0o700 | os.ModeDir, "etc/systemd/system/ec2-executor-pool.service": 0o644,
+		"etc/systemd/system/ec2-executor-reap.timer": 0o644} {
+		fi, err := os.Stat(filepath.Join(dest, path))
+		if err != nil || fi.Mode() != mode {
+			t.Errorf("%s: %v %v, want %v", path, fi.Mode(), err, mode)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/ec2-executor-reap.service"))
+	if !strings.Contains(string(unit), "ExecStart=/opt/ec2x/bin/ec2-executor --config /etc/ec2-executor/config.toml reap --all-managers") ||
+		!strings.Contains(string(unit), "User=nobody") {
+		t.Errorf("reap unit:\n%s", unit)
+	}
+	mine := filepath.Join(dest, "etc/ec2-executor/config.toml")
+	if err := os.WriteFile(mine, []byte("manager_id = \"mine\"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	install()
+	if b, _ := os.ReadFile(mine); string(b) != "manager_id = \"mine\"\n" {
+		t.Errorf("a second install overwrote the settings:\n%s", b)
 	}
 }
