@@ -137,6 +137,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 					return d.Reap(c.Context, workers.ReapOptions{DryRun: c.Bool("dry-run"), AllManagers: c.Bool("all-managers")}, stdout)
 				})},
 			poolCommand(func(c *cli.Context) (settings.Settings, error) { err := load(c); return set, err }, func() hclog.Logger { return log }, stdout),
+			migrateCommand(func() hclog.Logger { return log }, stdout),
 			{Name: "version", Usage: "print the version, commit and Go version (as --version does)", Action: func(c *cli.Context) error {
 				fmt.Fprintln(stdout, versionLine())
 				return nil

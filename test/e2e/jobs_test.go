@@ -124,7 +124,7 @@ func TestConfigWithABrokenSettingsFileFailsBeforeAnyEC2Call(t *testing.T) {
 	if res.FailureReason != "runner_system_failure" {
 		t.Fatalf("got %s/%s, want a system failure", res.Status, res.FailureReason)
 	}
-	contains(t, res.Log, "unknown key(s): paint.colour")
+	contains(t, res.Log, "paint.colour: unknown key")
 	for _, c := range res.Calls {
 		if c.Stage == "config" && c.ExitCode != 2 {
 			t.Errorf("config exited %d, want 2 (system failure)", c.ExitCode)

@@ -1,0 +1,80 @@
+package migrate
+
+import (
+	"strings"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+// machine maps [runners.machine]'s own keys (besides MachineOptions) onto the pool.
+func (m *migration) machine(s *settings.Settings, v runnerView) {
+	for _, key := range sortedKeys(v.machine) {
+		val := v.machine[key]
+		switch key {
+		case "MachineDriver", "MachineOptions":
+		case "IdleCount":
+			n, _ := integer(val)
+			s.Pool.IdleCount = n
+			m.report.add(v.name, key, Changed, "pool.idle_count: run `ec2-executor pool` as a service (docs/pool.md) to keep them")
+		case "IdleTime":
+			n, _ := integer(val)
+			s.Pool.IdleTime = settings.Duration{Duration: time.Duration(n) * time.Second}
+			m.report.add(v.name, key, Mapped, "pool.idle_time")
+		case "MaxBuilds":
+			n, _ := integer(val)
+			s.Pool.MaxBuilds = max(n, 1)
+			m.report.add(v.name, key, Changed, "pool.max_builds: a worker is wiped between jobs and reused within one project (pool.reuse_scope = \"runner\" shares it across projects, as docker+machine did)")
+		case "MachineName":
+			m.report.add(v.name, key, Changed, "workers are named by their job (the Name tag) and tagged with it")
+		case "autoscaling":
+			m.autoscaling(s, v)
+		case "MaxGrowthRate":
+			m.report.add(v.name, key, Changed, "pool.launches_per_second paces the pool's launches below EC2's limits")
+		default:
+			m.report.add(v.name, key, NotSupported, "ec2-executor has no counterpart: see docs/migrating.md")
+		}
+	}
+	if limit, ok := integer(v.raw["limit"]); ok && limit > 0 {
+		s.Pool.MaxInstances = limit + max(s.Pool.IdleCount, maxScheduledIdle(s))
+		m.report.add(v.name, "limit", Changed, "kept in the runner config, and pool.max_instances = limit plus the most idle workers")
+	}
+}
+
+// autoscaling maps [[runners.machine.autoscaling]] periods onto [[pool.schedule]].
+func (m *migration) autoscaling(s *settings.Settings, v runnerView) {
+	periods, _ := v.machine["autoscaling"].([]map[string]any)
+	for _, p := range periods {
+		e := settings.PoolSchedule{Timezone: str(p["Timezone"])}
+		if e.Timezone == "" {
+			e.Timezone = "UTC"
+		}
+		e.IdleCount, _ = integer(p["IdleCount"])
+		if n, ok := integer(p["IdleTime"]); ok {
+			e.IdleTime = settings.Duration{Duration: time.Duration(n) * time.Second}
+		}
+		for _, period := range stringList(p["Periods"]) {
+			e.Periods = append(e.Periods, cron6(period))
+		}
+		s.Pool.Schedule = append(s.Pool.Schedule, e)
+	}
+	m.report.add(v.name, "autoscaling", Changed, "[[pool.schedule]] entries; docker+machine's seven-field periods lose their year field")
+}
+
+// cron6 drops the year field of docker+machine's seven-field periods (seconds
+// minutes hours day-of-month month day-of-week year).
+func cron6(p string) string {
+	f := strings.Fields(p)
+	if len(f) == 7 && f[6] == "*" {
+		return strings.Join(f[:6], " ")
+	}
+	return p
+}
+
+func maxScheduledIdle(s *settings.Settings) int {
+	n := 0
+	for _, e := range s.Pool.Schedule {
+		n = max(n, e.IdleCount)
+	}
+	return n
+}

@@ -1,0 +1,147 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ec2-executor/ec2-executor/settings"
+)
+
+// Options say what to migrate and where to.
+type Options struct {
+	RunnerConfig string // gitlab-runner's config.toml, read only
+	Runner       string // only this [[runners]] name; empty for every docker+machine one
+	Out          string // directory for config.toml and one <runner>.toml per runner
+	// SettingsDir is where the settings files will live on the manager: the runner
+	// config's --config arguments point there.
+	SettingsDir string
+	// Binary is the path of ec2-executor on the manager.
+	Binary  string
+	Resolve GroupResolver
+}
+
+type migration struct {
+	report  Report
+	resolve GroupResolver
+}
+
+// Run migrates and returns what became of every option. It writes nothing when no
+// runner qualifies.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	var doc map[string]any
+	if _, err := toml.DecodeFile(o.RunnerConfig, &doc); err != nil {
+		return nil, fmt.Errorf("reading the runner config %s: %w", o.RunnerConfig, err)
+	}
+	runners, _ := doc["runners"].([]map[string]any)
+	m := &migration{resolve: o.Resolve}
+	files := map[string][]byte{}
+	for i, raw := range runners {
+		v := viewOf(raw)
+		if o.Runner != "" && v.name != o.Runner || !v.isAmazonMachine() {
+			continue
+		}
+		s := m.settings(ctx, v)
+		body, err := encodeSettings(v.name, s)
+		if err != nil {
+			return nil, err
+		}
+		file := slug(v.name) + ".toml"
+		files[file] = body
+		runners[i] = customRunner(raw, o.Binary, filepath.Join(o.SettingsDir, file))
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s has no runner with executor \"docker+machine\" and MachineDriver \"amazonec2\"%s", o.RunnerConfig, named(o.Runner))
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# gitlab-runner config written by `ec2-executor migrate` from " + o.RunnerConfig + ".\n")
+	if err := toml.NewEncoder(&buf).Encode(doc); err != nil {
+		return nil, err
+	}
+	files["config.toml"] = buf.Bytes()
+	return &m.report, write(o.Out, files)
+}
+
+func named(runner string) string {
+	if runner == "" {
+		return ""
+	}
+	return " named " + runner
+}
+
+// settings builds one runner's ec2-executor settings.
+func (m *migration) settings(ctx context.Context, v runnerView) settings.Settings {
+	s := settings.Default()
+	s.ManagerID = slug(v.name)
+	s.Instance.AMIParameter = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" // replaced by amazonec2-ami
+	s.Instance.Types = []string{"t3.medium"}
+	m.machineOptions(ctx, &s, v)
+	m.machine(&s, v)
+	m.docker(&s, v)
+	return s
+}
+
+func encodeSettings(runner string, s settings.Settings) ([]byte, error) {
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# ec2-executor settings for runner %q, written by `ec2-executor migrate`.\n", runner)
+	buf.WriteString("# Check every line it printed; `ec2-executor validate --config <this file>` checks the rest.\n")
+	if err := toml.NewEncoder(&buf).Encode(s); err != nil {
+		return nil, fmt.Errorf("writing settings for runner %s: %w", runner, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// customRunner is the runner entry with the custom executor calling ec2-executor in
+// place of docker+machine; every other key is kept as it was.
+func customRunner(raw map[string]any, binary, settingsPath string) map[string]any {
+	out := map[string]any{}
+	for k, v := range raw {
+		if k != "machine" && k != "docker" {
+			out[k] = v
+		}
+	}
+	out["executor"] = "custom"
+	if out["builds_dir"] == nil {
+		out["builds_dir"] = "/builds"
+	}
+	if out["cache_dir"] == nil {
+		out["cache_dir"] = "/cache"
+	}
+	custom := map[string]any{"graceful_kill_timeout": int64(30)}
+	for _, stage := range []string{"config", "prepare", "run", "cleanup"} {
+		custom[stage+"_exec"] = binary
+		custom[stage+"_args"] = []string{"--config", settingsPath, stage}
+	}
+	out["custom"] = custom
+	return out
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// slug makes a runner name a file name and a manager id.
+func slug(name string) string {
+	s := strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if s == "" {
+		return "runner"
+	}
+	return s
+}
+
+// write puts the files in dir, 0600 (a runner config holds its token).
+func write(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
