@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -10,7 +12,7 @@ import (
 // docker maps [runners.docker] onto the job's containers.
 func (m *migration) docker(s *settings.Settings, v runnerView) {
 	d := &s.Docker
-	for _, key := range sortedKeys(v.docker) {
+	for _, key := range slices.Sorted(maps.Keys(v.docker)) {
 		val := v.docker[key]
 		mapped := true
 		switch key {

@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -9,7 +11,7 @@ import (
 
 // machine maps [runners.machine]'s own keys (besides MachineOptions) onto the pool.
 func (m *migration) machine(s *settings.Settings, v runnerView) {
-	for _, key := range sortedKeys(v.machine) {
+	for _, key := range slices.Sorted(maps.Keys(v.machine)) {
 		val := v.machine[key]
 		switch key {
 		case "MachineDriver", "MachineOptions":

@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -76,13 +75,4 @@ func stringList(v any) []string {
 		out = append(out, str(x))
 	}
 	return out
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -33,65 +33,41 @@ func newPaced(api provision.EC2API, m *metrics, launchesPerSecond float64) *pace
 		images: rate.NewLimiter(2, 5)}
 }
 
-func (p *paced) RunInstances(ctx context.Context, in *ec2.RunInstancesInput, o ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
-	if err := p.run.Wait(ctx); err != nil {
-		return nil, err
+// do waits on limiter, makes the call and counts it under action.
+func do[Out any](ctx context.Context, p *paced, limiter *rate.Limiter, action string, call func() (Out, error)) (Out, error) {
+	if err := limiter.Wait(ctx); err != nil {
+		var zero Out
+		return zero, err
 	}
-	out, err := p.api.RunInstances(ctx, in, o...)
-	p.m.call("RunInstances", err)
+	out, err := call()
+	p.m.call(action, err)
 	return out, err
+}
+
+func (p *paced) RunInstances(ctx context.Context, in *ec2.RunInstancesInput, o ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	return do(ctx, p, p.run, "RunInstances", func() (*ec2.RunInstancesOutput, error) { return p.api.RunInstances(ctx, in, o...) })
 }
 
 func (p *paced) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, o ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
-	if err := p.read.Wait(ctx); err != nil {
-		return nil, err
-	}
-	out, err := p.api.DescribeInstances(ctx, in, o...)
-	p.m.call("DescribeInstances", err)
-	return out, err
+	return do(ctx, p, p.read, "DescribeInstances", func() (*ec2.DescribeInstancesOutput, error) { return p.api.DescribeInstances(ctx, in, o...) })
 }
 
 func (p *paced) DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, o ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
-	if err := p.images.Wait(ctx); err != nil {
-		return nil, err
-	}
-	out, err := p.api.DescribeImages(ctx, in, o...)
-	p.m.call("DescribeImages", err)
-	return out, err
+	return do(ctx, p, p.images, "DescribeImages", func() (*ec2.DescribeImagesOutput, error) { return p.api.DescribeImages(ctx, in, o...) })
 }
 
 func (p *paced) TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, o ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
-	if err := p.mutate.Wait(ctx); err != nil {
-		return nil, err
-	}
-	out, err := p.api.TerminateInstances(ctx, in, o...)
-	p.m.call("TerminateInstances", err)
-	return out, err
+	return do(ctx, p, p.mutate, "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) { return p.api.TerminateInstances(ctx, in, o...) })
 }
 
 func (p *paced) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, o ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error) {
-	if err := p.mutate.Wait(ctx); err != nil {
-		return nil, err
-	}
-	out, err := p.api.CreateTags(ctx, in, o...)
-	p.m.call("CreateTags", err)
-	return out, err
+	return do(ctx, p, p.mutate, "CreateTags", func() (*ec2.CreateTagsOutput, error) { return p.api.CreateTags(ctx, in, o...) })
 }
 
 func (p *paced) StopInstances(ctx context.Context, in *ec2.StopInstancesInput, o ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error) {
-	if err := p.mutate.Wait(ctx); err != nil {
-		return nil, err
-	}
-	out, err := p.api.StopInstances(ctx, in, o...)
-	p.m.call("StopInstances", err)
-	return out, err
+	return do(ctx, p, p.mutate, "StopInstances", func() (*ec2.StopInstancesOutput, error) { return p.api.StopInstances(ctx, in, o...) })
 }
 
 func (p *paced) StartInstances(ctx context.Context, in *ec2.StartInstancesInput, o ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error) {
-	if err := p.mutate.Wait(ctx); err != nil {
-		return nil, err
-	}
-	out, err := p.api.StartInstances(ctx, in, o...)
-	p.m.call("StartInstances", err)
-	return out, err
+	return do(ctx, p, p.mutate, "StartInstances", func() (*ec2.StartInstancesOutput, error) { return p.api.StartInstances(ctx, in, o...) })
 }

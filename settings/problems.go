@@ -3,6 +3,8 @@ package settings
 import (
 	"bytes"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,7 +21,7 @@ func decodeProblems(doc string) []string {
 		return nil
 	}
 	var problems []string
-	for _, k := range sortedKeys(raw) {
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		problems = append(problems, entryProblems([]string{k}, raw[k])...)
 	}
 	return problems
@@ -34,7 +36,7 @@ func entryProblems(path []string, v any) []string {
 	}
 	if table, ok := v.(map[string]any); ok && len(table) > 0 {
 		var out []string
-		for _, k := range sortedKeys(table) {
+		for _, k := range slices.Sorted(maps.Keys(table)) {
 			out = append(out, entryProblems(append(path[:len(path):len(path)], k), table[k])...)
 		}
 		if len(out) > 0 {
@@ -123,13 +125,4 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
