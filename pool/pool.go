@@ -142,20 +142,25 @@ func (p *Pool) reconcile(found []provision.Instance) tickPlan {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var plan tickPlan
-	byID, bySlot := map[string]provision.Instance{}, map[string]provision.Instance{}
+	byID, bySlot, batches := map[string]provision.Instance{}, map[string]provision.Instance{}, map[string]bool{}
 	for _, in := range found {
 		byID[in.ID], bySlot[slot(in.Tags[workers.TagJobKey], in.LaunchIndex)] = in, in
+		batches[in.Tags[workers.TagJobKey]] = true
 	}
 	known := map[string]bool{}
 	now := p.now()
 	for key, w := range p.book.Workers {
 		if w.Lease.InstanceID == "" {
-			if in, ok := bySlot[slot(w.Batch, w.Index)]; ok && in.Tags[workers.TagPoolState] != "" {
+			in, ok := bySlot[slot(w.Batch, w.Index)]
+			switch {
+			case ok && in.Tags[workers.TagPoolState] != "":
 				w.Lease.InstanceID = in.ID // launched just before an earlier run died
-			} else {
-				if now.Sub(w.Since) > neverLaunched {
-					delete(p.book.Workers, key)
-				}
+			case batches[w.Batch] || now.Sub(w.Since) > neverLaunched:
+				// Its batch's call is done (EC2 shows the batch) and launched fewer, or
+				// nothing showed up in time: these keys have no instance.
+				delete(p.book.Workers, key)
+				continue
+			default:
 				continue
 			}
 		}

@@ -265,3 +265,23 @@ func TestAUsedWorkerGoesOnlyToItsProjectAndFirst(t *testing.T) {
 		t.Fatalf("with reuse_scope runner another project got %+v", w)
 	}
 }
+
+// TestSlotsABatchDidNotFillAreForgotten: a pool killed before it heard RunInstances'
+// answer for a batch of 3, of which EC2 launched 1, adopts that one and forgets the
+// other two slots at once (their keys have no instance).
+func TestSlotsABatchDidNotFillAreForgotten(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	id := launched(t, f, map[string]string{workers.TagJobKey: "pool-b", workers.TagPoolState: workers.PoolBooting})
+	for i := range 3 {
+		p.book.Workers[slot("pool-b", i)] = &Worker{Key: slot("pool-b", i), Batch: "pool-b", Index: i, State: workers.PoolBooting, Since: now}
+	}
+	found, err := p.fleet.Own(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.reconcile(found)
+	if len(p.book.Workers) != 1 || p.book.Workers[slot("pool-b", 0)].Lease.InstanceID != id {
+		t.Fatalf("records after the restart: %+v", p.book.Workers)
+	}
+}

@@ -163,6 +163,9 @@ func NewProxy() *Proxy {
 		if fault != nil && fault(action, form, w) {
 			return
 		}
+		if action == "RunInstances" {
+			launchAsManyAsAsked(r, form)
+		}
 		ctx := context.WithValue(r.Context(), actionKey{}, action)
 		if e := p.tokens.claim(action, form); e != nil {
 			defer e.mu.Unlock()
@@ -187,6 +190,21 @@ func EC2Error(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>`, code, message)
+}
+
+// launchAsManyAsAsked makes moto launch MaxCount instances, as EC2 does when it has
+// the capacity: moto launches MinCount. The client token still sees the request as
+// sent (it is read before).
+func launchAsManyAsAsked(r *http.Request, form url.Values) {
+	most, err := strconv.Atoi(form.Get("MaxCount"))
+	if err != nil || form.Get("MinCount") == form.Get("MaxCount") || most < 1 {
+		return
+	}
+	edited := maps.Clone(form)
+	edited.Set("MinCount", strconv.Itoa(most))
+	body := edited.Encode()
+	r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
+	r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 }
 
 // dropConnection closes the client's connection without writing a response.
