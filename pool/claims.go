@@ -28,7 +28,9 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 	waited := false
 	for {
 		a, result, changed := p.tryClaim(req)
-		if result == claimStart { // a stopped worker is started for it
+		if result == claimStart { // a stopped worker is started for it: the job waits
+			waiting("starting stopped worker " + a.stopped.Lease.InstanceID)
+			waited = true
 			a, result = p.startFor(ctx, *a.stopped)
 		}
 		if result == "" && !waited {
