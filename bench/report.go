@@ -88,7 +88,7 @@ func pooledStarts(ctx context.Context, s *stack.Stack, binary, dir string, runs 
 		if err != nil {
 			return out, err
 		}
-		fmt.Fprintf(os.Stderr, "bench: pooled job %d: %s\n", i+1, d.Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "bench: %s, job %d: %s\n", out.name, i+1, d.Round(time.Millisecond))
 		out.runs = append(out.runs, d)
 	}
 	return out, nil
