@@ -183,3 +183,36 @@ func assertCustomRunner(t *testing.T, path, runner, settingsPath string) {
 	}
 	t.Errorf("runner %s missing from %s", runner, path)
 }
+
+func TestTwoMachineRunnersInOneFile(t *testing.T) {
+	r, out := run(t, "testdata/two-machine-runners.toml", "", nil)
+	got := lines(r)
+	for _, w := range []string{"small: amazonec2-region: mapped", "large: amazonec2-volume-type: mapped", "large: docker.memory: mapped",
+		"large: autoscaling: mapped with a change"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("report lacks %q:\n%s", w, got)
+		}
+	}
+	small, err := settings.LoadValid(filepath.Join(out, "small.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := settings.LoadValid(filepath.Join(out, "large.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small.ManagerID == large.ManagerID || small.Pool.IdleCount != 2 || small.Pool.MaxInstances != 12 || large.Pool.MaxInstances != 24 ||
+		large.Pool.Schedule[0].Timezone != "Europe/Berlin" || large.Instance.RootVolume.Type != "gp3" || large.Docker.Memory != "8g" {
+		t.Errorf("small %+v\nlarge %+v", small.Pool, large.Pool)
+	}
+	assertCustomRunner(t, filepath.Join(out, "config.toml"), "small", "/etc/ec2-executor/small.toml")
+	assertCustomRunner(t, filepath.Join(out, "config.toml"), "large", "/etc/ec2-executor/large.toml")
+
+	r, out = run(t, "testdata/two-machine-runners.toml", "large", nil)
+	if strings.Contains(lines(r), "small:") {
+		t.Errorf("--runner large touched small:\n%s", lines(r))
+	}
+	if _, err := os.Stat(filepath.Join(out, "small.toml")); err == nil {
+		t.Error("--runner large wrote settings for small")
+	}
+}
