@@ -7,12 +7,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke install
+.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke install release release-check
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
 
-test: lint e2e bench-smoke ## every test: end to end on the local stack (which installs its packages), then unit
+test: lint e2e bench-smoke release-check ## every test: end to end on the local stack (which installs its packages), then unit
 	EC2X_REQUIRE_CLOUD_INIT=1 $(GO) test -count=1 ./...
 
 unit: ## offline unit tests, no AWS, Docker or network
@@ -44,6 +44,19 @@ install: build ## the binary, an example settings file (never over an existing o
 	@if id -u $(RUNNER_USER) >/dev/null 2>&1; then \
 	  chown $(RUNNER_USER):$$(id -gn $(RUNNER_USER)) $(DESTDIR)/var/lib/ec2-executor && chgrp $$(id -gn $(RUNNER_USER)) $(DESTDIR)/etc/ec2-executor/config.toml; \
 	else echo "note: user $(RUNNER_USER) does not exist: chown $(DESTDIR)/var/lib/ec2-executor to the user gitlab-runner runs as"; fi
+
+DIST ?= $(CURDIR)/dist
+
+release: ## static, reproducible binaries for linux/amd64 and arm64, .deb and .rpm packages and SHA256SUMS in dist/
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	for arch in amd64 arm64; do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid= $(LDFLAGS)" \
+	    -o $(DIST)/ec2-executor-linux-$$arch ./cmd/ec2-executor || exit 1; \
+	done
+	$(GO) run ./release -version $(VERSION) -dist $(DIST) -mtime $$(git log -1 --format=%ct 2>/dev/null || echo 0)
+
+release-check: ## build the release twice (same bytes), install the .deb here, run it, remove it, nothing left
+	bash test/release/check.sh
 
 bench: build ## job start, cold against pooled, on the local stack; rewrites docs/performance.md (about 5 minutes)
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md

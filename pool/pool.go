@@ -24,6 +24,10 @@ import (
 // before the pool forgets it.
 const neverLaunched = 5 * time.Minute
 
+// restopAfter is how long a worker recorded as stopped may still run before the pool
+// stops it again (its first StopInstances was lost with a pool that died).
+const restopAfter = 30 * time.Second
+
 // Pool keeps workers ready and serves claims. One mutex guards the records; no EC2 or
 // SSH call is made while holding it.
 type Pool struct {
@@ -207,7 +211,9 @@ func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.T
 			plan.claimed = append(plan.claimed, *w)
 		}
 	case workers.PoolStopped:
-		if in.State == "running" || in.State == "pending" {
+		// Still running well after it was recorded stopped: the StopInstances call was
+		// lost (the pool died before making it). A fresh record's call is in flight.
+		if (in.State == "running" || in.State == "pending") && now.Sub(w.Since) > restopAfter {
 			plan.stop = append(plan.stop, in.ID)
 		}
 	case workers.PoolStarting:

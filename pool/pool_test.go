@@ -285,3 +285,22 @@ func TestSlotsABatchDidNotFillAreForgotten(t *testing.T) {
 		t.Fatalf("records after the restart: %+v", p.book.Workers)
 	}
 }
+
+// TestAStopLostWithThePoolIsMadeAgain: a worker recorded as stopped that still runs
+// is stopped again, once its first call had time to take effect.
+func TestAStopLostWithThePoolIsMadeAgain(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	id := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
+	w := &Worker{Key: "pool-s-0", Batch: "pool-s", State: workers.PoolStopped, Type: "t3.micro", Since: now, Lease: workers.Lease{InstanceID: id}}
+	p.book.Workers[w.Key] = w
+	found, _ := p.fleet.Own(t.Context())
+	if plan := p.reconcile(found); len(plan.stop) != 0 {
+		t.Fatalf("stopped again while its first call may be in flight: %v", plan.stop)
+	}
+	w.Since = now.Add(-time.Minute)
+	found, _ = p.fleet.Own(t.Context())
+	if plan := p.reconcile(found); len(plan.stop) != 1 || plan.stop[0] != id {
+		t.Fatalf("a lost stop is not made again: %v", plan.stop)
+	}
+}

@@ -82,7 +82,7 @@ func TestPoolThirtyClaimsAtOnceGetThirtyWorkers(t *testing.T) {
 	if n != 30 || !ok {
 		t.Errorf("30 claims got %d distinct workers (no worker twice: %v): %v", n, ok, got)
 	}
-	record(t, "fault", "30 claims at once on a pool of 30", fmt.Sprintf("%d distinct workers, none handed out twice", n))
+	p.note("fault", "30 claims at once on a pool of 30", fmt.Sprintf("%d distinct workers, none handed out twice", n))
 	endClaimed(t, got)
 	p.finish()
 }
@@ -108,7 +108,7 @@ func TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing(t *testing.T) {
 	if n := poolInstances(t); n != 3 {
 		t.Errorf("%d pool instances running, want 3", n)
 	}
-	record(t, "fault", "pool SIGKILLed between RunInstances (one call for 3 workers) and saving their ids, restarted", "the 3 launched workers adopted by batch and launch index, no other RunInstances")
+	p.note("fault", "pool SIGKILLed between RunInstances (one call for 3 workers) and saving their ids, restarted", "the 3 launched workers adopted by batch and launch index, no other RunInstances")
 
 	var killed atomic.Bool
 	p.poolProxy.OnAnswered(func(action string) {
@@ -132,7 +132,7 @@ func TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing(t *testing.T) {
 	if _, ok := distinct(all); !ok {
 		t.Errorf("a worker was handed out twice across the crash: %v then %v", got, more)
 	}
-	record(t, "fault", "pool SIGKILLed while answering claims, restarted", "no worker handed out twice, none lost")
+	p.note("fault", "pool SIGKILLed while answering claims, restarted", "no worker handed out twice, none lost")
 	endClaimed(t, all)
 	p.waitIdle(3)
 	p.stop(syscall.SIGTERM)
@@ -142,7 +142,7 @@ func TestPoolKilledWhileFillingAndMidClaimLosesAndDoublesNothing(t *testing.T) {
 	if now := p.poolProxy.Counts()["RunInstances"]; now != runs {
 		t.Errorf("the pool restarted after SIGTERM launched %d workers instead of adopting its idle ones", now-runs)
 	}
-	record(t, "fault", "pool stopped with SIGTERM, restarted", "idle workers adopted after an SSH check, no RunInstances")
+	p.note("fault", "pool stopped with SIGTERM, restarted", "idle workers adopted after an SSH check, no RunInstances")
 	p.finish()
 }
 
@@ -187,13 +187,13 @@ func TestPoolCapIdleTimeAndForeignPeers(t *testing.T) {
 	if res.FailureReason != "runner_system_failure" || res1 != "success" {
 		t.Errorf("at the cap: first job %s, second %s (%s)", res1, res.Status, res.FailureReason)
 	}
-	record(t, "fault", "a claim at pool.max_instances (1) for longer than pool.claim_timeout (2s)", saw(res, "no worker within pool.claim_timeout (2s): "+msg))
+	p.note("fault", "a claim at pool.max_instances (1) for longer than pool.claim_timeout (2s)", saw(res, "no worker within pool.claim_timeout (2s): "+msg))
 
 	refused := claimAsNobody(t, p)
 	if !strings.Contains(refused, "uid 65534") || strings.Contains(refused, "PRIVATE KEY") {
 		t.Errorf("a foreign peer got %q", refused)
 	}
-	record(t, "bad input", "a claim from a user other than root, the pool's and pool.socket_group (socket mode 0666)", "refused: \"uid 65534 (pid …) may not claim workers\", no key")
+	p.note("bad input", "a claim from a user other than root, the pool's and pool.socket_group (socket mode 0666)", "refused: \"uid 65534 (pid …) may not claim workers\", no key")
 
 	p.stop(syscall.SIGTERM)
 	p.waitIdleGone(t)
@@ -231,7 +231,7 @@ func (p *poolSetup) waitIdleGone(t *testing.T) {
 	})
 	p.start(cfg)
 	waitMetrics(t, p.metrics, `ec2x_pool_terminated_total{reason="idle_time"} 1`, `ec2x_pool_workers{state="idle"} 0`)
-	record(t, "fault", "an idle worker beyond pool.idle_count past pool.idle_time (1s)", "terminated, counted as idle_time")
+	p.note("fault", "an idle worker beyond pool.idle_count past pool.idle_time (1s)", "terminated, counted as idle_time")
 }
 
 // TestPoolAPIBudgetForTwentyJobs fills a pool of 20, serves 20 jobs at once and
@@ -291,7 +291,7 @@ func TestPoolAPIBudgetForTwentyJobs(t *testing.T) {
 	if polls := int(elapsed / (200 * time.Millisecond)); counts["DescribeInstances"] > polls+n {
 		t.Errorf("DescribeInstances %d in %s: more than one per poll", counts["DescribeInstances"], elapsed.Round(time.Second))
 	}
-	record(t, "fault", "a pool of 20: fill, 20 jobs at once, refill", fmt.Sprintf("%d of %d jobs on pooled workers, no EC2 call on any job's prepare, fewer RunInstances calls than workers launched",
+	p.note("fault", "a pool of 20: fill, 20 jobs at once, refill", fmt.Sprintf("%d of %d jobs on pooled workers, no EC2 call on any job's prepare, fewer RunInstances calls than workers launched",
 		hits, n))
 	p.finish()
 }
@@ -337,7 +337,7 @@ func TestPoolStartsAStoppedWorkerForAJob(t *testing.T) {
 	if counts["StartInstances"] != 1 || counts["RunInstances"] != runs+1 || counts["StopInstances"] != 2 {
 		t.Errorf("pool calls %v: want 1 StartInstances for the job, and 1 RunInstances and 1 StopInstances for the refill", counts)
 	}
-	record(t, "fault", "a job on a pool of 0 idle and 1 stopped worker", saw(res, "Started stopped worker i-… in …")+
+	p.note("fault", "a job on a pool of 0 idle and 1 stopped worker", saw(res, "Started stopped worker i-… in …")+
 		", one StartInstances and no RunInstances for it, the stopped pool refilled")
 	p.finish()
 }
@@ -378,7 +378,7 @@ func TestPoolReusesAWipedWorkerWithinItsProject(t *testing.T) {
 	if got := pooledWorker(t, res); got == worker {
 		t.Errorf("a job of another project got the used worker %s", worker)
 	}
-	record(t, "fault", "pool.max_builds 2: two jobs of a project, then one of another",
+	p.note("fault", "pool.max_builds 2: two jobs of a project, then one of another",
 		"the second found none of the first job's files, containers, volumes or networks and its pulled image; the other project got another worker")
 	p.finish()
 }
@@ -465,7 +465,7 @@ func TestAManagerWhoseHeartbeatStopsHasItsWorkersReapedByAnother(t *testing.T) {
 	if took := time.Since(killed); took > 3*time.Second+time.Second+10*time.Second {
 		t.Errorf("reaped %s after its manager died, want within reap.manager_timeout (3s) and a reap.interval (1s)", took)
 	}
-	record(t, "fault", "a manager's pool SIGKILLed; another manager's pool runs (reap.manager_timeout 3s)", "its worker terminated within the timeout")
+	living.note("fault", "a manager's pool SIGKILLed; another manager's pool runs (reap.manager_timeout 3s)", "its worker terminated within the timeout")
 	living.finish()
 }
 
@@ -490,7 +490,7 @@ func TestPoolStopStartAndWipeFaults(t *testing.T) {
 	if runs := p.poolProxy.Counts()["RunInstances"]; runs != 1 || poolInstances(t) != 1 {
 		t.Errorf("after the restart: RunInstances %d, pool instances %d, want 1 and 1", runs, poolInstances(t))
 	}
-	record(t, "fault", "pool SIGKILLed as StopInstances answers, restarted", "the worker kept as stopped, none launched again")
+	p.note("fault", "pool SIGKILLed as StopInstances answers, restarted", "the worker kept as stopped, none launched again")
 
 	p.poolProxy.SetFault(failN(10, "StartInstances", http.StatusInternalServerError, "InsufficientInstanceCapacity")) // every SDK attempt
 	job := baseJob(8501)
@@ -498,7 +498,7 @@ func TestPoolStopStartAndWipeFaults(t *testing.T) {
 	p.poolProxy.SetFault(nil)
 	msg := "did not start"
 	contains(t, res.Log, "The warm pool has no idle worker for this job (the stopped worker i-", msg, "launching a fresh worker", "Job succeeded")
-	record(t, "fault", "a stopped worker EC2 cannot start (`InsufficientInstanceCapacity` on StartInstances)",
+	p.note("fault", "a stopped worker EC2 cannot start (`InsufficientInstanceCapacity` on StartInstances)",
 		saw(res, "")+", the stopped worker terminated, the job launched cold")
 	p.finish()
 }
@@ -522,7 +522,7 @@ func TestPoolNeverOffersAWorkerWhoseWipeFailed(t *testing.T) {
 			t.Errorf("the worker whose wipe failed, %s, is offered again", id)
 		}
 	}
-	record(t, "fault", "the wipe of a reused worker fails (its Docker daemon died)", "the worker terminated, never offered again")
+	p.note("fault", "the wipe of a reused worker fails (its Docker daemon died)", "the worker terminated, never offered again")
 	p.finish()
 }
 
@@ -557,7 +557,7 @@ func TestAScheduleSwitchesThePoolAtTheMinute(t *testing.T) {
 	if state, err := instanceState(t, claimed); err != nil || state != "running" {
 		t.Errorf("the claimed worker %s is %s (%v), want it untouched", claimed, state, err)
 	}
-	record(t, "fault", "a schedule switches the pool from 2 idle to 0 idle and 2 stopped at the minute", "the idle workers stopped, the claimed one untouched")
+	p.note("fault", "a schedule switches the pool from 2 idle to 0 idle and 2 stopped at the minute", "the idle workers stopped, the claimed one untouched")
 	endClaimed(t, []string{claimed})
 	p.finish()
 }

@@ -27,6 +27,7 @@ import (
 // jobs' through another proxy, so each side's calls can be counted) and process.
 type poolSetup struct {
 	t                   *testing.T
+	rows                [][3]string // reliability rows, recorded once finish left nothing running
 	poolCfg, jobCfg     string
 	poolProxy, jobProxy *stack.Proxy
 	socket, metrics     string
@@ -171,11 +172,18 @@ func (p *poolSetup) finish() {
 	p.t.Logf("reap after the pool: %v\n%s", err, out)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if running, _ := st.RunningOurs(context.Background()); len(running) == 0 {
-			return
+			break
 		}
 	}
 	assertNoneRunning(p.t)
+	for _, r := range p.rows {
+		record(p.t, r[0], r[1], r[2])
+	}
 }
+
+// note keeps a reliability row until finish has ended the pool's workers, so the
+// table's "left running" column says what the test left, not what a live pool held.
+func (p *poolSetup) note(kind, name, saw string) { p.rows = append(p.rows, [3]string{kind, name, saw}) }
 
 // prepareCalls counts the EC2 calls the jobs' side made during the job's prepare.
 func (p *poolSetup) prepareCalls(res runnersim.Result) map[string]int {
@@ -203,14 +211,14 @@ func TestPoolHandsAJobAReadyWorkerWithoutAnEC2Call(t *testing.T) {
 	waitMetrics(t, p.metrics, `ec2x_pool_claims_total{result="hit"} 1`, `ec2x_ec2_calls_total{action="RunInstances",code=""} 2`,
 		`ec2x_pool_workers{state="idle"} 2`, `ec2x_pool_workers{state="claimed"} 0`, `ec2x_pool_terminated_total{reason="job_done"} 1`,
 		`ec2x_pool_launch_phase_seconds_count{phase="images_pulled"} 3`)
-	record(t, "fault", "a job on a pool of 2", saw(res, "")+", prepare made no EC2 call, pool back to 2 idle")
+	p.note("fault", "a job on a pool of 2", saw(res, "")+", prepare made no EC2 call, pool back to 2 idle")
 
 	p.stop(syscall.SIGTERM) // idle workers stay for the next start
 	cold := baseJob(8002)
 	cold.Script = []string{"echo on a cold worker"}
 	res = p.job(cold)
 	contains(t, res.Log, "No warm pool answered on "+p.socket+"; launching a fresh worker", "on a cold worker", "Job succeeded")
-	record(t, "fault", "a job while no pool runs", saw(res, "No warm pool answered on …; launching a fresh worker"))
+	p.note("fault", "a job while no pool runs", saw(res, "No warm pool answered on …; launching a fresh worker"))
 	p.finish()
 }
 
