@@ -182,6 +182,7 @@ func TestPoolCapIdleTimeAndForeignPeers(t *testing.T) {
 	}
 	res := p.job(second)
 	<-done
+	p.waitIdle(1) // refilled once the first job's worker is gone
 	msg := "this manager's 1 workers are at pool.max_instances"
 	contains(t, res.Log, "Waiting for a worker from the pool: all 1 workers allowed by pool.max_instances are busy", msg)
 	if res.FailureReason != "runner_system_failure" || res1 != "success" {
