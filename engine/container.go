@@ -14,8 +14,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// BashDetectShellScript is the docker executor's start command for job containers: the
-// first of bash or sh found, so images without bash still run the runner's scripts.
+// BashDetectShellScript is the docker executor's shell for job scripts: the first of
+// bash or sh found, so images without bash still run the runner's scripts.
 const BashDetectShellScript = `if [ -x /usr/local/bin/bash ]; then
 	exec /usr/local/bin/bash $@
 elif [ -x /usr/bin/bash ]; then
@@ -47,13 +47,15 @@ type Mount struct {
 }
 
 // ContainerSpec describes one of the job's containers. Job containers (helper and
-// build) are started once per stage with the stage's script on stdin; services run
-// their own command.
+// build) run a keeper after the image's entrypoint, and each stage's script is exec'd
+// into them (keeper.go); services run their own command.
 type ContainerSpec struct {
 	Name  string
 	Image string
-	// Cmd nil runs the docker executor's shell detection (for scripts on stdin).
-	Cmd        []string
+	// Cmd is a service's command (nil keeps the image's).
+	Cmd []string
+	// Setup is shell a job container's keeper runs once, before any script.
+	Setup      string
 	Entrypoint []string // nil keeps the image's entrypoint
 	User       string
 	Env        []string
@@ -113,11 +115,10 @@ func (w *Worker) CreateContainer(ctx context.Context, s ContainerSpec) (string, 
 		Labels:     map[string]string{LabelJob: s.JobKey},
 	}
 	if !s.Service {
-		if cfg.Cmd == nil {
-			cfg.Cmd = []string{"sh", "-c", BashDetectShellScript}
-		}
-		cfg.AttachStdin, cfg.AttachStdout, cfg.AttachStderr = true, true, true
-		cfg.OpenStdin, cfg.StdinOnce = true, true
+		cfg.Cmd = keeperCmd(s.Setup)
+		// Stdin stays open with nobody writing: the keeper waits on it.
+		cfg.AttachStdout, cfg.AttachStderr = true, true
+		cfg.OpenStdin = true
 	}
 	var nets *network.NetworkingConfig
 	if s.Network != "" {

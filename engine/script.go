@@ -15,22 +15,109 @@ import (
 // processes were stopped.
 var ErrCancelled = errors.New("stage cancelled")
 
+// ExitedError means a job container ended before it was ready for a script: its
+// entrypoint failed, or ran something other than the command it was given. Code is
+// the container's exit code, which the docker executor would report as the stage's.
+type ExitedError struct{ Code int }
+
+func (e *ExitedError) Error() string {
+	return fmt.Sprintf("the job container exited with code %d before it ran the script", e.Code)
+}
+
 // killTimeout bounds how long a cancelled stage waits for Docker to kill its container.
 const killTimeout = 4 * time.Second
 
-// RunScript starts the container with script on its stdin, as the docker executor
-// does, streams its stdout and stderr to the writers as the bytes arrive, and
-// returns the script's exit code. When ctx ends first, the container is killed and
-// the error wraps ErrCancelled.
-func (w *Worker) RunScript(ctx context.Context, id string, script io.Reader, stdout, stderr io.Writer) (int, error) {
-	hijack, err := w.docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+// Ready makes sure job container id runs its keeper and nothing else, so the stage's
+// script can be exec'd into it. A container that is not running is started, with the
+// output of the image's entrypoint streamed to the writers. A running container that
+// still runs an earlier stage's script is killed and started again: the runner never
+// runs two stages of a job at once, so that script's driver died without its own
+// shutdown (SIGKILL, the OOM killer). leftover reports that case.
+func (w *Worker) Ready(ctx context.Context, id string, stdout, stderr io.Writer) (leftover bool, err error) {
+	info, err := w.docker.ContainerInspect(ctx, id)
 	if err != nil {
-		return 0, fmt.Errorf("attaching to container %s: %w", short(id), err)
+		return false, fmt.Errorf("inspecting container %s: %w", short(id), err)
+	}
+	if info.State != nil && info.State.Running {
+		busy, err := w.runningExec(ctx, info.ExecIDs)
+		if err != nil || !busy {
+			return false, err
+		}
+		if err := w.stopped(ctx, id, nil); err != nil {
+			return false, err
+		}
+		leftover = true
+	}
+	return leftover, w.start(ctx, id, stdout, stderr)
+}
+
+func (w *Worker) runningExec(ctx context.Context, ids []string) (bool, error) {
+	for _, e := range ids {
+		in, err := w.docker.ContainerExecInspect(ctx, e)
+		if err != nil {
+			return false, fmt.Errorf("inspecting exec %s: %w", short(e), err)
+		}
+		if in.Running {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// start starts the container and streams its output until the keeper says it is
+// ready; a container that ends first is an *ExitedError with its exit code.
+func (w *Worker) start(ctx context.Context, id string, stdout, stderr io.Writer) error {
+	hijack, err := w.docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fmt.Errorf("attaching to container %s: %w", short(id), err)
 	}
 	defer hijack.Close()
 	if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return 0, w.stopped(ctx, id, fmt.Errorf("starting container %s: %w", short(id), err))
+		return w.stopped(ctx, id, fmt.Errorf("starting container %s: %w", short(id), err))
 	}
+	out := newReadyWriter(stdout)
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(out, stderr, hijack.Reader)
+		copied <- err
+	}()
+	select {
+	case <-out.ready:
+		hijack.Close()
+		<-copied
+		return nil
+	case err := <-copied:
+		out.flush()
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("reading output of container %s: %w", short(id), err)
+		}
+	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
+		return w.stopped(ctx, id, fmt.Errorf("%w: killed container %s as it started", ErrCancelled, short(id)))
+	}
+	code, err := w.exitCode(ctx, id)
+	if err != nil {
+		return err
+	}
+	return &ExitedError{Code: code}
+}
+
+// RunScript execs shell in the running job container with script on its stdin,
+// streams its stdout and stderr to the writers as the bytes arrive, and returns the
+// script's exit code. When ctx ends first, the container is killed (the next stage
+// starts it again) and the error wraps ErrCancelled.
+func (w *Worker) RunScript(ctx context.Context, id, shell string, script io.Reader, stdout, stderr io.Writer) (int, error) {
+	ex, err := w.docker.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: stageCmd(shell),
+		AttachStdin: true, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, fmt.Errorf("creating the script's exec in container %s: %w", short(id), err)
+	}
+	hijack, err := w.docker.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("starting the script in container %s: %w", short(id), err)
+	}
+	defer hijack.Close()
 	go func() {
 		_, _ = io.Copy(hijack.Conn, script)
 		_ = hijack.CloseWrite()
@@ -50,26 +137,11 @@ func (w *Worker) RunScript(ctx context.Context, id string, script io.Reader, std
 	if ctx.Err() != nil {
 		return 0, w.stopped(ctx, id, fmt.Errorf("%w: killed the script in container %s", ErrCancelled, short(id)))
 	}
-	return w.exitCode(ctx, id)
-}
-
-// StopLeftover kills the container when it still runs an earlier stage's script and
-// reports whether it did. The runner never runs two stages of a job at once, so a
-// running job container at the start of a stage can only hold a script whose driver
-// died without its own shutdown (SIGKILL, the OOM killer): left alone, the next
-// stage's script would queue behind it on the container's stdin until it ended.
-func (w *Worker) StopLeftover(ctx context.Context, id string) (bool, error) {
-	info, err := w.docker.ContainerInspect(ctx, id)
+	in, err := w.docker.ContainerExecInspect(ctx, ex.ID)
 	if err != nil {
-		return false, fmt.Errorf("inspecting container %s: %w", short(id), err)
+		return 0, fmt.Errorf("reading the script's exit code in container %s: %w", short(id), err)
 	}
-	if info.State == nil || !info.State.Running {
-		return false, nil
-	}
-	if err := w.stopped(ctx, id, nil); err != nil {
-		return false, err
-	}
-	return true, nil
+	return in.ExitCode, nil
 }
 
 func (w *Worker) exitCode(ctx context.Context, id string) (int, error) {

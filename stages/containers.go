@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
@@ -116,17 +117,20 @@ func (d *Driver) pullHelper(ctx context.Context, w *engine.Worker, creds *docker
 	return d.ensureImage(ctx, w, creds, helper, "", []string{settings.PullIfNotPresent})
 }
 
-// helperStart gives the helper image the `gitlab-runner` command the runner's scripts
-// call (the image ships only gitlab-runner-helper), then runs gitlab-runner-build,
-// which reads the stage's script from stdin with umask 0000.
-const helperStart = `if [ ! -e /usr/bin/gitlab-runner ] && [ -x /usr/bin/gitlab-runner-helper ]; then
+// helperSetup gives the helper image the `gitlab-runner` command the runner's scripts
+// call (the image ships only gitlab-runner-helper).
+const helperSetup = `if [ ! -e /usr/bin/gitlab-runner ] && [ -x /usr/bin/gitlab-runner-helper ]; then
 	ln -s gitlab-runner-helper /usr/bin/gitlab-runner
 fi
-if command -v gitlab-runner-build >/dev/null 2>&1; then exec gitlab-runner-build; fi
+`
+
+// helperShell runs a predefined stage's script: gitlab-runner-build reads it from
+// stdin with umask 0000, as in the docker executor.
+const helperShell = `if command -v gitlab-runner-build >/dev/null 2>&1; then exec gitlab-runner-build; fi
 ` + engine.BashDetectShellScript
 
 func (d *Driver) helperSpec(st *State, job Job, image string) engine.ContainerSpec {
-	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-helper", Image: image, Cmd: []string{"sh", "-c", helperStart},
+	return engine.ContainerSpec{Name: "ec2x-" + st.JobKey + "-helper", Image: image, Setup: helperSetup,
 		Env: jobEnv(job), Hostname: hostname(st.JobKey), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(),
 		Network: jobNetwork(st.JobKey), Host: d.networkHost()}
 }
@@ -170,9 +174,18 @@ func jobNetwork(key string) string { return "ec2x-" + key }
 // mounts are the job's named volumes: builds, cache, and one per container-only
 // path in docker.volumes.
 func (d *Driver) mounts(key string) []engine.Mount {
-	m := []engine.Mount{
-		{Volume: "ec2x-" + key + "-builds", Target: d.Settings.Job.BuildsDir},
-		{Volume: "ec2x-" + key + "-cache", Target: d.Settings.Job.CacheDir},
+	var m []engine.Mount
+	taken := map[string]bool{}
+	for _, v := range d.Settings.Docker.Volumes {
+		taken[volumeTarget(v)] = true
+	}
+	// As in the docker executor, an operator's volume at the builds or cache
+	// directory (GitLab's examples have volumes = ["/cache"]) replaces the job's own:
+	// two mounts at one path would fail every job.
+	for _, own := range []struct{ name, target string }{{"builds", d.Settings.Job.BuildsDir}, {"cache", d.Settings.Job.CacheDir}} {
+		if !taken[path.Clean(own.target)] {
+			m = append(m, engine.Mount{Volume: "ec2x-" + key + "-" + own.name, Target: own.target})
+		}
 	}
 	for n, v := range d.Settings.Docker.Volumes {
 		if !strings.Contains(v, ":") {
@@ -180,6 +193,16 @@ func (d *Driver) mounts(key string) []engine.Mount {
 		}
 	}
 	return m
+}
+
+// volumeTarget is the container path of a docker.volumes entry: "path" or
+// "host:path[:mode]".
+func volumeTarget(v string) string {
+	parts := strings.Split(v, ":")
+	if len(parts) == 1 {
+		return path.Clean(parts[0])
+	}
+	return path.Clean(parts[1])
 }
 
 // binds are docker.volumes entries with a host path (the Docker socket, a host dir).

@@ -174,3 +174,16 @@ func TestInJobECRMountsTheWorkersHelperAndConfig(t *testing.T) {
 		t.Fatalf("the helper container got the ECR helper: %v", h.Binds)
 	}
 }
+
+func TestAnOperatorVolumeAtTheCacheDirReplacesTheJobsOwn(t *testing.T) {
+	d := &Driver{Settings: settings.Default()}
+	d.Settings.Docker.Volumes = []string{"/cache", "/srv/builds:/builds/:rw", "/scratch"}
+	var got []string
+	for _, m := range d.mounts("42-ab") {
+		got = append(got, m.Volume+"@"+m.Target)
+	}
+	want := "ec2x-42-ab-vol-0@/cache ec2x-42-ab-vol-2@/scratch"
+	if strings.Join(got, " ") != want {
+		t.Errorf("mounts %v, want %s", got, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/ec2-executor/ec2-executor/engine"
@@ -37,15 +38,16 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	}
 	defer w.Close()
 	d.Log.Debug("running stage", "stage", stage, "container", id)
-	if err := d.stopLeftover(ctx, w, id); err != nil {
-		return fleet.Lost(ctx, st.Lease, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
-	}
-	code, err := w.RunScript(ctx, id, script, d.Stdout, d.Stderr)
-	if errors.Is(err, engine.ErrCancelled) {
+	code, err := d.runIn(ctx, w, id, shellFor(st, stage), script)
+	var exited *engine.ExitedError
+	switch {
+	case errors.Is(err, engine.ErrCancelled):
 		d.Log.Warn("Stage " + stage + " cancelled: the script's processes were stopped")
 		return err
-	}
-	if err != nil {
+	case errors.As(err, &exited):
+		d.Log.Warn("The job container exited before it ran the script: its entrypoint failed or did not run the command it was given", "exit_code", exited.Code)
+		code = exited.Code
+	case err != nil:
 		d.markUnreachable(ctx, st)
 		return fleet.Lost(ctx, st.Lease, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
 	}
@@ -55,18 +57,17 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	return nil
 }
 
-// stopLeftover stops a script that an earlier stage left running when its driver died
-// without its own shutdown, and says so in the job log, so this stage runs at once
-// instead of queueing behind the orphan until it ends or the job times out.
-func (d *Driver) stopLeftover(ctx context.Context, w *engine.Worker, id string) error {
-	stopped, err := w.StopLeftover(ctx, id)
-	if err != nil {
-		return err
-	}
-	if stopped {
+// runIn readies the job container (starting it for its first stage, stopping a script
+// an earlier stage's driver left behind) and execs the stage's script into it.
+func (d *Driver) runIn(ctx context.Context, w *engine.Worker, id, shell string, script io.Reader) (int, error) {
+	leftover, err := w.Ready(ctx, id, d.Stdout, d.Stderr)
+	if leftover {
 		d.Log.Warn("The previous stage's script was still running after its driver stopped; stopped it", "container", id[:min(12, len(id))])
 	}
-	return nil
+	if err != nil {
+		return 0, err
+	}
+	return w.RunScript(ctx, id, shell, script, d.Stdout, d.Stderr)
 }
 
 // predefined are the stages the docker executor runs in its helper container; every
@@ -76,6 +77,14 @@ var predefined = map[string]bool{
 	"prepare_script": true, "get_sources": true, "clear_worktree": true, "restore_cache": true,
 	"download_artifacts": true, "archive_cache": true, "archive_cache_on_failure": true,
 	"upload_artifacts_on_success": true, "upload_artifacts_on_failure": true, "cleanup_file_variables": true,
+}
+
+// shellFor is the command that reads the stage's script from stdin.
+func shellFor(st State, stage string) string {
+	if predefined[stage] && st.HelperContainer != "" {
+		return helperShell
+	}
+	return engine.BashDetectShellScript
 }
 
 func containerFor(st State, stage string) string {

@@ -90,15 +90,17 @@ func TestHelperContainerClonesCachesAndUploadsForTheBuildContainer(t *testing.T)
 
 func TestEntrypointUserAndNoPrivilege(t *testing.T) {
 	job := baseJob(4003)
-	job.ImageEntrypoint = []string{"/bin/sh", "-c", `echo "entrypoint override ran" >&2; exec "$@"`, "--"}
+	job.ImageEntrypoint = []string{"/bin/sh", "-c", `echo "entrypoint override ran" >&2; export EP_SETUP="set by the entrypoint"; exec "$@"`, "--"}
 	job.ImageUser = "1000"
-	job.Script = []string{"echo uid=$(id -u)", "grep -E 'Cap(Eff|Bnd)' /proc/self/status", "echo to-stdout", "echo to-stderr >&2",
+	job.AfterScript = []string{`echo "after: $EP_SETUP"`, `echo "left in the background: $(ps -o args | grep -c '[s]leep 613')"`}
+	job.Script = []string{`echo "script: $EP_SETUP"`, "sleep 613 &", "echo uid=$(id -u)", "grep -E 'Cap(Eff|Bnd)' /proc/self/status", "echo to-stdout", "echo to-stderr >&2",
 		`cap=$(grep CapBnd /proc/self/status | cut -f2); echo "net_raw=$(( (0x$cap >> 13) & 1 ))"`}
 	res := runJob(t, job, "")
 	if res.Status != "success" {
 		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
 	}
-	contains(t, res.Log, "entrypoint override ran", "uid=1000", "CapEff:\t0000000000000000", "CapBnd:\t", "net_raw=1")
+	contains(t, res.Log, "entrypoint override ran", "uid=1000", "CapEff:\t0000000000000000", "CapBnd:\t", "net_raw=1",
+		"script: set by the entrypoint", "after: set by the entrypoint", "left in the background: 0")
 	if strings.Contains(res.Log, "ffffffffff") {
 		t.Error("the build container has every capability: privileged is on")
 	}
