@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/docker/docker/api/types/image"
@@ -99,7 +100,9 @@ func (r *rootfs) busybox() error {
 	}
 	r.file("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"))
 	r.file("/etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
-	r.dir("/tmp/x")
+	// /tmp is world-writable with the sticky bit, as in every distribution's image.
+	r.seen["/tmp"] = true
+	_ = r.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777})
 	r.dir("/root/x")
 	return nil
 }
@@ -129,6 +132,58 @@ func helperRootfs() (*rootfs, error) {
 	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte("#!/bin/bash\numask 0000\nexec /bin/bash\n"))
 	r.file("/usr/bin/gitlab-runner-helper", 0o755, []byte(helperStandIn))
 	return r, nil
+}
+
+// realHelperRootfs is the helper image with the real gitlab-runner-helper, and the
+// forwarder that gives its containers a route to the stand-in jobs API (loopfwd).
+func realHelperRootfs() (*rootfs, error) {
+	r, err := helperRootfs()
+	if err != nil {
+		return nil, err
+	}
+	bin, err := os.ReadFile(RealHelperBinary())
+	if err != nil {
+		return nil, err
+	}
+	fwd, err := buildLoopfwd()
+	if err != nil {
+		return nil, err
+	}
+	r.file("/usr/bin/gitlab-runner-helper", 0o755, bin)
+	r.file("/usr/bin/ec2x-loopfwd", 0o755, fwd)
+	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte(realRunnerBuild))
+	return r, nil
+}
+
+// realRunnerBuild is gitlab-runner-build as in GitLab's helper image (umask 0000,
+// then the shell reads the script), plus the route to the stand-in jobs API when a
+// job's settings bind-mount its socket.
+const realRunnerBuild = `#!/bin/bash
+umask 0000
+if [ -S /run/gitlab-api/api.sock ] && [ -n "$CI_SERVER_URL" ]; then
+	hostport=${CI_SERVER_URL#http://}; hostport=${hostport%%/*}
+	/usr/bin/ec2x-loopfwd "$hostport" /run/gitlab-api/api.sock >/dev/null 2>&1 &
+	for _ in $(seq 50); do (exec 3<>"/dev/tcp/${hostport%:*}/${hostport#*:}") 2>/dev/null && break; sleep 0.02; done
+fi
+exec /bin/bash
+`
+
+// buildLoopfwd builds the forwarder as a static binary.
+func buildLoopfwd() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "ec2x-loopfwd")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "loopfwd")
+	_, self, _, _ := runtime.Caller(0)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/loopfwd")
+	cmd.Dir = filepath.Dir(self)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building loopfwd: %v: %s", err, b)
+	}
+	return os.ReadFile(out)
 }
 
 // helperStandIn plays gitlab-runner-helper: it records each call (token masked)
@@ -174,7 +229,11 @@ func (s *Stack) pushImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for ref, build := range map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs} {
+	images := map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs}
+	if _, err := os.Stat(RealHelperBinary()); err == nil {
+		images[RealHelperImage] = realHelperRootfs
+	}
+	for ref, build := range images {
 		fs, err := build()
 		if err != nil {
 			return fmt.Errorf("building %s: %w", ref, err)

@@ -31,6 +31,10 @@ const (
 var (
 	JobImage    = RegistryAddr + "/ci/job:1"
 	HelperImage = RegistryAddr + "/ci/helper:1"
+	// RealHelperImage carries the real gitlab-runner-helper 17.5.0 (RealHelperBinary)
+	// where HelperImage has a shell stand-in that the runner simulator's fault tests
+	// use; the stack builds it only when that binary is there.
+	RealHelperImage = RegistryAddr + "/ci/helper-real:1"
 	// ServiceImage answers HTTP on its exposed port 8080; LocalServiceImage is the
 	// same image under a Docker Hub-style name, present only in the shared dockerd.
 	ServiceImage      = RegistryAddr + "/ci/service:1"
@@ -48,6 +52,15 @@ var (
 	ECRImage       = ECRHost + "/" + ECRRepository + ":1"
 	mirrorUpstream = RegistryAddr + "/library/ci-mirror-job:1"
 )
+
+// RealHelperBinary is the static gitlab-runner-helper that
+// ../shared/tools/gitlab-runner/build.sh builds (`make gitlab-runner`).
+func RealHelperBinary() string {
+	if p := os.Getenv("EC2X_GITLAB_RUNNER_HELPER"); p != "" {
+		return p
+	}
+	return "/usr/local/bin/gitlab-runner-helper"
+}
 
 // HelperImageTemplate is the helper image as operators configure it, with the
 // runner version and worker architecture placeholders; VersionedHelperImage is what
