@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test unit e2e reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke install release release-check
+.PHONY: build test unit e2e gitlab-runner reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke install release release-check
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
@@ -18,10 +18,21 @@ test: lint e2e bench-smoke release-check ## every test: end to end on the local 
 unit: ## offline unit tests, no AWS, Docker or network
 	$(GO) test -count=1 ./...
 
-e2e: ## end-to-end tests: the real binary, the runner simulator and the local stack; checks docs/reliability.md
+# A real gitlab-runner 17.5.0 and its static helper, built from the source archive in
+# ../shared (beside every clone, in CI too) when they are not in place yet.
+GITLAB_RUNNER_BUILD  ?= $(CURDIR)/../shared/tools/gitlab-runner/build.sh
+GITLAB_RUNNER        ?= /usr/local/bin/gitlab-runner
+GITLAB_RUNNER_HELPER ?= /usr/local/bin/gitlab-runner-helper
+export EC2X_GITLAB_RUNNER := $(GITLAB_RUNNER)
+export EC2X_GITLAB_RUNNER_HELPER := $(GITLAB_RUNNER_HELPER)
+
+gitlab-runner: ## a real gitlab-runner 17.5.0 and its helper for the end-to-end tests (about 8 minutes the first time, then kept)
+	bash $(GITLAB_RUNNER_BUILD) $(GITLAB_RUNNER) $(GITLAB_RUNNER_HELPER)
+
+e2e: gitlab-runner ## end-to-end tests: the real binary, the runner simulator, a real gitlab-runner and the local stack; checks docs/reliability.md
 	EC2X_RELIABILITY=check $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
-reliability: ## rerun the end-to-end suite and rewrite docs/reliability.md from what it observed
+reliability: gitlab-runner ## rerun the end-to-end suite and rewrite docs/reliability.md from what it observed
 	EC2X_RELIABILITY=write $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e/
 
 demo: build ## bring the stack up, run a sample job and a failing one, stop the stack
@@ -62,7 +73,7 @@ bench: build ## job start, cold against pooled, on the local stack; rewrites doc
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md
 
 bench-smoke: build ## one job per path with a 2 s modelled boot, so the benchmark cannot rot; no timing is asserted
-	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -out /dev/null
+	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -start 2s -stage-runs 2 -output-runs 1 -burst 6 -out /dev/null
 
 stack-up: build ## start the stack in the background; prints a driver settings file
 	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack

@@ -1,0 +1,198 @@
+// Package gitlabapi is a small stand-in for GitLab's jobs API, enough for a real
+// gitlab-runner's `run-single` to take jobs from it, send their logs and say how
+// they ended (runner-protocol.md §8): POST jobs/request hands out queued payloads,
+// PATCH jobs/:id/trace appends to the job's log, PUT jobs/:id records its state,
+// and POST jobs/:id/artifacts keeps what the helper uploads. A job can be cancelled
+// from the "server": both PATCH and PUT then answer `Job-Status: canceling`, which is
+// what the runner acts on.
+package gitlabapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Server is the stand-in, on a loopback port.
+type Server struct {
+	URL   string
+	srv   *httptest.Server
+	unix  *http.Server
+	mu    sync.Mutex
+	queue [][]byte
+	jobs  map[int]*Job
+}
+
+// Job is what the server knows of one job it handed out.
+type Job struct {
+	ID            int
+	State         string // running, success, failed
+	FailureReason string
+	ExitCode      int
+	Artifacts     int // bytes uploaded
+	trace         bytes.Buffer
+	cancel        bool
+	done          chan struct{}
+}
+
+// New starts the server.
+func New() *Server {
+	s := &Server{jobs: map[int]*Job{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v4/jobs/request", s.request)
+	mux.HandleFunc("PATCH /api/v4/jobs/{id}/trace", s.patchTrace)
+	mux.HandleFunc("PUT /api/v4/jobs/{id}", s.update)
+	mux.HandleFunc("POST /api/v4/jobs/{id}/artifacts", s.artifacts)
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL + "/"
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() {
+	if s.unix != nil {
+		_ = s.unix.Close()
+	}
+	s.srv.Close()
+}
+
+// ServeUnix also answers on a Unix socket at path (mode 0666, so a job container's
+// user can connect), for job containers that reach the API through a forwarder.
+func (s *Server) ServeUnix(path string) error {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return err
+	}
+	s.unix = &http.Server{Handler: s.srv.Config.Handler}
+	go func() { _ = s.unix.Serve(l) }()
+	return nil
+}
+
+// Queue adds a job payload (the body of a jobs/request answer) and returns its record.
+func (s *Server) Queue(payload []byte) (*Job, error) {
+	var p struct {
+		ID int `json:"id"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("job payload: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := &Job{ID: p.ID, done: make(chan struct{})}
+	s.jobs[p.ID], s.queue = j, append(s.queue, payload)
+	return j, nil
+}
+
+// Cancel makes the server answer the job's next PATCH and PUT with Job-Status: canceling.
+func (s *Server) Cancel(j *Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j.cancel = true
+}
+
+// Trace is the job's log as the runner sent it so far.
+func (s *Server) Trace(j *Job) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return j.trace.String()
+}
+
+// Done is closed when the runner reported the job's final state.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+func (s *Server) request(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	payload := s.queue[0]
+	s.queue = s.queue[1:]
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(payload)
+}
+
+func (s *Server) job(w http.ResponseWriter, r *http.Request) *Job {
+	id, _ := strconv.Atoi(r.PathValue("id"))
+	j := s.jobs[id]
+	if j == nil {
+		http.Error(w, "no such job", http.StatusNotFound)
+	}
+	return j
+}
+
+// patchTrace appends the runner's chunk when it starts where the log ends; otherwise
+// it answers 416 with the log's range, as GitLab does, so the runner resends.
+func (s *Server) patchTrace(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.job(w, r)
+	if j == nil {
+		return
+	}
+	start, _, _ := strings.Cut(r.Header.Get("Content-Range"), "-")
+	if n, err := strconv.Atoi(start); err != nil || n != j.trace.Len() {
+		w.Header().Set("Range", fmt.Sprintf("0-%d", j.trace.Len()))
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
+	j.trace.Write(body)
+	s.status(w, j)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request) {
+	var u struct {
+		State         string `json:"state"`
+		FailureReason string `json:"failure_reason"`
+		ExitCode      int    `json:"exit_code"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.job(w, r)
+	if j == nil {
+		return
+	}
+	s.status(w, j)
+	if u.State == "success" || u.State == "failed" {
+		if j.State != "success" && j.State != "failed" {
+			defer close(j.done)
+		}
+		j.FailureReason, j.ExitCode = u.FailureReason, u.ExitCode
+	}
+	j.State = u.State
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) artifacts(w http.ResponseWriter, r *http.Request) {
+	n, _ := io.Copy(io.Discard, r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j := s.job(w, r); j != nil {
+		j.Artifacts += int(n)
+		w.WriteHeader(http.StatusCreated)
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, j *Job) {
+	if j.cancel {
+		w.Header().Set("Job-Status", "canceling")
+	}
+}
