@@ -135,5 +135,8 @@ func newWorker(sc *ssh.Client, log hclog.Logger) (*Worker, error) {
 
 // Close releases the Docker client and the SSH connection.
 func (w *Worker) Close() error {
+	if w.ssh == nil {
+		return w.docker.Close()
+	}
 	return errors.Join(w.docker.Close(), w.ssh.Close())
 }

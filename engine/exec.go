@@ -13,6 +13,9 @@ import (
 // scripts run in containers, never here. stderr is kept out of errors, which only
 // say how the command ended: helpers print secrets only on success.
 func (w *Worker) Exec(ctx context.Context, command string, stdin io.Reader) ([]byte, error) {
+	if w.ssh == nil {
+		return nil, errNoSSH
+	}
 	s, err := w.ssh.NewSession()
 	if err != nil {
 		return nil, fmt.Errorf("opening an SSH session: %w", err)

@@ -46,6 +46,9 @@ func (w *Worker) StartService(ctx context.Context, id, network string) (Service,
 // WaitTCP dials addr from the worker (through the SSH connection, as a process on the
 // worker would) until it accepts or ctx ends.
 func (w *Worker) WaitTCP(ctx context.Context, addr string, interval time.Duration) error {
+	if w.ssh == nil {
+		return errNoSSH
+	}
 	for {
 		conn, err := w.ssh.DialContext(ctx, "tcp", addr)
 		if err == nil {

@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/ec2-executor/ec2-executor/workers"
 )
@@ -44,6 +45,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if err := store.Remove(key); err != nil {
 		return err
 	}
+	_ = os.Remove(d.holderSocket(key)) // the holder ends with the state; a killed one leaves its socket
 	fleet.ReapIfDue(ctx, d.holder)
 	return nil
 }

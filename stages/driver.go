@@ -30,6 +30,8 @@ type Driver struct {
 	// broken AWS setup never cost an API call.
 	NewAWS func(ctx context.Context) (Clients, error)
 	Now    func() time.Time
+	// StartHolder starts `hold` for a job in the background (holder.go); nil starts none.
+	StartHolder func(key string) error
 }
 
 // Clients are the AWS APIs the stages call.

@@ -56,6 +56,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 		st.Address = ""
 		return errors.Join(err, store.Save(st))
 	}
+	d.startHolder(key)
 	return nil
 }
 

@@ -27,11 +27,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		return fmt.Errorf("opening the %s script: %w", stage, err)
 	}
 	defer script.Close()
-	fleet, _, err := d.fleet(ctx)
-	if err != nil {
-		return err
-	}
-	w, err := fleet.Reconnect(ctx, st.Lease, d.Settings.SSH.RunConnectTimeout.Duration, st.Unreachable)
+	w, err := d.reach(ctx, st)
 	if err != nil {
 		d.markUnreachable(ctx, st)
 		return fmt.Errorf("reaching instance %s for stage %s: %w", st.InstanceID, stage, err)
@@ -49,7 +45,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 		code = exited.Code
 	case err != nil:
 		d.markUnreachable(ctx, st)
-		return fleet.Lost(ctx, st.Lease, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
+		return d.lost(ctx, st, fmt.Errorf("running stage %s on instance %s: %w", stage, st.InstanceID, err))
 	}
 	if code != 0 {
 		return &BuildError{ExitCode: code}

@@ -70,3 +70,15 @@ func (f *Fleet) GoneReason(ctx context.Context, l Lease) string {
 	}
 	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason)
 }
+
+// Hold keeps one SSH connection to the lease's worker for the job's later stages and
+// serves its Docker socket on socket (engine.Worker.Serve) until keep says stop or
+// the connection ends.
+func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bool) error {
+	w, err := engine.Connect(ctx, f.target(l, f.Settings.SSH.RunConnectTimeout.Duration), f.Log)
+	if err != nil {
+		return fmt.Errorf("holding instance %s: %w", l.InstanceID, err)
+	}
+	defer w.Close()
+	return w.Serve(ctx, socket, keep)
+}

@@ -68,6 +68,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 	var log hclog.Logger
 	var set settings.Settings
+	var configPath string
 	driver := func() *stages.Driver {
 		for _, p := range env.Problems {
 			log.Warn(p)
@@ -77,10 +78,11 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			jobLog = log.With("job_key", key)
 		}
 		return &stages.Driver{Settings: set, Env: env, Log: jobLog, Stdout: stdout, Stderr: stderr,
-			Version: version, Now: time.Now, NewAWS: newAWS(set, jobLog)}
+			Version: version, Now: time.Now, NewAWS: newAWS(set, jobLog), StartHolder: startHolder(&configPath)}
 	}
 	load := func(c *cli.Context) error {
-		s, err := settings.LoadValid(c.String("config"))
+		configPath = c.String("config")
+		s, err := settings.LoadValid(configPath)
 		set = s
 		return err
 	}
@@ -119,6 +121,8 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 				defer cancel()
 				return d.Cleanup(ctx)
 			})},
+			{Name: "hold", Usage: "keep one SSH connection to a job's worker for its stages (prepare starts it)", ArgsUsage: "<job key>", Hidden: true,
+				Action: stage(func(c *cli.Context, d *stages.Driver) error { return d.Hold(c.Context, c.Args().First()) })},
 			{Name: "validate", Usage: "check a settings file and print every problem", Action: validate},
 			{Name: "render-cloud-init", Usage: "print the #cloud-config a worker would get (with placeholder keys)", Action: stage(func(_ *cli.Context, d *stages.Driver) error {
 				doc, err := workers.CheckWorker(d.Settings)

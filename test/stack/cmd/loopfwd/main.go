@@ -44,7 +44,17 @@ func forward(c net.Conn, socket string) {
 	}
 	defer u.Close()
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
+	go pipe(u, c, done)
+	go pipe(c, u, done)
 	<-done
+	<-done
+}
+
+// pipe copies src to dst, then half-closes dst so the other side sees the end.
+func pipe(dst, src net.Conn, done chan<- struct{}) {
+	_, _ = io.Copy(dst, src)
+	if hc, ok := dst.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	done <- struct{}{}
 }
