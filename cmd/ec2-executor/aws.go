@@ -3,19 +3,16 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go/logging"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ec2-executor/ec2-executor/dockerauth"
+	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/stages"
 )
@@ -39,14 +36,9 @@ func newAWS(s settings.Settings, log hclog.Logger) func(context.Context) (stages
 }
 
 func buildAWS(ctx context.Context, s settings.Settings, log hclog.Logger) (stages.Clients, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(s.AWS.Region),
-		awsconfig.WithRetryMode(aws.RetryModeAdaptive),
-		awsconfig.WithLogger(sdkLogger{log.Named("aws")}))
+	cfg, err := provision.LoadConfig(ctx, s.AWS.Region, s.AWS.Endpoint, log)
 	if err != nil {
-		return stages.Clients{}, fmt.Errorf("loading AWS configuration: %w", err)
-	}
-	if s.AWS.Endpoint != "" {
-		cfg.BaseEndpoint = aws.String(s.AWS.Endpoint)
+		return stages.Clients{}, err
 	}
 	var (
 		mu   sync.Mutex
@@ -61,15 +53,6 @@ func buildAWS(ctx context.Context, s settings.Settings, log hclog.Logger) (stage
 		return ecrs[region], nil
 	}
 	return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), ECR: ecrFor}, nil
-}
-
-// sdkLogger puts the SDK's own log lines (retries, a response body it could not
-// drain) into hclog at debug level. Without it the SDK writes them raw to stderr,
-// which the runner copies into the user's job log.
-type sdkLogger struct{ log hclog.Logger }
-
-func (l sdkLogger) Logf(class logging.Classification, format string, v ...any) {
-	l.log.Debug("AWS SDK", "class", string(class), "message", fmt.Sprintf(format, v...))
 }
 
 // noCredentials replaces the SDK's account of a credential chain that found nothing

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ec2-executor/ec2-executor/migrate"
+	"github.com/ec2-executor/ec2-executor/provision"
 )
 
 // migrateCommand writes ec2-executor settings and a custom-executor runner config
@@ -52,7 +53,7 @@ func groupResolver(log hclog.Logger) migrate.GroupResolver {
 }
 
 func resolveGroup(ctx context.Context, log hclog.Logger, region, name, vpc string) string {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(sdkLogger{log.Named("aws")}))
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(provision.SDKLogger{Log: log.Named("aws")}))
 	if err != nil {
 		return ""
 	}
