@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,21 +44,21 @@ func (f *firstLine) Write(p []byte) (int, error) {
 
 // jobStart runs one job and returns the time from the start of prepare to its
 // script's first line.
-func jobStart(ctx context.Context, binary, cfg string, id int) (time.Duration, error) {
+func jobStart(ctx context.Context, binary, cfg string, id int) (time.Duration, runnersim.Result, error) {
 	fl := &firstLine{}
 	job := runnersim.Job{ID: id, ProjectID: 7, PipelineID: 900, Name: "bench", Image: stack.JobImage, Token: "bench-job-token",
 		Script: []string{`echo "bench-$((40+2))"`}}
 	res := runnersim.Run(ctx, job, runnersim.Options{Binary: binary, Settings: cfg, Env: stack.Env(), Log: fl,
 		PrepareRetryInterval: 200 * time.Millisecond})
 	if res.Status != "success" {
-		return 0, fmt.Errorf("job %d ended %s (%s):\n%s", id, res.Status, res.FailureReason, res.Log)
+		return 0, res, fmt.Errorf("job %d ended %s (%s):\n%s", id, res.Status, res.FailureReason, res.Log)
 	}
 	for _, c := range res.Calls {
 		if c.Stage == "prepare" {
-			return fl.seen.Sub(c.Start), nil
+			return fl.seen.Sub(c.Start), res, nil
 		}
 	}
-	return 0, fmt.Errorf("job %d: no prepare call", id)
+	return 0, res, fmt.Errorf("job %d: no prepare call", id)
 }
 
 // poolProcess runs `ec2-executor pool` with cfg until stopped.
@@ -87,6 +89,11 @@ func waitReady(ctx context.Context, socket string, n int, stopped bool, within t
 	return fmt.Errorf("the pool did not have %d %s workers within %s", n, state, within)
 }
 
+// usage is the pool process's CPU time so far and its peak resident set in bytes.
+func (p *poolProcess) usage() (time.Duration, int64) {
+	return procUsage(p.cmd.Process.Pid)
+}
+
 // stop ends the pool (with terminate_on_shutdown in its settings).
 func (p *poolProcess) stop() {
 	_ = p.cmd.Process.Signal(os.Interrupt)
@@ -109,4 +116,31 @@ func poolSettings(s *stack.Stack, dir string, n int, stopped bool) (string, stri
 		c.Reap.FromCleanup = false
 	})
 	return cfg, filepath.Join(dir, "pool.sock"), err
+}
+
+// procUsage reads a live process's user+system CPU time and VmHWM from /proc.
+func procUsage(pid int) (time.Duration, int64) {
+	var cpu time.Duration
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// Fields after the command's closing parenthesis; utime and stime are the
+		// 12th and 13th of them, in clock ticks of 1/100 s on Linux.
+		if i := bytes.LastIndexByte(b, ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 13 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				s, _ := strconv.ParseInt(f[12], 10, 64)
+				cpu = time.Duration(u+s) * 10 * time.Millisecond
+			}
+		}
+	}
+	var hwm int64
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				hwm = kb * 1024
+			}
+		}
+	}
+	return cpu, hwm
 }

@@ -1,14 +1,18 @@
 // Command bench measures ec2-executor against named peers on the local stack, in one
-// run on one machine, and writes docs/performance.md from what it measured.
+// run on one machine, and writes docs/performance.md from what it measured:
 //
-// Today it measures job start: the time from the start of prepare to the first line
-// of the job's script, for a cold launch, a worker from the warm pool and a stopped
-// worker the pool starts for the job. The
-// stack's moto reports instances running at once, so cold boots are modelled with the
-// boot simulator's delay (EC2 phases measured for Amazon Linux 2023 on AWS); the
-// pooled figure involves no boot on the job's path and is not modelled.
+//   - job start (prepare to the script's first line): cold launch, an idle pooled
+//     worker and a stopped one, the cold boots modelled with the boot simulator's
+//     delay (EC2 phases measured for Amazon Linux 2023 on AWS);
+//   - each run stage: the driver's `run` against `docker exec` on the worker's own
+//     daemon (the floor), the Docker CLI over SSH (`DOCKER_HOST=ssh://`) and the
+//     docker executor's `docker start -a -i`;
+//   - output: 200 MB through each of those ways;
+//   - manager cost: CPU and peak RSS of a job's driver processes and the pool's share;
+//   - the EC2 API budget of a burst of jobs against EC2's documented token buckets,
+//     cold and pooled, with docker+machine's documented pattern computed as the peer.
 //
-//	go run ./bench -binary bin/ec2-executor -out docs/performance.md   (make bench)
+// Run it with `make bench` (go run ./bench -binary bin/ec2-executor -out docs/performance.md).
 package main
 
 import (
@@ -16,17 +20,34 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/ec2-executor/ec2-executor/test/stack"
 )
 
 func main() {
-	binary := flag.String("binary", "bin/ec2-executor", "the driver binary")
-	out := flag.String("out", "docs/performance.md", "the report to write")
-	runs := flag.Int("runs", 3, "jobs per path")
-	boot := flag.Duration("boot", 26*time.Second, "modelled cold boot: launch to sshd (AWS AL2023: ~5 s API and pending, 18 s to running, 3 s to sshd)")
-	start := flag.Duration("start", 10*time.Second, "modelled start of a stopped worker: StartInstances to sshd (an assumption, not measured)")
+	var o options
+	flag.StringVar(&o.binary, "binary", "bin/ec2-executor", "the driver binary")
+	flag.StringVar(&o.out, "out", "docs/performance.md", "the report to write")
+	flag.IntVar(&o.runs, "runs", 3, "jobs per job-start path")
+	flag.IntVar(&o.stageRuns, "stage-runs", 15, "runs of the one-line stage, each way")
+	flag.IntVar(&o.outputRuns, "output-runs", 3, "runs of the 200 MB output, each way")
+	flag.DurationVar(&o.boot, "boot", 26*time.Second, "modelled cold boot: launch to sshd (AWS AL2023: ~5 s API and pending, 18 s to running, 3 s to sshd)")
+	flag.DurationVar(&o.start, "start", 10*time.Second, "modelled start of a stopped worker: StartInstances to sshd (an assumption, not measured)")
+	flag.IntVar(&o.burst, "burst", 200, "jobs in the EC2 API budget's burst")
 	flag.Parse()
-	if err := bench(context.Background(), *binary, *out, *runs, *boot, *start); err != nil {
+	if abs, err := filepath.Abs(o.binary); err == nil { // stage processes run in the job's directory
+		o.binary = abs
+	}
+	// The burst's AWS clients live in this process: the stack's static test
+	// credentials, and never the instance metadata service or real AWS.
+	for _, kv := range stack.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		_ = os.Setenv(k, v)
+	}
+	if err := bench(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -27,6 +27,11 @@ type Call struct {
 	// also puts in the job log; Body is the script it was given.
 	Stderr string
 	Body   string
+	// CPU is the user and system time the driver process (and any child it waited
+	// for) used; MaxRSS its peak resident set in bytes, as last sampled (rusage's
+	// maxrss would count this process's own RSS at the fork).
+	CPU    time.Duration
+	MaxRSS int64
 }
 
 // execDriver runs the driver in its own process group, as the runner does, and on
@@ -48,6 +53,8 @@ func (r *run) execDriver(ctx context.Context, env []string, stdout, stderr io.Wr
 		return call
 	}
 	done := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() { peak <- peakRSS(cmd.Process.Pid, done) }()
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
@@ -70,6 +77,10 @@ func (r *run) execDriver(ctx context.Context, env []string, stdout, stderr io.Wr
 	}
 	call.Duration = time.Since(start)
 	call.ExitCode = cmd.ProcessState.ExitCode()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		call.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	call.MaxRSS = <-peak
 	call.Stderr = errs.String()
 	r.res.Calls = append(r.res.Calls, call)
 	return call
@@ -114,4 +125,26 @@ func (c *capped) Write(p []byte) (int, error) {
 		c.buf.Write(p[:min(room, len(p))])
 	}
 	return len(p), nil
+}
+
+// peakRSS samples the process's VmHWM every few milliseconds until done and returns
+// the last value read, in bytes.
+func peakRSS(pid int, done <-chan struct{}) int64 {
+	var hwm int64
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+					hwm = max(hwm, kb*1024)
+				}
+			}
+		}
+		select {
+		case <-done:
+			return hwm
+		case <-time.After(3 * time.Millisecond):
+		}
+	}
 }

@@ -28,6 +28,10 @@ type Options struct {
 	// no BUILD_EXIT_CODE_FILE (a build failure always reads as exit code 1) and no
 	// variables in CUSTOM_ENV_CI_JOB_SERVICES.
 	Runner175 bool
+	// BeforeCleanup, when set, is called once the job's stages are done and before
+	// cleanup, with the environment and working directory of a run stage, so a
+	// benchmark can drive more stages against the live job.
+	BeforeCleanup func(env []string, dir string)
 }
 
 // Result is how the job ended and what it printed.
@@ -99,6 +103,9 @@ func (r *run) execute(ctx context.Context) {
 	}
 	defer r.cleanup()
 	r.stages(rootCtx)
+	if r.opt.BeforeCleanup != nil {
+		r.opt.BeforeCleanup(r.env(r.cfg.JobEnv, r.res.Status), r.tmp)
+	}
 }
 
 // prepare runs config + prepare up to 3 times; each failed attempt is cleaned up and

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ec2-executor/ec2-executor/provision"
+	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/test/stack"
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// prepareAttempts is how often gitlab-runner tries prepare before it fails the job.
+const prepareAttempts = 3
+
+// burst is one way of serving a burst of jobs that arrive at once, against EC2's
+// documented token buckets.
+type burst struct {
+	name       string
+	jobs       int
+	got        int           // jobs that got a worker
+	lastWorker time.Duration // from the burst to the last job with a worker
+	median     time.Duration
+	calls      map[string]int // EC2 calls by action: the burst and the cleanups
+	throttled  map[string]int
+	fill       time.Duration // a pool's: from its start to n idle workers
+	fillCalls  map[string]int
+	failures   []string
+}
+
+// burstJob is one job's side of the burst: the worker-getting part of prepare (Get,
+// then Reach over SSH and Docker), retried as gitlab-runner retries prepare, and
+// later cleanup's Release. Each job has AWS clients of its own, as each stage process
+// has.
+type burstJob struct {
+	fleet *workers.Fleet
+	job   workers.Job
+	lease workers.Lease
+}
+
+func newBurstJob(ctx context.Context, set settings.Settings, i int) (*burstJob, error) {
+	cfg, err := provision.LoadConfig(ctx, set.AWS.Region, set.AWS.Endpoint, hclog.NewNullLogger())
+	if err != nil {
+		return nil, err
+	}
+	f := &workers.Fleet{Settings: set, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Log: hclog.NewNullLogger(), Now: time.Now}
+	key := fmt.Sprintf("%d-burst", 30000+i)
+	return &burstJob{fleet: f, job: workers.Job{Key: key, ID: fmt.Sprint(30000 + i), ProjectID: "7", PipelineID: "900", RunnerID: "1"}}, nil
+}
+
+// getWorker returns when the job's worker answers over SSH and Docker.
+func (b *burstJob) getWorker(ctx context.Context) error {
+	var err error
+	for range prepareAttempts {
+		if b.lease, err = b.fleet.Get(ctx, b.job, b.fleet.Settings.Instance, func(workers.Lease) error { return nil }); err != nil {
+			_ = b.fleet.Release(ctx, b.job.Key, b.lease)
+			continue
+		}
+		w, rerr := b.fleet.Reach(ctx, b.lease)
+		if rerr == nil {
+			return w.Close()
+		}
+		err = rerr
+		_ = b.fleet.Release(ctx, b.job.Key, b.lease)
+	}
+	return err
+}
+
+// runBurst starts every job at once and waits for each to have a worker, then
+// releases them all at once, as their cleanups would.
+func runBurst(ctx context.Context, set settings.Settings, n int, b *burst) error {
+	jobs := make([]*burstJob, n)
+	for i := range jobs {
+		var err error
+		if jobs[i], err = newBurstJob(ctx, set, i); err != nil {
+			return err
+		}
+	}
+	times := make([]time.Duration, n)
+	errs := make([]error, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			errs[i] = j.getWorker(ctx)
+			times[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	var ok []time.Duration
+	for i, err := range errs {
+		if err != nil {
+			b.failures = append(b.failures, err.Error())
+			continue
+		}
+		ok = append(ok, times[i])
+	}
+	b.jobs, b.got = n, len(ok)
+	if len(ok) > 0 {
+		b.lastWorker, b.median = slices.Max(ok), series{runs: ok}.median()
+	}
+	for _, j := range jobs {
+		wg.Go(func() { _ = j.fleet.Release(context.WithoutCancel(ctx), j.job.Key, j.lease) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// coldBurst serves the burst with a fresh launch per job.
+func coldBurst(ctx context.Context, s *stack.Stack, n int, boot time.Duration) (burst, error) {
+	b := burst{name: "ec2-executor, cold launch per job (measured)"}
+	proxy, limits := throttledProxy()
+	defer proxy.Close()
+	set, _, err := burstSettings(s, proxy.URL, "burst-cold", nil)
+	if err != nil {
+		return b, err
+	}
+	s.Boot.SetBootDelay(boot)
+	defer s.Boot.SetBootDelay(0)
+	if err := runBurst(ctx, set, n, &b); err != nil {
+		return b, err
+	}
+	b.calls, b.throttled = proxy.Counts(), limits.Throttled()
+	return b, nil
+}
+
+// pooledBurst serves the burst from a pool that was filled first.
+func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot time.Duration) (burst, error) {
+	b := burst{name: "ec2-executor with a pool of as many idle workers (measured)"}
+	proxy, limits := throttledProxy()
+	defer proxy.Close()
+	dir := filepath.Join(s.Dir, "burst-pool")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return b, err
+	}
+	set, path, err := burstSettings(s, proxy.URL, "burst-pool", func(c *settings.Settings) {
+		c.StateDir = dir
+		c.Pool.IdleCount = n
+		c.Pool.PollInterval = settings.Duration{Duration: time.Second}
+	})
+	if err != nil {
+		return b, err
+	}
+	s.Boot.SetBootDelay(boot)
+	defer s.Boot.SetBootDelay(0)
+	p, err := startPool(binary, path)
+	if err != nil {
+		return b, err
+	}
+	start := time.Now()
+	if err := waitReady(ctx, set.PoolSocket(), n, false, 10*time.Minute); err != nil {
+		p.stop()
+		return b, err
+	}
+	b.fill, b.fillCalls = time.Since(start), proxy.Counts()
+	err = runBurst(ctx, set, n, &b)
+	p.stop() // before the cleanups' releases, so it does not refill
+	b.calls, b.throttled = minus(proxy.Counts(), b.fillCalls), limits.Throttled()
+	return b, err
+}
+
+func throttledProxy() (*stack.Proxy, *stack.EC2Limits) {
+	proxy, limits := stack.NewProxy(), stack.NewEC2Limits()
+	proxy.SetFault(limits.Fault)
+	return proxy, limits
+}
+
+func burstSettings(s *stack.Stack, endpoint, name string, edit func(*settings.Settings)) (settings.Settings, string, error) {
+	path, err := s.SettingsFor(name+".toml", endpoint, func(c *settings.Settings) {
+		c.Reap.FromCleanup = false
+		c.Pool.TerminateOnShutdown = false
+		if edit != nil {
+			edit(c)
+		}
+	})
+	if err != nil {
+		return settings.Settings{}, path, err
+	}
+	set, err := settings.Load(path)
+	return set, path, err
+}
+
+func minus(a, b map[string]int) map[string]int {
+	out := maps.Clone(a)
+	for k, v := range b {
+		out[k] -= v
+		if out[k] == 0 {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// perJob formats calls by action, divided by jobs, in a stable order.
+func perJob(calls map[string]int, jobs int) string {
+	keys := slices.Sorted(maps.Keys(calls))
+	var out []string
+	for _, k := range keys {
+		if calls[k] > 0 {
+			out = append(out, fmt.Sprintf("%s %.2f", k, float64(calls[k])/float64(jobs)))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+func total(calls map[string]int) int {
+	n := 0
+	for _, v := range calls {
+		n += v
+	}
+	return n
+}
+
+// burstSection reports the bursts against EC2's buckets, with docker+machine's
+// computed pattern as the peer.
+func burstSection(bs []burst, n int, boot time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d jobs arrive at once. Every EC2 call goes through the stack's proxy, which enforces EC2's documented token\n", n)
+	b.WriteString("buckets (`test/stack/throttle.go`: RunInstances 5 requests refilled at 2 per second plus 1,000 instances at 2\n")
+	b.WriteString("per second; filtered Describe* 100 at 20; unfiltered 50 at 10; other mutating actions such as CreateTags and\n")
+	b.WriteString("TerminateInstances 50 at 5, TerminateInstances also 1,000 instances at 20) and answers `RequestLimitExceeded`\n")
+	fmt.Fprintf(&b, "when a bucket is empty. Workers boot in %s (modelled, as above). \"Has a worker\" means the job's prepare reached\n", boot)
+	b.WriteString("the worker over SSH and Docker; each job uses AWS clients of its own, as each stage process does, and gets\n")
+	b.WriteString("gitlab-runner's 3 prepare attempts. Calls include each job's cleanup (release and terminate).\n\n")
+	b.WriteString("| way | jobs with a worker | last job has a worker after | median | EC2 calls per job | calls in all | throttled |\n|---|---|---|---|---|---|---|\n")
+	for _, x := range bs {
+		fmt.Fprintf(&b, "| %s | %d of %d | %s | %s | %s | %d | %d (%s) |\n", x.name, x.got, x.jobs, round(x.lastWorker), round(x.median),
+			perJob(x.calls, x.jobs), total(x.calls), total(x.throttled), perJob(x.throttled, 1))
+	}
+	for _, x := range bs {
+		if x.fill > 0 {
+			fmt.Fprintf(&b, "\nThe pool was filled before the burst: %d idle workers in %s with %d EC2 calls (%s), paced by its own\n", x.jobs, round(x.fill), total(x.fillCalls), perJob(x.fillCalls, 1))
+			b.WriteString("token buckets below EC2's, so that filling it left the account's buckets for everything else.\n")
+		}
+		if len(x.failures) > 0 {
+			fmt.Fprintf(&b, "\n%s: %d jobs got no worker; the first said: %s\n", x.name, len(x.failures), x.failures[0])
+		}
+	}
+	return b.String()
+}
