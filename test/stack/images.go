@@ -115,8 +115,19 @@ func jobRootfs() (*rootfs, error) {
 	return r, r.busybox()
 }
 
-// helperRootfs has bash, git and sh, like the runner's helper image.
+// helperRootfs has bash, git and sh, like the runner's helper image, and a shell
+// stand-in for gitlab-runner-helper.
 func helperRootfs() (*rootfs, error) {
+	r, err := helperBase()
+	if err != nil {
+		return nil, err
+	}
+	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte("#!/bin/bash\numask 0000\nexec /bin/bash\n"))
+	r.file("/usr/bin/gitlab-runner-helper", 0o755, []byte(helperStandIn))
+	return r, nil
+}
+
+func helperBase() (*rootfs, error) {
 	r := newRootfs()
 	if err := r.busybox(); err != nil {
 		return nil, err
@@ -129,15 +140,13 @@ func helperRootfs() (*rootfs, error) {
 	for _, sub := range []string{"git-upload-pack", "git-receive-pack", "git-upload-archive"} {
 		r.link("/usr/lib/git-core/"+sub, "/usr/bin/git")
 	}
-	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte("#!/bin/bash\numask 0000\nexec /bin/bash\n"))
-	r.file("/usr/bin/gitlab-runner-helper", 0o755, []byte(helperStandIn))
 	return r, nil
 }
 
 // realHelperRootfs is the helper image with the real gitlab-runner-helper, and the
 // forwarder that gives its containers a route to the stand-in jobs API (loopfwd).
 func realHelperRootfs() (*rootfs, error) {
-	r, err := helperRootfs()
+	r, err := helperBase()
 	if err != nil {
 		return nil, err
 	}
