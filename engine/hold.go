@@ -63,9 +63,7 @@ func (w *Worker) accept(l net.Listener) {
 	}
 }
 
-// forward pipes one local connection to the worker's Docker socket. A side that
-// ends its writing is half-closed on the other (a script's stdin ends while its
-// output still streams back), and both are closed once neither sends any more.
+// forward pipes one local connection to the worker's Docker socket.
 func (w *Worker) forward(c net.Conn) {
 	defer c.Close()
 	r, err := w.ssh.Dial("unix", dockerSocket)
@@ -74,9 +72,16 @@ func (w *Worker) forward(c net.Conn) {
 		return
 	}
 	defer r.Close()
+	Splice(c, r)
+}
+
+// Splice pipes a and b both ways until neither sends any more. A side that ends its
+// writing is half-closed on the other (a script's stdin ends while its output still
+// streams back).
+func Splice(a, b net.Conn) {
 	done := make(chan struct{}, 2)
-	go pipe(r, c, done)
-	go pipe(c, r, done)
+	go pipe(b, a, done)
+	go pipe(a, b, done)
 	<-done
 	<-done
 }

@@ -10,9 +10,10 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
+
+	"github.com/ec2-executor/ec2-executor/engine"
 )
 
 func main() {
@@ -43,18 +44,5 @@ func forward(c net.Conn, socket string) {
 		return
 	}
 	defer u.Close()
-	done := make(chan struct{}, 2)
-	go pipe(u, c, done)
-	go pipe(c, u, done)
-	<-done
-	<-done
-}
-
-// pipe copies src to dst, then half-closes dst so the other side sees the end.
-func pipe(dst, src net.Conn, done chan<- struct{}) {
-	_, _ = io.Copy(dst, src)
-	if hc, ok := dst.(interface{ CloseWrite() error }); ok {
-		_ = hc.CloseWrite()
-	}
-	done <- struct{}{}
+	engine.Splice(c, u)
 }
