@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go"
 )
@@ -69,12 +70,29 @@ func capacityCode(err error) string {
 	return ""
 }
 
-// withoutCapacityRetries stops the SDK from retrying a capacity error (EC2 sends some
-// as HTTP 500): the next choice is a better retry than the same one after a backoff.
-func withoutCapacityRetries(o *ec2.Options) {
-	if r, ok := o.Retryer.(aws.RetryerV2); ok {
+// launchAttempts is how often one RunInstances is tried when EC2 throttles it or
+// fails on its side. Its request bucket holds 5 and refills 2 per second, so in a
+// burst of jobs (the benchmark's 200) most launches are throttled for a minute or
+// more; with the SDK's backoff (up to 20 s between tries) 15 tries wait about that
+// long, where the SDK's default 3 failed most of the burst's jobs.
+const launchAttempts = 15
+
+// launchRetries retries a throttled launch patiently (launchAttempts) and stops the
+// SDK from retrying a capacity error (EC2 sends some as HTTP 500): the next choice is
+// a better retry than the same one after a backoff.
+func launchRetries(o *ec2.Options) {
+	if r, ok := retry.AddWithMaxAttempts(o.Retryer, launchAttempts).(aws.RetryerV2); ok {
 		o.Retryer = capacityFinal{r}
 	}
+}
+
+// patientRetries retries a termination or a lookup of one instance as patiently as a
+// launch: a burst of jobs meets DescribeInstances' bucket (100, refilled at 20 per
+// second) while they wait for their workers and the mutating actions' (50, at 5)
+// when they end, and a wait or a cleanup that gives up fails the job or leaves its
+// worker to the reaper.
+func patientRetries(o *ec2.Options) {
+	o.Retryer = retry.AddWithMaxAttempts(o.Retryer, launchAttempts)
 }
 
 type capacityFinal struct{ aws.RetryerV2 }

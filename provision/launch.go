@@ -158,7 +158,7 @@ func (p *Provisioner) runFirstAvailable(ctx context.Context, spec LaunchSpec) ([
 }
 
 func (p *Provisioner) run(ctx context.Context, spec LaunchSpec, c Choice, token string) ([]Instance, error) {
-	out, err := p.api.RunInstances(ctx, runInput(spec, c, token), withoutCapacityRetries)
+	out, err := p.api.RunInstances(ctx, runInput(spec, c, token), launchRetries)
 	if err != nil {
 		return nil, fmt.Errorf("launching %s: %w", c, err)
 	}

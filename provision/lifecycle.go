@@ -18,6 +18,7 @@ import (
 func (p *Provisioner) WaitRunning(ctx context.Context, id string) (Instance, error) {
 	w := ec2.NewInstanceRunningWaiter(p.api, func(o *ec2.InstanceRunningWaiterOptions) {
 		o.MinDelay, o.MaxDelay = p.PollMin, p.PollMax
+		o.ClientOptions = append(o.ClientOptions, patientRetries) // a throttled poll would end the wait
 	})
 	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, p.WaitTimeout)
 	if err != nil {
@@ -36,7 +37,7 @@ func (p *Provisioner) WaitRunning(ctx context.Context, id string) (Instance, err
 
 // Describe returns one instance.
 func (p *Provisioner) Describe(ctx context.Context, id string) (Instance, error) {
-	out, err := p.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	out, err := p.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, patientRetries)
 	if err != nil {
 		return Instance{}, fmt.Errorf("describing %s: %w", id, err)
 	}
@@ -64,7 +65,7 @@ func (p *Provisioner) Find(ctx context.Context, tags map[string]string) ([]Insta
 	var found []Instance
 	pages := ec2.NewDescribeInstancesPaginator(p.api, &ec2.DescribeInstancesInput{Filters: filters})
 	for pages.HasMorePages() {
-		out, err := pages.NextPage(ctx)
+		out, err := pages.NextPage(ctx, patientRetries)
 		if err != nil {
 			return nil, fmt.Errorf("finding instances by tags: %w", err)
 		}
@@ -80,7 +81,7 @@ func (p *Provisioner) Find(ctx context.Context, tags map[string]string) ([]Insta
 // Terminate terminates id and confirms EC2 reports it shutting-down or terminated.
 // An instance EC2 no longer knows counts as terminated, so cleanup can run twice.
 func (p *Provisioner) Terminate(ctx context.Context, id string) error {
-	out, err := p.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
+	out, err := p.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}, patientRetries)
 	if err != nil {
 		var apiErr smithy.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidInstanceID.NotFound" {
