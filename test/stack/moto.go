@@ -49,7 +49,8 @@ func AWSConfig(ctx context.Context) (aws.Config, error) {
 		awsconfig.WithBaseEndpoint(MotoURL))
 }
 
-// seed shapes moto so every instance gets a 127.0.1.x address and no public IP.
+// seed shapes moto so every instance gets a loopback address (127.0.16.0/20, 4,094 of
+// them: moto keeps a terminated instance's) and no public IP.
 func (s *Stack) seed(ctx context.Context) error {
 	cfg, err := AWSConfig(ctx)
 	if err != nil {
@@ -77,7 +78,7 @@ func (s *Stack) seedNetwork(ctx context.Context) error {
 		return fmt.Errorf("creating VPC: %w", err)
 	}
 	s.Seed.VPC = aws.ToString(vpc.Vpc.VpcId)
-	if s.Seed.Subnet, err = s.loopbackSubnet(ctx, vpc.Vpc.VpcId, "127.0.1.0/24", Region+"a"); err != nil {
+	if s.Seed.Subnet, err = s.loopbackSubnet(ctx, vpc.Vpc.VpcId, "127.0.16.0/20", Region+"a"); err != nil {
 		return err
 	}
 	if s.Seed.Subnet2, err = s.loopbackSubnet(ctx, vpc.Vpc.VpcId, "127.0.2.0/24", Region+"b"); err != nil {

@@ -36,25 +36,7 @@ AllowTcpForwarding yes
 X11Forwarding no
 PrintMotd no
 LogLevel VERBOSE
-SetEnv PATH=%s/bin:/usr/local/bin:/usr/bin:/bin
-`
-
-// ecrLoginStandIn plays the worker's docker-credential-ecr-login: it asks moto's ECR
-// for a token with the static test identity standing in for the instance profile,
-// and answers in the credential-helper protocol.
-const ecrLoginStandIn = `#!/usr/bin/python3
-import json, sys, urllib.request
-if sys.argv[1:] != ["get"]:
-    sys.exit("stand-in supports only get")
-host = sys.stdin.read().strip()
-req = urllib.request.Request("` + MotoURL + `/", data=b"{}", headers={
-    "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
-    "Content-Type": "application/x-amz-json-1.1",
-    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/` + Region + `/ecr/aws4_request, SignedHeaders=host, Signature=0"})
-data = json.load(urllib.request.urlopen(req, timeout=10))["authorizationData"][0]
-import base64
-user, secret = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
-print(json.dumps({"ServerURL": host, "Username": user, "Secret": secret}))
+SetEnv %s
 `
 
 func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig, wrapper []string) (*proc, error) {
@@ -77,11 +59,14 @@ func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig, wrapper []string
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bin", "docker-credential-ecr-login"), []byte(ecrLoginStandIn), 0o755); err != nil {
+	if err := mkdirOwned(filepath.Join(dir, "home"), wc.User); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink(b.s.ecrLogin, filepath.Join(dir, "bin", "docker-credential-ecr-login")); err != nil && !os.IsExist(err) {
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sshdConfig, ip, dir, dir, dir, wc.User, dir)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(sshdConfig, ip, dir, dir, dir, wc.User, workerSessionEnv(dir))), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
@@ -124,6 +109,20 @@ func writeOwned(path string, data []byte, name string) error {
 		return err
 	}
 	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(path, uid, gid)
+}
+
+// mkdirOwned makes the worker user's home directory (the ECR helper writes its log there).
+func mkdirOwned(path, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
 		return err
 	}
 	uid, _ := strconv.Atoi(u.Uid)

@@ -90,6 +90,7 @@ type Stack struct {
 
 	mu       sync.Mutex
 	procs    []*proc
+	ecrLogin string // the real docker-credential-ecr-login every worker has
 	ec2      *ec2.Client
 	stopBoot context.CancelFunc
 	bootDone chan struct{}
@@ -130,6 +131,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		{"registries", s.startRegistries},
 		{"seed", s.seed},
 		{"images", s.pushImages},
+		{"ecr helper", s.buildECRLogin},
 		{"settings", s.writeSettings},
 		{"boot simulator", s.startBoot},
 	}
