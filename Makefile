@@ -69,10 +69,10 @@ release: ## static, reproducible binaries for linux/amd64 and arm64, .deb and .r
 release-check: ## build the release twice (same bytes), install the .deb here, run it, remove it, nothing left
 	bash test/release/check.sh
 
-bench: build ## job start, cold against pooled, on the local stack; rewrites docs/performance.md (about 5 minutes)
+bench: build ## every benchmark against its named peer on the local stack; rewrites docs/performance.md (about 15 minutes)
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md
 
-bench-smoke: build ## one job per path with a 2 s modelled boot, so the benchmark cannot rot; no timing is asserted
+bench-smoke: build ## every benchmark section, small and with 2 s modelled boots, so the suite cannot rot; no timing is asserted
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -start 2s -stage-runs 2 -output-runs 1 -burst 6 -out /dev/null
 
 stack-up: build ## start the stack in the background; prints a driver settings file

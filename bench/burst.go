@@ -159,9 +159,11 @@ func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot
 		return b, err
 	}
 	start := time.Now()
-	if err := waitReady(ctx, set.PoolSocket(), n, false, 10*time.Minute); err != nil {
+	if err := waitReady(ctx, set.PoolSocket(), n, false, 5*time.Minute); err != nil {
 		p.stop()
-		return b, err
+		b.jobs, b.failures = n, []string{"the pool did not fill: " + err.Error()}
+		b.calls, b.throttled = proxy.Counts(), limits.Throttled()
+		return b, nil
 	}
 	b.fill, b.fillCalls = time.Since(start), proxy.Counts()
 	err = runBurst(ctx, set, n, &b)

@@ -36,7 +36,7 @@ type options struct {
 	outputRuns      int
 	boot, start     time.Duration
 	burst           int
-	skipBurst       bool
+	burstOnly       bool
 }
 
 func bench(ctx context.Context, o options) error {
@@ -54,6 +54,12 @@ func bench(ctx context.Context, o options) error {
 	}
 	defer s.Down()
 	r := &report{}
+	if o.burstOnly {
+		if err := r.bursts(ctx, s, o); err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(burstSection(r.burst, o.burst, o.boot)), 0o644)
+	}
 	if err := r.jobStarts(ctx, s, o, dir); err != nil {
 		return err
 	}
