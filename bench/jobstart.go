@@ -133,14 +133,5 @@ func procUsage(pid int) (time.Duration, int64) {
 			}
 		}
 	}
-	var hwm int64
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				hwm = kb * 1024
-			}
-		}
-	}
-	return cpu, hwm
+	return cpu, runnersim.VmHWM(pid)
 }

@@ -112,10 +112,12 @@ func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, log hclog
 		sc.Close()
 		return nil, err
 	}
-	if _, err := w.docker.Ping(ctx); err != nil {
+	ping, err := w.docker.Ping(ctx)
+	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("pinging Docker through SSH: %w", err)
 	}
+	w.docker.NegotiateAPIVersionPing(ping) // else the first request pings again to negotiate
 	return w, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -26,9 +27,9 @@ import (
 // removed then.
 func (w *Worker) Serve(ctx context.Context, socket string, keep func() bool) error {
 	_ = os.Remove(socket)
-	old := umask(0o177)
+	old := syscall.Umask(0o177) // a Unix socket gets its mode at bind time: never open to others
 	l, err := net.Listen("unix", socket)
-	umask(old)
+	syscall.Umask(old)
 	if err != nil {
 		return fmt.Errorf("serving the worker's Docker socket: %w", err)
 	}
@@ -109,10 +110,12 @@ func ConnectHeld(ctx context.Context, socket string, log hclog.Logger) (*Worker,
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := dc.Ping(pctx); err != nil {
+	ping, err := dc.Ping(pctx)
+	if err != nil {
 		dc.Close()
 		return nil, fmt.Errorf("pinging Docker through the job's holder: %w", err)
 	}
+	dc.NegotiateAPIVersionPing(ping) // else the first request pings again to negotiate
 	return &Worker{docker: dc, log: log}, nil
 }
 

@@ -131,20 +131,27 @@ func (c *capped) Write(p []byte) (int, error) {
 // the last value read, in bytes.
 func peakRSS(pid int, done <-chan struct{}) int64 {
 	var hwm int64
-	path := fmt.Sprintf("/proc/%d/status", pid)
 	for {
-		if b, err := os.ReadFile(path); err == nil {
-			for _, line := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-					kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-					hwm = max(hwm, kb*1024)
-				}
-			}
-		}
+		hwm = max(hwm, VmHWM(pid))
 		select {
 		case <-done:
 			return hwm
 		case <-time.After(3 * time.Millisecond):
 		}
 	}
+}
+
+// VmHWM is a live process's peak resident set in bytes, from /proc (0 once it is gone).
+func VmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
