@@ -34,6 +34,13 @@ type Booter struct {
 	failed map[string]error
 	left   map[string][]string // job key → objects its terminated worker held
 	users  []string
+	// booting holds the instances whose boot is under way: boots run side by side,
+	// as EC2 boots a burst's instances, at most maxBooting at once.
+	booting map[string]bool
+	real    map[string]*realWorker // the instances that boot for real (realboot.go)
+	slots   chan struct{}
+	boots   sync.WaitGroup
+	userMu  sync.Mutex // useradd takes /etc/passwd's lock: one at a time
 	// Fault knobs for the fault suite (see SetBootDelay, SetWrongHostKey).
 	delay time.Duration
 	// startDelay replaces delay for an instance started again after a stop.
@@ -111,7 +118,18 @@ func (b *Booter) due(id string) bool {
 }
 
 func (s *Stack) startBoot(ctx context.Context) error {
-	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, restarted: map[string]bool{}, failed: map[string]error{}, left: map[string][]string{}}
+	// The played workers share this machine's disk: the readiness marker their
+	// cloud-init would write is written once, here (really booting workers write
+	// their own).
+	if err := os.MkdirAll(cloudinit.WorkerStateDir, 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(cloudinit.FailedFile)
+	if err := os.WriteFile(cloudinit.ReadyFile, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return err
+	}
+	s.Boot = &Booter{s: s, sshd: map[string]*proc{}, docker: map[string]*privateDocker{}, booted: map[string]types.Instance{}, vols: map[string][]types.Volume{}, firstSeen: map[string]time.Time{}, restarted: map[string]bool{}, failed: map[string]error{}, left: map[string][]string{},
+		booting: map[string]bool{}, real: map[string]*realWorker{}, slots: make(chan struct{}, maxBooting)}
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBoot, s.bootDone = cancel, make(chan struct{})
 	go func() {
@@ -121,8 +139,14 @@ func (s *Stack) startBoot(ctx context.Context) error {
 	return nil
 }
 
+// maxBooting bounds the boots under way at once: enough that a burst of workers
+// boots together (a serial boot made sshds come up after ssh.connect_timeout, a
+// limit AWS does not have), few enough for two cores.
+const maxBooting = 16
+
 func (b *Booter) loop(ctx context.Context) {
 	defer b.shutdown()
+	defer b.boots.Wait()
 	for {
 		if err := b.sync(ctx); err != nil && ctx.Err() == nil {
 			logf("boot simulator: %v", err)
@@ -162,16 +186,16 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 	id := aws.ToString(in.InstanceId)
 	b.mu.Lock()
 	p, booted := b.sshd[id]
+	rw, real := b.real[id]
 	_, failed := b.failed[id]
 	b.mu.Unlock()
+	if real {
+		b.reconcileReal(in, rw)
+		return
+	}
 	switch state := in.State.Name; {
 	case state == types.InstanceStateNameRunning && !booted && !failed && b.due(id):
-		if err := b.boot(ctx, in); err != nil {
-			logf("boot simulator: %s did not boot: %v", id, err)
-			b.mu.Lock()
-			b.failed[id] = err
-			b.mu.Unlock()
-		}
+		b.startBooting(ctx, in)
 	case (state == types.InstanceStateNameStopped || state == types.InstanceStateNameStopping) && booted && p != nil:
 		// A stopped worker keeps its disk and keys; it boots again when started.
 		p.stopTree()
@@ -199,6 +223,57 @@ func (b *Booter) reconcile(ctx context.Context, in types.Instance) {
 			logf("boot simulator: wiping what %s left: %v", id, err)
 		}
 	}
+}
+
+// reconcileReal powers a really booting worker off when its instance stops or
+// terminates; a stopped one boots afresh if started again.
+func (b *Booter) reconcileReal(in types.Instance, rw *realWorker) {
+	id := aws.ToString(in.InstanceId)
+	switch in.State.Name {
+	case types.InstanceStateNameRunning, types.InstanceStateNamePending:
+		return
+	case types.InstanceStateNameStopped, types.InstanceStateNameStopping:
+		b.mu.Lock()
+		delete(b.real, id)
+		delete(b.firstSeen, id)
+		b.mu.Unlock()
+	default:
+		b.mu.Lock()
+		b.real[id] = nil // terminated: never booted again
+		b.mu.Unlock()
+	}
+	if rw != nil {
+		rw.stop()
+	}
+}
+
+// startBooting boots the instance in the background, unless its boot is under way.
+func (b *Booter) startBooting(ctx context.Context, in types.Instance) {
+	id := aws.ToString(in.InstanceId)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.booting[id] {
+		return
+	}
+	b.booting[id] = true
+	b.boots.Go(func() {
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		err := ctx.Err()
+		if err == nil {
+			err = b.boot(ctx, in)
+			<-b.slots
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.booting, id)
+		if err != nil && ctx.Err() == nil {
+			logf("boot simulator: %s did not boot: %v", id, err)
+			b.failed[id] = err
+		}
+	})
 }
 
 // noteLeft remembers what a terminated worker still had on the shared dockerd.
@@ -251,6 +326,16 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 	if err != nil {
 		return err
 	}
+	if ami, ok := realAMIs[aws.ToString(in.ImageId)]; ok {
+		rw, err := b.bootReal(ctx, id, ip, ami, userData)
+		b.mu.Lock()
+		b.real[id] = rw
+		b.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("booting for real: %w", err)
+		}
+		return b.describeBooted(ctx, in)
+	}
 	if err := b.ensureUser(wc); err != nil {
 		return err
 	}
@@ -269,6 +354,16 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 	if err != nil {
 		return err
 	}
+	b.mu.Lock()
+	b.sshd[id] = p
+	b.mu.Unlock()
+	return b.describeBooted(ctx, in)
+}
+
+// describeBooted keeps the instance and its volumes as moto describes them now that
+// it runs (moto forgets some of it on termination).
+func (b *Booter) describeBooted(ctx context.Context, in types.Instance) error {
+	id := aws.ToString(in.InstanceId)
 	// The snapshot comes from a describe of this one instance, the call the driver makes.
 	one, err := b.s.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil || len(one.Reservations) != 1 || len(one.Reservations[0].Instances) != 1 {
@@ -281,7 +376,6 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 		return err
 	}
 	b.mu.Lock()
-	b.sshd[id] = p
 	b.booted[id] = in
 	b.vols[id] = vols.Volumes
 	b.mu.Unlock()
@@ -341,6 +435,13 @@ func (b *Booter) shutdown() {
 		pd.stop()
 		delete(b.docker, id)
 	}
+	for id, rw := range b.real {
+		if rw != nil {
+			rw.stop()
+		}
+		delete(b.real, id)
+	}
+	_ = os.RemoveAll(cloudinit.WorkerStateDir)
 	for _, u := range b.users {
 		_ = exec.Command("userdel", u).Run()
 	}

@@ -81,6 +81,8 @@ func (b *Booter) startSSHD(dir, id, ip string, wc workerConfig, wrapper []string
 // ensureUser creates the cloud-config's SSH user on this machine, as cloud-init would
 // on a worker; users the stack creates are removed when it stops.
 func (b *Booter) ensureUser(wc workerConfig) error {
+	b.userMu.Lock()
+	defer b.userMu.Unlock()
 	if _, err := user.Lookup(wc.User); err == nil {
 		return nil
 	}
