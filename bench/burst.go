@@ -37,6 +37,8 @@ type burst struct {
 	fill       time.Duration // a pool's: from its start to n idle workers
 	fillCalls  map[string]int
 	failures   []string
+	fromPool   int      // jobs whose worker came from the pool
+	coldWhy    []string // why jobs that could have had a pool worker launched cold
 }
 
 // burstJob is one job's side of the burst: the worker-getting part of prepare (Get,
@@ -47,6 +49,7 @@ type burstJob struct {
 	fleet *workers.Fleet
 	job   workers.Job
 	lease workers.Lease
+	log   strings.Builder // what the job log would say
 }
 
 func newBurstJob(ctx context.Context, set settings.Settings, i int) (*burstJob, error) {
@@ -54,9 +57,11 @@ func newBurstJob(ctx context.Context, set settings.Settings, i int) (*burstJob, 
 	if err != nil {
 		return nil, err
 	}
-	f := &workers.Fleet{Settings: set, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Log: hclog.NewNullLogger(), Now: time.Now}
 	key := fmt.Sprintf("%d-burst", 30000+i)
-	return &burstJob{fleet: f, job: workers.Job{Key: key, ID: fmt.Sprint(30000 + i), ProjectID: "7", PipelineID: "900", RunnerID: "1"}}, nil
+	b := &burstJob{job: workers.Job{Key: key, ID: fmt.Sprint(30000 + i), ProjectID: "7", PipelineID: "900", RunnerID: "1"}}
+	log := hclog.New(&hclog.LoggerOptions{Output: &b.log, Level: hclog.Info, DisableTime: true})
+	b.fleet = &workers.Fleet{Settings: set, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Log: log, Now: time.Now}
+	return b, nil
 }
 
 // getWorker returns when the job's worker answers over SSH and Docker.
@@ -107,6 +112,13 @@ func runBurst(ctx context.Context, set settings.Settings, n int, b *burst) error
 		ok = append(ok, times[i])
 	}
 	b.jobs, b.got = n, len(ok)
+	for i, j := range jobs {
+		if errs[i] == nil && j.lease.Source == workers.SourcePool {
+			b.fromPool++
+		} else if line, ok := coldReason(j.log.String()); ok {
+			b.coldWhy = append(b.coldWhy, line)
+		}
+	}
 	if len(ok) > 0 {
 		b.lastWorker, b.median = slices.Max(ok), series{runs: ok}.median()
 	}
@@ -170,6 +182,17 @@ func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot
 	p.stop() // before the cleanups' releases, so it does not refill
 	b.calls, b.throttled = minus(proxy.Counts(), b.fillCalls), limits.Throttled()
 	return b, err
+}
+
+// coldReason is the job log's line saying why a job that asked a pool launched
+// cold.
+func coldReason(log string) (string, bool) {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "No warm pool answered") || strings.Contains(line, "has no idle worker") {
+			return strings.TrimSpace(line), true
+		}
+	}
+	return "", false
 }
 
 func throttledProxy() (*stack.Proxy, *stack.EC2Limits) {
@@ -247,6 +270,11 @@ func burstSection(bs []burst, n int, boot time.Duration) string {
 		if x.fill > 0 {
 			fmt.Fprintf(&b, "\nThe pool was filled before the burst: %d idle workers in %s with %d EC2 calls (%s), paced by its own\n", x.jobs, round(x.fill), total(x.fillCalls), perJob(x.fillCalls, 1))
 			b.WriteString("token buckets below EC2's, so that filling it left the account's buckets for everything else.\n")
+			fmt.Fprintf(&b, "%d of the %d jobs had a worker from the pool", x.fromPool, x.jobs)
+			if len(x.coldWhy) > 0 {
+				fmt.Fprintf(&b, "; %d launched cold, the first saying: %s", len(x.coldWhy), x.coldWhy[0])
+			}
+			b.WriteString(".\n")
 		}
 		if len(x.failures) > 0 {
 			fmt.Fprintf(&b, "\n%s: %d jobs got no worker; the first said: %s\n", x.name, len(x.failures), x.failures[0])
