@@ -46,6 +46,11 @@ func script(name, body string, args ...string) command {
 	return append([]string{"sh", "-c", body, name}, args...)
 }
 
+// step is a script run through StepPath, so that its failure reaches the driver.
+func step(name, body string, args ...string) command {
+	return append([]string{StepPath, name, body}, args...)
+}
+
 // users are the worker's SSH user with its own authorized key (and the image's
 // default user).
 func users(w Worker) []any {
@@ -100,26 +105,27 @@ func ownFiles(o Options) ([]file, error) {
 	if len(files) > 0 {
 		files = append(files, file{Path: MergeJSONPath, Content: mergeJSON, Owner: "root:root", Permissions: "0755"})
 	}
-	return files, nil
+	return append(files, file{Path: StepPath, Content: stepScript, Owner: "root:root", Permissions: "0755"}), nil
 }
 
 // dockerCommands install what is missing, merge the fragments and start Docker, in
-// that order, so a fresh install starts once with the final daemon.json.
+// that order, so a fresh install starts once with the final daemon.json. Each runs
+// as a step, whose failure the driver reads.
 func dockerCommands(w Worker, o Options) []command {
-	cmds := []command{script("install-docker", installIfMissing, "docker", "docker", "docker.io")}
+	cmds := []command{step("install-docker", installIfMissing, "docker", "docker", "docker.io")}
 	if o.ECRCredentialHelper {
-		cmds = append(cmds, script("install-ecr-credential-helper", installIfMissing,
+		cmds = append(cmds, step("install-ecr-credential-helper", installIfMissing,
 			"docker-credential-ecr-login", "amazon-ecr-credential-helper"))
 	}
 	if len(o.daemonJSON()) > 0 {
-		cmds = append(cmds, script("apply-daemon-json", applyDaemonJSON, MergeJSONPath, DaemonFragmentPath, DaemonJSONPath))
+		cmds = append(cmds, step("apply-daemon-json", applyDaemonJSON, MergeJSONPath, DaemonFragmentPath, DaemonJSONPath))
 	}
 	if o.InJobECR {
-		cmds = append(cmds, script("copy-ecr-helper", copyECRHelper, JobECRHelper))
+		cmds = append(cmds, step("copy-ecr-helper", copyECRHelper, JobECRHelper))
 	}
-	cmds = append(cmds, script("start-docker", startDocker))
+	cmds = append(cmds, step("start-docker", startDocker))
 	if len(o.clientConfig()) > 0 {
-		cmds = append(cmds, script("apply-docker-config", applyClientConfig, MergeJSONPath, ConfigFragmentPath, w.User))
+		cmds = append(cmds, step("apply-docker-config", applyClientConfig, MergeJSONPath, ConfigFragmentPath, w.User))
 	}
 	return cmds
 }

@@ -12,8 +12,16 @@ import (
 // MaxUserData is EC2's limit on user data before base64 encoding.
 const MaxUserData = 16 * 1024
 
-// ReadyFile is written on the worker once Docker answers, for operators and probes.
-const ReadyFile = "/run/ec2-executor/ready"
+// The worker's boot markers, kept on its disk so that a worker stopped and started
+// again (a stopped pool's) still has them: cloud-init runs its runcmd once per
+// instance. ReadyFile is written once Docker answers with its final daemon.json
+// (Debian's docker.io starts Docker as it installs, before the merge restarts it);
+// FailedFile collects the boot steps that failed, with their last lines.
+const (
+	WorkerStateDir = "/var/lib/ec2-executor-worker"
+	ReadyFile      = WorkerStateDir + "/ready"
+	FailedFile     = WorkerStateDir + "/failed"
+)
 
 // Worker is everything that differs between workers.
 type Worker struct {

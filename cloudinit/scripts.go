@@ -7,6 +7,7 @@ import _ "embed"
 const (
 	libexecDir         = "/usr/local/libexec/ec2-executor"
 	MergeJSONPath      = libexecDir + "/merge-json"
+	StepPath           = libexecDir + "/step"
 	DaemonFragmentPath = "/etc/ec2-executor/daemon.json"
 	ConfigFragmentPath = "/etc/ec2-executor/docker-config.json"
 	DaemonJSONPath     = "/etc/docker/daemon.json"
@@ -17,6 +18,11 @@ const (
 
 //go:embed files/merge-json.py
 var mergeJSON string
+
+// stepScript runs a boot step and reports its failure in FailedFile.
+//
+//go:embed files/step.sh
+var stepScript string
 
 // installIfMissing installs package $2 when command $1 is missing, with dnf/yum
 // (Amazon Linux) or apt-get (Debian, Ubuntu). $3 names the apt package when it differs.

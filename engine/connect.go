@@ -29,6 +29,9 @@ type Target struct {
 	// Deadline bounds the wait for sshd and Docker to answer; RetryInterval paces it.
 	Deadline      time.Duration
 	RetryInterval time.Duration
+	// Boot, when set, makes Connect wait for the worker's first boot to finish (a
+	// fresh worker's): Docker may answer before it is configured.
+	Boot *BootMarkers
 }
 
 // Worker is an open SSH connection to a worker and a Docker client that talks
@@ -37,6 +40,8 @@ type Worker struct {
 	ssh    *ssh.Client
 	docker *client.Client
 	log    hclog.Logger
+	// Boot is what the worker's boot reported, when Connect waited for it.
+	Boot BootReport
 }
 
 // Connect dials the worker's sshd until it answers with the pinned host key and its
@@ -49,11 +54,12 @@ func Connect(ctx context.Context, t Target, log hclog.Logger) (*Worker, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.Deadline)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		w, err := dialOnce(ctx, t.Addr, cfg, log)
+		w, err := dialOnce(ctx, t, cfg, log)
 		if err == nil {
 			return w, nil
 		}
-		if errors.Is(err, ErrHostKeyMismatch) {
+		var failed *BootFailedError
+		if errors.Is(err, ErrHostKeyMismatch) || errors.As(err, &failed) {
 			return nil, fmt.Errorf("connecting to %s: %w", t.Addr, err)
 		}
 		log.Debug("worker not reachable yet", "addr", t.Addr, "attempt", attempt, "error", err)
@@ -92,8 +98,14 @@ func (t Target) clientConfig() (*ssh.ClientConfig, error) {
 	}, nil
 }
 
-// dialOnce makes one SSH connection and checks that Docker answers through it.
-func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, log hclog.Logger) (*Worker, error) {
+// bootPoll is how often the boot markers are looked at, at most: one command over
+// the open connection, so a job starts soon after its worker is ready.
+const bootPoll = 500 * time.Millisecond
+
+// dialOnce makes one SSH connection, waits for the worker's boot if the target says
+// so, and checks that Docker answers through it.
+func dialOnce(ctx context.Context, t Target, cfg *ssh.ClientConfig, log hclog.Logger) (*Worker, error) {
+	addr := t.Addr
 	d := net.Dialer{Timeout: cfg.Timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -107,11 +119,19 @@ func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, log hclog
 		return nil, err
 	}
 	sc := ssh.NewClient(c, chans, reqs)
+	var boot BootReport
+	if t.Boot != nil {
+		if boot, err = waitBooted(ctx, sc, *t.Boot, min(t.RetryInterval, bootPoll)); err != nil {
+			sc.Close()
+			return nil, err
+		}
+	}
 	w, err := newWorker(sc, log)
 	if err != nil {
 		sc.Close()
 		return nil, err
 	}
+	w.Boot = boot
 	ping, err := w.docker.Ping(ctx)
 	if err != nil {
 		w.Close()

@@ -6,18 +6,26 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ec2-executor/ec2-executor/cloudinit"
 	"github.com/ec2-executor/ec2-executor/engine"
 )
 
 // Reach connects to a worker that was just launched or claimed, waiting up to
-// ssh.connect_timeout for its sshd (with the pinned host key) and Docker.
+// ssh.connect_timeout for its sshd (with the pinned host key), its boot's readiness
+// marker and Docker. A boot step that failed ends the wait at once, with the
+// worker's report.
 func (f *Fleet) Reach(ctx context.Context, l Lease) (*engine.Worker, error) {
 	start := f.Now()
-	w, err := engine.Connect(ctx, f.target(l, f.Settings.SSH.ConnectTimeout.Duration), f.Log)
+	t := f.target(l, f.Settings.SSH.ConnectTimeout.Duration)
+	t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile}
+	w, err := engine.Connect(ctx, t, f.Log)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for instance %s: %w", l.InstanceID, err)
 	}
 	f.Log.Info("Instance "+l.InstanceID+" answers over SSH and Docker", "after", f.Now().Sub(start).Round(10*time.Millisecond).String())
+	if l.Source != SourcePool && len(w.Boot.Stages) > 0 {
+		f.Log.Info("Instance " + l.InstanceID + " booted: cloud-init " + w.Boot.String())
+	}
 	return w, nil
 }
 

@@ -1,0 +1,24 @@
+package engine
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseStatusOrdersCloudInitStagesAsTheyRan(t *testing.T) {
+	status := `{"v1": {"datasource": "DataSourceNoCloud", "stage": null,
+ "modules-final": {"errors": [], "start": 110.5, "finished": 148.75},
+ "init-local": {"errors": [], "start": 100.0, "finished": 100.25},
+ "init": {"errors": [], "start": 101.0, "finished": 101.5},
+ "modules-config": {"errors": [], "start": 110.0, "finished": null}}}`
+	got := parseStatus(status).String()
+	if want := "init-local 300ms, init 500ms, modules-final 38.3s"; got != want {
+		t.Fatalf("got %q, want %q (a stage without its finish is left out)", got, want)
+	}
+	if r := parseStatus("not json"); len(r.Stages) != 0 {
+		t.Fatalf("unreadable status gave %v", r)
+	}
+	if d := parseStatus(`{"v1": {"init": {"start": 1, "finished": 3}}}`).Stages[0].Took; d != 2*time.Second {
+		t.Fatal(d)
+	}
+}
