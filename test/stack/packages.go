@@ -19,6 +19,9 @@ var requirements = []requirement{
 	{"/bin/busybox", "busybox-static"},
 	{"/usr/bin/git", "git"},
 	{"/usr/sbin/useradd", "passwd"},
+	// The really booting workers (realboot.go).
+	{"/usr/bin/mmdebstrap", "mmdebstrap"},
+	{"/usr/bin/systemd-nspawn", "systemd-container"},
 }
 
 // EnsurePackages installs the Debian packages of missing programs with apt-get when

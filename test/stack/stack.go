@@ -94,6 +94,18 @@ type Stack struct {
 	ec2      *ec2.Client
 	stopBoot context.CancelFunc
 	bootDone chan struct{}
+	apt      *aptProxy // the really booting workers' package proxy, made at first use
+}
+
+// aptProxy is the stack's package proxy, its .deb files kept beside the root
+// filesystem between runs.
+func (s *Stack) aptProxy() *aptProxy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apt == nil {
+		s.apt = newAPTProxy(filepath.Join(RealRootCache, "debs"))
+	}
+	return s.apt
 }
 
 // Env is what a driver process needs to reach moto safely: static test credentials and
