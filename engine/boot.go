@@ -54,9 +54,11 @@ func bootState(sc *ssh.Client, m BootMarkers) (state, detail string, err error) 
 		return "", "", err
 	}
 	defer s.Close()
+	// Only the first line decides; what follows is best effort (a worker whose AMI
+	// keeps no status.json is ready all the same).
 	script := fmt.Sprintf(`if [ -s %[2]s ]; then echo failed; cat %[2]s
 elif [ -e %[1]s ]; then echo ready; cat /run/cloud-init/status.json 2>/dev/null
-else echo booting; cloud-init status 2>/dev/null; fi`, m.Ready, m.Failed)
+else echo booting; cloud-init status 2>/dev/null; fi; true`, m.Ready, m.Failed)
 	out, err := s.Output(script)
 	if err != nil {
 		return "", "", fmt.Errorf("reading the worker's boot markers: %w", err)

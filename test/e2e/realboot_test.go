@@ -97,6 +97,7 @@ func TestJobOnAWorkerThatBootsForReal(t *testing.T) {
 			}
 			t.Logf("cloud-init analyze show:\n%s", look.cloudInit)
 			checkMergedDaemonJSON(t, look, c.amiKeys)
+			waitNoRealWorkers(t)
 		})
 	}
 }
@@ -135,13 +136,26 @@ func TestRealBootThatFailsReachesTheOperator(t *testing.T) {
 	if res.Status != "failed" || res.FailureReason != "runner_system_failure" {
 		t.Fatalf("status %s (%s), want a runner system failure", res.Status, res.FailureReason)
 	}
-	contains(t, res.Log, "the worker's boot failed: install-docker failed (exit code 100)", "503")
+	msg := "the worker's boot failed: install-docker failed (exit code 100)"
+	contains(t, res.Log, msg, "503")
 	for _, c := range res.Calls {
 		if c.Stage == "prepare" && c.Duration >= realBootTimeout {
 			t.Errorf("prepare took %s: it waited out ssh.connect_timeout instead of reading the worker's report", c.Duration)
 		}
 	}
+	waitNoRealWorkers(t)
+	record(t, "fault", "a worker that boots for real finds its package source down: cloud-init cannot install Docker", saw(res, msg))
+}
+
+// waitNoRealWorkers waits for the boot simulator to power off the job's terminated
+// workers (it polls EC2 ten times a second).
+func waitNoRealWorkers(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(st.Boot.RealRunning()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
 	if ids := st.Boot.RealRunning(); len(ids) > 0 {
-		t.Errorf("workers still booted after the job: %v", ids)
+		t.Errorf("workers still booted 30s after their job: %v", ids)
 	}
 }

@@ -234,3 +234,39 @@ func (b *Booter) RealExec(id string, argv ...string) ([]byte, error) {
 	}
 	return rw.exec(argv...)
 }
+
+// removeStaleRealBoots powers off and unmounts the really booting workers an earlier
+// stack left behind (killed before it could): their nspawn, the systemd under it,
+// their root filesystems and their namespaces.
+func removeStaleRealBoots() {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.Contains(string(cmdline), "/run/netns/"+realNetnsPrefix) || !strings.HasPrefix(string(cmdline), "systemd-nspawn\x00") {
+			continue
+		}
+		logf("stack: stopping a real-boot worker left by an earlier stack (pid %d)", pid)
+		rw := &realWorker{nspawn: &proc{cmd: &exec.Cmd{Process: &os.Process{Pid: pid}}}}
+		if init := rw.initPid(); init > 0 {
+			_ = syscall.Kill(init, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, line := range strings.Split(string(mounts), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[2] == "overlay" && strings.HasSuffix(f[1], "/real/root") {
+				_ = exec.Command("umount", "--lazy", f[1]).Run()
+			}
+		}
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, _, _ := strings.Cut(line, " "); strings.HasPrefix(name, realNetnsPrefix) {
+			_ = exec.Command("ip", "netns", "del", name).Run()
+		}
+	}
+}

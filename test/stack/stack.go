@@ -136,7 +136,12 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"packages", func(context.Context) error { reapStale(); removeStaleNamespaces(); return EnsurePackages() }},
+		{"packages", func(context.Context) error {
+			reapStale()
+			removeStaleNamespaces()
+			removeStaleRealBoots()
+			return EnsurePackages()
+		}},
 		{"dockerd", s.ensureDockerd},
 		{"moto", s.startMoto},
 		{"ec2 proxy", func(context.Context) error { s.Proxy = NewProxy(); return nil }},
