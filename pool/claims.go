@@ -58,6 +58,34 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 	}
 }
 
+// claimIdle takes an idle worker that fits, if there is one. The claim is marked
+// under the lock, which is then let go so that the claims arriving with it can mark
+// theirs, and the first of them to save takes them all to disk at once. Never is a
+// worker handed out that a restart would offer again: the answer waits for the save.
+func (p *Pool) claimIdle(req workers.ClaimRequest) (decision, bool) {
+	p.mu.Lock()
+	best := p.oldest(workers.PoolIdle, req)
+	if best == nil {
+		p.mu.Unlock()
+		return decision{}, false
+	}
+	ready, project := best.Since, best.Project
+	best.State, best.Since, best.ClaimedBy, best.Project = workers.PoolClaimed, p.now(), req.Job.Key, req.Job.ProjectID
+	lease, gen := best.Lease, p.book.touch()
+	p.mu.Unlock()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.book.durable(gen); err != nil {
+		if best.State == workers.PoolClaimed && best.ClaimedBy == req.Job.Key {
+			best.State, best.Since, best.ClaimedBy, best.Project = workers.PoolIdle, ready, "", project
+		}
+		return decision{ClaimAnswer: workers.ClaimAnswer{Error: err.Error()}, result: ClaimError}, true
+	}
+	lease.Source = workers.SourcePool
+	return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: ready}, result: ClaimHit}, true
+}
+
 // claimStart is tryClaim's result for a claim that takes a stopped worker.
 const claimStart = "start"
 
@@ -65,25 +93,18 @@ const claimStart = "start"
 type decision struct {
 	workers.ClaimAnswer
 	stopped *Worker
+	result  string
 }
 
 // tryClaim decides under the lock: an idle worker that fits (recorded as claimed
 // on disk before the answer leaves), else a stopped one (recorded as starting), else
 // a miss, or at the cap an empty result: wait for changed.
 func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan struct{}) {
+	if d, ok := p.claimIdle(req); ok {
+		return d, d.result, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if best := p.oldest(workers.PoolIdle, req); best != nil {
-		ready, project := best.Since, best.Project
-		best.State, best.Since, best.ClaimedBy, best.Project = workers.PoolClaimed, p.now(), req.Job.Key, req.Job.ProjectID
-		if err := p.book.save(); err != nil { // never hand out what a restart would offer again
-			best.State, best.Since, best.ClaimedBy, best.Project = workers.PoolIdle, ready, "", project
-			return decision{ClaimAnswer: workers.ClaimAnswer{Error: err.Error()}}, ClaimError, nil
-		}
-		lease := best.Lease
-		lease.Source = workers.SourcePool
-		return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: ready}}, ClaimHit, nil
-	}
 	if best := p.oldest(workers.PoolStopped, req); best != nil {
 		best.State, best.ClaimedBy, best.Project = workers.PoolStarting, req.Job.Key, req.Job.ProjectID
 		if err := p.book.save(); err != nil {
