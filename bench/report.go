@@ -215,6 +215,21 @@ func (r *report) jobStartSection(b *strings.Builder, o options) {
 	}
 	fmt.Fprintf(b, "\nA job on an idle pooled worker starts %.1f× faster than a cold one here, and one on a stopped worker %.1f× faster.\n",
 		float64(r.cold.median())/float64(r.pooled.median()), float64(r.cold.median())/float64(r.stopped.median()))
+	if parts := beforeScript(r.pooledJob); parts != "" {
+		fmt.Fprintf(b, "Where the last pooled job's start went, by the driver call gitlab-runner made: %s.\n", parts)
+	}
+}
+
+// beforeScript lists how long each driver call before the job's script took.
+func beforeScript(res runnersim.Result) string {
+	var parts []string
+	for _, c := range res.Calls {
+		if c.Stage == "build_script" || c.Stage == "step_script" {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", c.Stage, round(c.Duration)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func round(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }

@@ -21,6 +21,9 @@ const (
 	WorkerStateDir = "/var/lib/ec2-executor-worker"
 	ReadyFile      = WorkerStateDir + "/ready"
 	FailedFile     = WorkerStateDir + "/failed"
+	// EarlierReadyFile is where earlier versions wrote ReadyFile (in /run, so it was
+	// lost when a stopped worker started again).
+	EarlierReadyFile = "/run/ec2-executor/ready"
 )
 
 // Worker is everything that differs between workers.

@@ -16,7 +16,12 @@ import (
 // failed. A worker is reached only once Ready exists, because a Docker that answers
 // earlier may be restarted under the job (Debian's docker.io starts Docker as it
 // installs, before the daemon.json merge restarts it).
-type BootMarkers struct{ Ready, Failed string }
+type BootMarkers struct {
+	Ready, Failed string
+	// Earlier is where an earlier version wrote Ready (its workers, adopted by a pool
+	// after an upgrade, are ready too), or "".
+	Earlier string
+}
 
 // BootFailedError is a worker whose boot reported a failed step: it never becomes
 // ready, so the wait ends at once.
@@ -56,9 +61,13 @@ func bootState(sc *ssh.Client, m BootMarkers) (state, detail string, err error) 
 	defer s.Close()
 	// Only the first line decides; what follows is best effort (a worker whose AMI
 	// keeps no status.json is ready all the same).
+	earlier := m.Ready
+	if m.Earlier != "" {
+		earlier = m.Earlier
+	}
 	script := fmt.Sprintf(`if [ -s %[2]s ]; then echo failed; cat %[2]s
-elif [ -e %[1]s ]; then echo ready; cat /run/cloud-init/status.json 2>/dev/null
-else echo booting; cloud-init status 2>/dev/null; fi; true`, m.Ready, m.Failed)
+elif [ -e %[1]s ] || [ -e %[3]s ]; then echo ready; cat /run/cloud-init/status.json 2>/dev/null
+else echo booting; cloud-init status 2>/dev/null; fi; true`, m.Ready, m.Failed, earlier)
 	out, err := s.Output(script)
 	if err != nil {
 		return "", "", fmt.Errorf("reading the worker's boot markers: %w", err)

@@ -17,7 +17,7 @@ import (
 func (f *Fleet) Reach(ctx context.Context, l Lease) (*engine.Worker, error) {
 	start := f.Now()
 	t := f.target(l, f.Settings.SSH.ConnectTimeout.Duration)
-	t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile}
+	t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile, Earlier: cloudinit.EarlierReadyFile}
 	w, err := engine.Connect(ctx, t, f.Log)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for instance %s: %w", l.InstanceID, err)

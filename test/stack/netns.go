@@ -277,16 +277,7 @@ func removeStaleNamespaces() {
 // containerd that started it: a killed dockerd leaves it running (with the job's
 // processes) unless it is found by the containerd address on its command line.
 func killShims(runPrefix string) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(cmdline, []byte("-address\x00"+runPrefix)) {
-			continue
-		}
+	for _, pid := range pidsRunning(func(cmdline []byte) bool { return bytes.Contains(cmdline, []byte("-address\x00"+runPrefix)) }) {
 		for _, child := range descendants(pid) {
 			_ = syscall.Kill(child, syscall.SIGKILL)
 		}

@@ -155,3 +155,19 @@ func portFree(addr string) error {
 	}
 	return l.Close()
 }
+
+// pidsRunning lists the processes whose NUL-separated command line matches.
+func pidsRunning(match func(cmdline []byte) bool) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && match(cmdline) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -239,16 +240,10 @@ func (b *Booter) RealExec(id string, argv ...string) ([]byte, error) {
 // stack left behind (killed before it could): their nspawn, the systemd under it,
 // their root filesystems and their namespaces.
 func removeStaleRealBoots() {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !strings.Contains(string(cmdline), "/run/netns/"+realNetnsPrefix) || !strings.HasPrefix(string(cmdline), "systemd-nspawn\x00") {
-			continue
-		}
+	stale := pidsRunning(func(cmdline []byte) bool {
+		return bytes.HasPrefix(cmdline, []byte("systemd-nspawn\x00")) && bytes.Contains(cmdline, []byte("/run/netns/"+realNetnsPrefix))
+	})
+	for _, pid := range stale {
 		logf("stack: stopping a real-boot worker left by an earlier stack (pid %d)", pid)
 		rw := &realWorker{nspawn: &proc{cmd: &exec.Cmd{Process: &os.Process{Pid: pid}}}}
 		if init := rw.initPid(); init > 0 {
