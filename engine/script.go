@@ -34,6 +34,14 @@ const killTimeout = 4 * time.Second
 // runs two stages of a job at once, so that script's driver died without its own
 // shutdown (SIGKILL, the OOM killer). leftover reports that case.
 func (w *Worker) Ready(ctx context.Context, id string, stdout, stderr io.Writer) (leftover bool, err error) {
+	leftover, err = w.ready(ctx, id, stdout, stderr)
+	if err != nil {
+		err = cancelledOr(ctx, err)
+	}
+	return leftover, err
+}
+
+func (w *Worker) ready(ctx context.Context, id string, stdout, stderr io.Writer) (leftover bool, err error) {
 	info, err := w.docker.ContainerInspect(ctx, id)
 	if err != nil {
 		return false, fmt.Errorf("inspecting container %s: %w", short(id), err)
@@ -73,7 +81,7 @@ func (w *Worker) start(ctx context.Context, id string, stdout, stderr io.Writer)
 	}
 	defer hijack.Close()
 	if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return w.stopped(ctx, id, fmt.Errorf("starting container %s: %w", short(id), err))
+		return w.stopped(ctx, id, cancelledOr(ctx, fmt.Errorf("starting container %s: %w", short(id), err)))
 	}
 	out := newReadyWriter(stdout)
 	copied := make(chan error, 1)
@@ -101,6 +109,15 @@ func (w *Worker) start(ctx context.Context, id string, stdout, stderr io.Writer)
 		return err
 	}
 	return &ExitedError{Code: code}
+}
+
+// cancelledOr marks err as the stage's cancellation when the stage was cancelled
+// while it waited on Docker (a SIGTERM as the container starts is no Docker error).
+func cancelledOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
+		return fmt.Errorf("%w: %w", ErrCancelled, err)
+	}
+	return err
 }
 
 // RunScript execs shell in the running job container with script on its stdin,
