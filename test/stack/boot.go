@@ -314,7 +314,7 @@ func (b *Booter) boot(ctx context.Context, in types.Instance) error {
 		return err
 	}
 	for _, doc := range docs {
-		if err := SchemaCheck(dir, doc); err != nil {
+		if err := schemaCheckShape(dir, doc); err != nil {
 			return err
 		}
 	}
