@@ -2,6 +2,8 @@ package workers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -153,8 +155,19 @@ func (f *Fleet) launchSpec(ctx context.Context, in settings.Instance, job Job, u
 		LaunchTemplate: provision.Template(in.LaunchTemplate),
 		Tags:           f.tags(job, f.Now()),
 		UserData:       userData,
-		ClientToken:    job.Key,
+		ClientToken:    job.Key + "-" + nonce(),
 	}, nil
+}
+
+// nonce makes each launch's client token its own. The job key alone is not: a
+// runner without config_exec gives every prepare attempt of a job the same key,
+// and an attempt's launch with the earlier attempt's token (and new keys in its
+// user data) is refused as IdempotentParameterMismatch. The SDK's own retries of
+// one call still share its token.
+func nonce() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // spotOrder lists the markets to try: spot-or-on-demand tries every spot choice first.

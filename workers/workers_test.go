@@ -53,7 +53,7 @@ func TestLaunchSpecOrdersSpotBeforeOnDemandAndTagsExpiry(t *testing.T) {
 		t.Fatalf("choices %v", got)
 	}
 	if spec.Tags[TagExpiresAt] != "2026-11-22T18:00:00Z" || spec.Tags[TagManager] != "m1" || spec.Tags[TagJobKey] != "42-abcd" ||
-		spec.Tags[TagJobID] != "42" || spec.ClientToken != "42-abcd" {
+		spec.Tags[TagJobID] != "42" || !strings.HasPrefix(spec.ClientToken, "42-abcd-") || len(spec.ClientToken) != len("42-abcd-")+8 {
 		t.Fatalf("tags %v, token %q", spec.Tags, spec.ClientToken)
 	}
 	if _, ok := spec.Tags[TagProjectID]; ok {
@@ -240,5 +240,16 @@ func TestAManagerWhoseHeartbeatStoppedHasItsWorkersReaped(t *testing.T) {
 	f.AssertRunning(t, alive, silent)
 	if !strings.Contains(out.String(), "terminated "+dead+" (job 2-b, manager m3): its manager's heartbeat is 11m0s old (reap.manager_timeout 10m0s)") {
 		t.Errorf("reap output:\n%s", out.String())
+	}
+}
+
+// Two launches for one job key (a runner without config_exec retrying prepare) get
+// tokens of their own: EC2 refuses a token reused with other parameters.
+func TestEachLaunchOfAJobKeyHasItsOwnClientToken(t *testing.T) {
+	fl := testFleet(t, provisiontest.New())
+	a, errA := fl.launchSpec(t.Context(), fl.Settings.Instance, Job{Key: "job-42", ID: "42"}, nil)
+	b, errB := fl.launchSpec(t.Context(), fl.Settings.Instance, Job{Key: "job-42", ID: "42"}, nil)
+	if errA != nil || errB != nil || a.ClientToken == b.ClientToken {
+		t.Fatalf("tokens %q and %q (%v, %v)", a.ClientToken, b.ClientToken, errA, errB)
 	}
 }
