@@ -36,9 +36,7 @@ func main() {
 	flag.IntVar(&o.outputRuns, "output-runs", 3, "runs of the 200 MB output, each way")
 	flag.DurationVar(&o.boot, "boot", 26*time.Second, "modelled cold boot: launch to sshd (AWS AL2023: ~5 s API and pending, 18 s to running, 3 s to sshd)")
 	flag.DurationVar(&o.start, "start", 10*time.Second, "modelled start of a stopped worker: StartInstances to sshd (an assumption, not measured)")
-	// The 200 is out of the stack's reach: its boot simulator starts workers
-	// one at a time, and at 200 many start after ssh.connect_timeout.
-	flag.IntVar(&o.burst, "burst", 100, "jobs in the EC2 API budget's burst")
+	flag.IntVar(&o.burst, "burst", 200, "jobs in the EC2 API budget's burst")
 	flag.BoolVar(&o.burstOnly, "burst-only", false, "measure only the burst and write its section alone")
 	flag.Parse()
 	if abs, err := filepath.Abs(o.binary); err == nil { // stage processes run in the job's directory
