@@ -81,7 +81,7 @@ func (w *Worker) start(ctx context.Context, id string, stdout, stderr io.Writer)
 	}
 	defer hijack.Close()
 	if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return w.stopped(ctx, id, cancelledOr(ctx, fmt.Errorf("starting container %s: %w", short(id), err)))
+		return w.stopped(ctx, id, fmt.Errorf("starting container %s: %w", short(id), err))
 	}
 	out := newReadyWriter(stdout)
 	copied := make(chan error, 1)

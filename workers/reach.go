@@ -12,18 +12,20 @@ import (
 
 // Reach connects to a worker that was just launched or claimed, waiting up to
 // ssh.connect_timeout for its sshd (with the pinned host key), its boot's readiness
-// marker and Docker. A boot step that failed ends the wait at once, with the
-// worker's report.
+// marker (not for a claimed pool worker: the pool waited for it) and Docker. A boot
+// step that failed ends the wait at once, with the worker's report.
 func (f *Fleet) Reach(ctx context.Context, l Lease) (*engine.Worker, error) {
 	start := f.Now()
 	t := f.target(l, f.Settings.SSH.ConnectTimeout.Duration)
-	t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile, Earlier: cloudinit.EarlierReadyFile}
+	if l.Source != SourcePool { // the pool looked at a pooled worker's markers before it offered it
+		t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile, Earlier: cloudinit.EarlierReadyFile}
+	}
 	w, err := engine.Connect(ctx, t, f.Log)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for instance %s: %w", l.InstanceID, err)
 	}
 	f.Log.Info("Instance "+l.InstanceID+" answers over SSH and Docker", "after", f.Now().Sub(start).Round(10*time.Millisecond).String())
-	if l.Source != SourcePool && len(w.Boot.Stages) > 0 {
+	if len(w.Boot.Stages) > 0 {
 		f.Log.Info("Instance " + l.InstanceID + " booted: cloud-init " + w.Boot.String())
 	}
 	return w, nil

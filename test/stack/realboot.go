@@ -176,7 +176,11 @@ func (rw *realWorker) initPid() int {
 	if rw.nspawn == nil {
 		return 0
 	}
-	pid := rw.nspawn.cmd.Process.Pid
+	return firstChild(rw.nspawn.cmd.Process.Pid)
+}
+
+// firstChild is a process's first child, or 0.
+func firstChild(pid int) int {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
 		return 0
@@ -245,8 +249,7 @@ func removeStaleRealBoots() {
 	})
 	for _, pid := range stale {
 		logf("stack: stopping a real-boot worker left by an earlier stack (pid %d)", pid)
-		rw := &realWorker{nspawn: &proc{cmd: &exec.Cmd{Process: &os.Process{Pid: pid}}}}
-		if init := rw.initPid(); init > 0 {
+		if init := firstChild(pid); init > 0 {
 			_ = syscall.Kill(init, syscall.SIGKILL)
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)
