@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,16 +38,23 @@ type BootReport struct {
 	Stages []StageTime
 }
 
-// StageTime is one of cloud-init's stages and how long it ran.
+// StageTime is one of cloud-init's stages and how long it ran. Running marks the
+// stage still under way when the worker was reached: modules-final, whose runcmd
+// writes the readiness marker, usually is.
 type StageTime struct {
-	Name string
-	Took time.Duration
+	Name    string
+	Took    time.Duration
+	Running bool
 }
 
 func (r BootReport) String() string {
 	var parts []string
 	for _, s := range r.Stages {
-		parts = append(parts, fmt.Sprintf("%s %s", s.Name, s.Took.Round(100*time.Millisecond)))
+		part := fmt.Sprintf("%s %s", s.Name, s.Took.Round(100*time.Millisecond))
+		if s.Running {
+			part += " so far"
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -66,7 +74,7 @@ func bootState(sc *ssh.Client, m BootMarkers) (state, detail string, err error) 
 		earlier = m.Earlier
 	}
 	script := fmt.Sprintf(`if [ -s %[2]s ]; then echo failed; cat %[2]s
-elif [ -e %[1]s ] || [ -e %[3]s ]; then echo ready; cat /run/cloud-init/status.json 2>/dev/null
+elif [ -e %[1]s ] || [ -e %[3]s ]; then echo ready; date +%%s.%%N; cat /run/cloud-init/status.json 2>/dev/null
 else echo booting; cloud-init status 2>/dev/null; fi; true`, m.Ready, m.Failed, earlier)
 	out, err := s.Output(script)
 	if err != nil {
@@ -85,7 +93,9 @@ func waitBooted(ctx context.Context, sc *ssh.Client, m BootMarkers, every time.D
 		case err != nil:
 			return BootReport{}, err
 		case state == "ready":
-			return parseStatus(detail), nil
+			now, status, _ := strings.Cut(detail, "\n")
+			at, _ := strconv.ParseFloat(strings.TrimSpace(now), 64)
+			return parseStatusAt(status, at), nil
 		case state == "failed":
 			return BootReport{}, &BootFailedError{Report: detail}
 		}
@@ -102,8 +112,12 @@ func waitBooted(ctx context.Context, sc *ssh.Client, m BootMarkers, every time.D
 }
 
 // parseStatus reads cloud-init's /run/cloud-init/status.json: each stage's start and
-// finish, in the order they ran.
-func parseStatus(data string) BootReport {
+// finish, in the order they ran; a stage not finished is left out.
+func parseStatus(data string) BootReport { return parseStatusAt(data, 0) }
+
+// parseStatusAt is parseStatus with the worker's clock at the time of reading: a
+// stage started but not finished counts as running since its start.
+func parseStatusAt(data string, now float64) BootReport {
 	var st struct {
 		V1 map[string]json.RawMessage `json:"v1"`
 	}
@@ -118,11 +132,17 @@ func parseStatus(data string) BootReport {
 	starts := map[string]float64{}
 	for name, raw := range st.V1 {
 		var s stage
-		if json.Unmarshal(raw, &s) != nil || s.Start == nil || s.Finished == nil {
+		if json.Unmarshal(raw, &s) != nil || s.Start == nil {
+			continue
+		}
+		end, running := now, true
+		if s.Finished != nil {
+			end, running = *s.Finished, false
+		} else if now <= *s.Start {
 			continue
 		}
 		starts[name] = *s.Start
-		r.Stages = append(r.Stages, StageTime{Name: name, Took: time.Duration((*s.Finished - *s.Start) * float64(time.Second))})
+		r.Stages = append(r.Stages, StageTime{Name: name, Took: time.Duration((end - *s.Start) * float64(time.Second)), Running: running})
 	}
 	sort.Slice(r.Stages, func(i, j int) bool { return starts[r.Stages[i].Name] < starts[r.Stages[j].Name] })
 	return r

@@ -21,4 +21,7 @@ func TestParseStatusOrdersCloudInitStagesAsTheyRan(t *testing.T) {
 	if d := parseStatus(`{"v1": {"init": {"start": 1, "finished": 3}}}`).Stages[0].Took; d != 2*time.Second {
 		t.Fatal(d)
 	}
+	if got := parseStatusAt(status, 112.5).String(); got != "init-local 300ms, init 500ms, modules-config 2.5s so far, modules-final 38.3s" {
+		t.Fatalf("read at 112.5 on the worker's clock: %q", got)
+	}
 }
