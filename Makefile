@@ -26,7 +26,7 @@ GITLAB_RUNNER_HELPER ?= /usr/local/bin/gitlab-runner-helper
 export EC2X_GITLAB_RUNNER := $(GITLAB_RUNNER)
 export EC2X_GITLAB_RUNNER_HELPER := $(GITLAB_RUNNER_HELPER)
 
-gitlab-runner: ## a real gitlab-runner 17.5.0 and its helper for the end-to-end tests (about 8 minutes the first time, then kept)
+gitlab-runner: ## a real gitlab-runner 17.5.0 and its helper (the stack's helper image carries it; about 8 minutes the first time, then kept)
 	bash $(GITLAB_RUNNER_BUILD) $(GITLAB_RUNNER) $(GITLAB_RUNNER_HELPER)
 
 e2e: gitlab-runner ## end-to-end tests: the real binary, the runner simulator, a real gitlab-runner and the local stack; checks docs/reliability.md
@@ -35,7 +35,7 @@ e2e: gitlab-runner ## end-to-end tests: the real binary, the runner simulator, a
 reliability: gitlab-runner ## rerun the end-to-end suite and rewrite docs/reliability.md from what it observed
 	EC2X_RELIABILITY=write $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e/
 
-demo: build ## bring the stack up, run a sample job and a failing one, stop the stack
+demo: build gitlab-runner ## bring the stack up, run a sample job and a failing one, stop the stack
 	$(GO) run ./test/demo $(BIN)/ec2-executor
 
 PREFIX      ?= /usr/local
@@ -69,13 +69,13 @@ release: ## static, reproducible binaries for linux/amd64 and arm64, .deb and .r
 release-check: ## build the release twice (same bytes), install the .deb here, run it, remove it, nothing left
 	bash test/release/check.sh
 
-bench: build ## every benchmark against its named peer on the local stack; rewrites docs/performance.md (about 15 minutes)
+bench: build gitlab-runner ## every benchmark against its named peer on the local stack; rewrites docs/performance.md (about 15 minutes)
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md
 
-bench-smoke: build ## every benchmark section, small and with 2 s modelled boots, so the suite cannot rot; no timing is asserted
+bench-smoke: build gitlab-runner ## every benchmark section, small and with 2 s modelled boots, so the suite cannot rot; no timing is asserted
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -start 2s -stage-runs 2 -output-runs 1 -burst 6 -out /dev/null
 
-stack-up: build ## start the stack in the background; prints a driver settings file
+stack-up: build gitlab-runner ## start the stack in the background; prints a driver settings file
 	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack
 	@$(BIN)/stack up
 

@@ -36,12 +36,15 @@ func demo(binary string) error {
 		return err
 	}
 	defer s.Down()
-	opts := runnersim.Options{Binary: binary, Settings: s.SettingsFile, Env: stack.Env(), Log: os.Stdout}
+	opts := runnersim.Options{Binary: binary, Settings: s.SettingsFile, Env: stack.Env(), Log: os.Stdout, API: s.JobsAPI}
 	jobs := []runnersim.Job{
 		{ID: 1001, ProjectID: 7, PipelineID: 500, Name: "test", Image: stack.JobImage, Token: "demo-job-token",
 			Credentials: []runnersim.Credential{{URL: stack.RegistryAddr, Username: stack.RegistryUser, Password: stack.RegistryPassword}},
 			Script:      []string{"echo Hello from job $CI_JOB_ID on $(hostname)", "echo built > result.txt", "ls -l", "cat result.txt"},
-			AfterScript: []string{"echo after_script sees CI_JOB_STATUS=$CI_JOB_STATUS"}},
+			AfterScript: []string{"echo after_script sees CI_JOB_STATUS=$CI_JOB_STATUS"},
+			// The helper container's gitlab-runner-helper archives the cache and uploads
+			// result.txt to the stack's stand-in of GitLab's jobs API.
+			CacheKey: "demo", CachePaths: []string{"result.txt"}, Artifacts: []string{"result.txt"}},
 		{ID: 1002, ProjectID: 7, PipelineID: 500, Name: "test-failing", Image: stack.JobImage, Token: "demo-job-token",
 			Credentials: []runnersim.Credential{{URL: stack.RegistryAddr, Username: stack.RegistryUser, Password: stack.RegistryPassword}},
 			Script:      []string{"echo this job fails on purpose", "exit 3", "echo never printed"},
@@ -54,6 +57,9 @@ func demo(binary string) error {
 		fmt.Printf("======== job %d: status=%s reason=%q exit_code=%d in %s ========\n", job.ID, res.Status, res.FailureReason, res.ExitCode, time.Since(t0).Round(time.Millisecond))
 		if err := show(ctx, s, res); err != nil {
 			return err
+		}
+		if len(job.Artifacts) > 0 {
+			fmt.Printf("The stand-in jobs API received the job's artifacts: %v\n", s.JobsAPI.Job(job.ID).ArtifactFiles)
 		}
 	}
 	running, err := s.RunningOurs(ctx)

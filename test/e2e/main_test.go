@@ -83,7 +83,7 @@ func runJob(t *testing.T, job runnersim.Job, settingsFile string) runnersim.Resu
 		settingsFile = st.SettingsFile
 	}
 	res := runnersim.Run(t.Context(), job, runnersim.Options{Binary: binary, Settings: settingsFile, Env: stack.Env(),
-		GracefulKillTimeout: 30 * time.Second, PrepareRetryInterval: 200 * time.Millisecond})
+		GracefulKillTimeout: 30 * time.Second, PrepareRetryInterval: 200 * time.Millisecond, API: st.JobsAPI})
 	checkJob(t, res)
 	return res
 }

@@ -35,6 +35,7 @@ func realBootSettings(t *testing.T, name, ami string) string {
 		s.SSH.ConnectTimeout = settings.Duration{Duration: realBootTimeout}
 		s.Worker.RegistryMirrors = []string{"http://" + stack.OpenRegistryAddr}
 		s.Worker.DaemonOptions = map[string]any{"max-concurrent-downloads": 2}
+		s.Docker.Volumes = nil // the jobs API's socket is on the host, not in a worker of its own
 	})
 }
 

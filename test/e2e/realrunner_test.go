@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,19 +59,12 @@ log_level = "info"
     force_kill_timeout = 10
 `
 
-// realJob queues spec on a fresh stand-in API, runs `gitlab-runner run-single` for
-// it with the driver's settings in cfg, and calls during (if set) once the job log
-// holds the string it names.
+// realJob queues spec on the stack's stand-in jobs API, runs `gitlab-runner
+// run-single` for it with the driver's settings in cfg, and calls during (if set)
+// once the job log holds the string it names.
 func realJob(t *testing.T, spec gitlabapi.Spec, cfg, waitFor string, during func(*gitlabapi.Server, *gitlabapi.Job)) (*gitlabapi.Job, string) {
 	t.Helper()
-	api := gitlabapi.New()
-	defer api.Close()
-	return realJobOn(t, api, spec, cfg, waitFor, during)
-}
-
-func realJobOn(t *testing.T, api *gitlabapi.Server, spec gitlabapi.Spec, cfg, waitFor string, during func(*gitlabapi.Server, *gitlabapi.Job)) (*gitlabapi.Job, string) {
-	t.Helper()
-	runner := realRunner(t)
+	api, runner := st.JobsAPI, realRunner(t)
 	if spec.Token == "" {
 		spec.Token = secrets[0]
 	}
@@ -186,37 +180,26 @@ func TestRealRunnerJobServedByThePool(t *testing.T) {
 }
 
 func TestRealRunnerHelperCachesAcrossJobsAndUploadsArtifacts(t *testing.T) {
-	if _, err := os.Stat(stack.RealHelperBinary()); err != nil {
-		t.Fatalf("no real gitlab-runner-helper (make gitlab-runner builds it): %v", err)
-	}
-	cache, apiDir := t.TempDir(), t.TempDir()
-	for _, d := range []string{cache, apiDir} {
-		if err := os.Chmod(d, 0o777); err != nil {
-			t.Fatal(err)
-		}
+	cache := t.TempDir()
+	if err := os.Chmod(cache, 0o777); err != nil {
+		t.Fatal(err)
 	}
 	// The operator's host cache directory replaces the job's cache volume, so the
 	// cache outlives the job's worker here (the stack's workers share one dockerd).
 	cfg := settingsFile(t, "real-helper.toml", st.Endpoint(), func(s *settings.Settings) {
-		s.Job.HelperImage = stack.RealHelperImage
-		s.Docker.Volumes = []string{cache + ":/cache", apiDir + ":/run/gitlab-api"}
+		s.Docker.Volumes = append(s.Docker.Volumes, cache+":/cache")
 	})
-	api := gitlabapi.New()
-	defer api.Close()
-	if err := api.ServeUnix(filepath.Join(apiDir, "api.sock")); err != nil {
-		t.Fatal(err)
-	}
-	first, trace := realJobOn(t, api, gitlabapi.Spec{ID: 8005, ProjectID: 7, Image: stack.JobImage, Credentials: registryCreds(),
+	first, trace := realJob(t, gitlabapi.Spec{ID: 8005, ProjectID: 7, Image: stack.JobImage, Credentials: registryCreds(),
 		CacheKey: "deps", CachePaths: []string{"vendor"}, ArtifactPaths: []string{"out"},
 		Script: []string{"mkdir -p vendor out", "echo dep-from-8005 > vendor/dep", "echo artifact > out/a"}}, cfg, "", nil)
 	if first.State != "success" {
 		t.Fatalf("first job ended %s (%s)", first.State, first.FailureReason)
 	}
-	if first.Artifacts == 0 {
-		t.Error("the stand-in API received no artifacts")
+	if !slices.Contains(first.ArtifactFiles, "out/a") {
+		t.Errorf("the stand-in API received artifacts %v, want out/a", first.ArtifactFiles)
 	}
 	contains(t, trace, "Created cache", "Uploading artifacts", "201 Created")
-	second, trace := realJobOn(t, api, gitlabapi.Spec{ID: 8006, ProjectID: 7, Image: stack.JobImage, Credentials: registryCreds(),
+	second, trace := realJob(t, gitlabapi.Spec{ID: 8006, ProjectID: 7, Image: stack.JobImage, Credentials: registryCreds(),
 		CacheKey: "deps", CachePaths: []string{"vendor"}, Script: []string{"cat vendor/dep"}}, cfg, "", nil)
 	if second.State != "success" {
 		t.Fatalf("second job ended %s (%s)", second.State, second.FailureReason)

@@ -2,12 +2,14 @@
 // gitlab-runner's `run-single` to take jobs from it, send their logs and say how
 // they ended (runner-protocol.md §8): POST jobs/request hands out queued payloads,
 // PATCH jobs/:id/trace appends to the job's log, PUT jobs/:id records its state,
-// and POST jobs/:id/artifacts keeps what the helper uploads. A job can be cancelled
+// and POST jobs/:id/artifacts keeps what the helper uploads, given the job's token as
+// GitLab wants it (JOB-TOKEN), and lists the files in its zip. A job can be cancelled
 // from the "server": both PATCH and PUT then answer `Job-Status: canceling`, which is
 // what the runner acts on.
 package gitlabapi
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -37,7 +39,9 @@ type Job struct {
 	State         string // running, success, failed
 	FailureReason string
 	ExitCode      int
-	Artifacts     int // bytes uploaded
+	Artifacts     int      // bytes uploaded
+	ArtifactFiles []string // the files in the uploaded archives
+	token         string
 	trace         bytes.Buffer
 	cancel        bool
 	done          chan struct{}
@@ -83,16 +87,34 @@ func (s *Server) ServeUnix(path string) error {
 // Queue adds a job payload (the body of a jobs/request answer) and returns its record.
 func (s *Server) Queue(payload []byte) (*Job, error) {
 	var p struct {
-		ID int `json:"id"`
+		ID    int    `json:"id"`
+		Token string `json:"token"`
 	}
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return nil, fmt.Errorf("job payload: %w", err)
 	}
+	j := s.Expect(p.ID, p.Token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := &Job{ID: p.ID, done: make(chan struct{})}
-	s.jobs[p.ID], s.queue = j, append(s.queue, payload)
+	s.queue = append(s.queue, payload)
 	return j, nil
+}
+
+// Expect records a job that a runner got some other way (the runner simulator hands
+// out its own), so its uploads are accepted with its token.
+func (s *Server) Expect(id int, token string) *Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := &Job{ID: id, token: token, done: make(chan struct{})}
+	s.jobs[id] = j
+	return j
+}
+
+// Job is the record of job id, nil when the server never heard of it.
+func (s *Server) Job(id int) *Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobs[id]
 }
 
 // Cancel makes the server answer the job's next PATCH and PUT with Job-Status: canceling.
@@ -181,14 +203,51 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// artifacts takes an upload as GitLab does: the job's token in JOB-TOKEN, the
+// archive in the multipart field "file".
 func (s *Server) artifacts(w http.ResponseWriter, r *http.Request) {
-	n, _ := io.Copy(io.Discard, r.Body)
+	s.mu.Lock()
+	j := s.job(w, r)
+	s.mu.Unlock()
+	if j == nil {
+		return
+	}
+	if r.Header.Get("JOB-TOKEN") != j.token {
+		http.Error(w, "403 Forbidden", http.StatusForbidden)
+		return
+	}
+	files, n, err := zipFiles(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if j := s.job(w, r); j != nil {
-		j.Artifacts += int(n)
-		w.WriteHeader(http.StatusCreated)
+	j.Artifacts += n
+	j.ArtifactFiles = append(j.ArtifactFiles, files...)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// zipFiles reads the upload's "file" part and lists the zip's entries.
+func zipFiles(r *http.Request) ([]string, int, error) {
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		return nil, 0, fmt.Errorf("no artifacts file: %w", err)
 	}
+	defer f.Close()
+	body, err := io.ReadAll(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		return nil, 0, fmt.Errorf("artifacts file is not a zip: %w", err)
+	}
+	var names []string
+	for _, e := range zr.File {
+		names = append(names, e.Name)
+	}
+	return names, len(body), nil
 }
 
 func (s *Server) status(w http.ResponseWriter, j *Job) {

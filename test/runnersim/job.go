@@ -45,6 +45,10 @@ type Job struct {
 	CacheKey   string
 	CachePaths []string
 	Artifacts  []string
+
+	// serverURL is the runner's url (Options.API's): CI_SERVER_URL, and where
+	// artifacts are uploaded. Without it the runner skips the upload stages.
+	serverURL string
 }
 
 // Interrupt is a cancel from GitLab (the UI's button), or the job timeout expiring,
@@ -180,6 +184,9 @@ func (j Job) allVariables(projectDir string) []Variable {
 	}
 	if j.Image != "" {
 		vars = append(vars, Variable{Key: "CI_JOB_IMAGE", Value: j.Image, Public: true})
+	}
+	if j.serverURL != "" {
+		vars = append(vars, Variable{Key: "CI_SERVER_URL", Value: strings.TrimSuffix(j.serverURL, "/"), Public: true})
 	}
 	return append(vars, j.Variables...)
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ec2-executor/ec2-executor/test/gitlabapi"
 )
 
 // Options say how the simulated runner is configured.
@@ -28,6 +30,10 @@ type Options struct {
 	// no BUILD_EXIT_CODE_FILE (a build failure always reads as exit code 1) and no
 	// variables in CUSTOM_ENV_CI_JOB_SERVICES.
 	Runner175 bool
+	// API is the stand-in jobs API the runner reports to: its URL is the runner's url
+	// (CI_SERVER_URL, the artifact uploads' address) and it learns the job's token.
+	// Without it, jobs upload no artifacts, as a runner with no url.
+	API *gitlabapi.Server
 	// BeforeCleanup, when set, is called once the job's stages are done and before
 	// cleanup, with the environment and working directory of a run stage, so a
 	// benchmark can drive more stages against the live job.
@@ -77,6 +83,10 @@ func Run(ctx context.Context, job Job, opt Options) Result {
 	}
 	if job.Timeout == 0 {
 		job.Timeout = time.Hour
+	}
+	if opt.API != nil {
+		job.serverURL = opt.API.URL
+		opt.API.Expect(job.ID, job.Token)
 	}
 	r := &run{opt: opt, job: job}
 	r.log = &r.buf
@@ -258,7 +268,7 @@ func (r *run) archiveAndUpload(ctx context.Context, status string) {
 		}
 		r.stage(ctx, name, status)
 	}
-	if len(r.job.Artifacts) > 0 {
+	if len(r.job.Artifacts) > 0 && r.job.serverURL != "" {
 		r.stage(ctx, "upload_artifacts_"+suffix, status)
 	}
 }

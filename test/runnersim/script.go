@@ -56,11 +56,11 @@ func predefinedBody(stage, hostname string, job Job) []string {
 	case "get_sources":
 		return getSources(job)
 	case "restore_cache":
-		return cacheCommand("cache-extractor", "Extracting cache is disabled.", job)
+		return restoreCache(job)
 	case "archive_cache", "archive_cache_on_failure":
-		return cacheCommand("cache-archiver", "Creating cache is disabled.", job)
+		return archiveCache(job)
 	case "upload_artifacts_on_success", "upload_artifacts_on_failure":
-		return artifactsCommand(job)
+		return uploadArtifacts(job)
 	case "build_script":
 		return userCommands(job.Script)
 	case "after_script":
@@ -81,25 +81,42 @@ func getSources(job Job) []string {
 		`git clone -q "$CI_REPOSITORY_URL" "$CI_PROJECT_DIR"`, `echo "Checked out $(git -C "$CI_PROJECT_DIR" rev-parse --short HEAD)"`}
 }
 
-// cacheCommand is the runner's guarded call to gitlab-runner for the local cache,
-// with the archive path relative to the project directory.
-func cacheCommand(sub, disabled string, job Job) []string {
-	file := "../../../cache/group/demo/" + job.CacheKey + "/cache.zip"
-	args := sub + " --file " + file
-	if sub == "cache-archiver" {
-		for _, p := range job.CachePaths {
-			args += " --path " + quote(p)
-		}
-	}
-	return []string{`cd "$CI_PROJECT_DIR"`, "if gitlab-runner --version >/dev/null 2>&1; then gitlab-runner " + args +
-		"; else echo " + quote("Missing gitlab-runner. "+disabled) + " >&2; fi"}
+// The cache and artifact stages are written as gitlab-runner 17.5 writes them
+// (shells/abstract.go): each call to its own binary is guarded by `gitlab-runner
+// --version`, the local cache archive's path is relative to the project directory,
+// and the uploader gets the runner's URL and the job's token on its command line.
+const cacheTimeout = "10" // minutes, the runner's default cache request timeout
+
+func cacheFile(job Job) string { return "../../../cache/group/demo/" + job.CacheKey + "/cache.zip" }
+
+func restoreCache(job Job) []string {
+	return guarded("Extracting cache",
+		"echo "+quote("Checking cache for "+job.CacheKey+"..."),
+		"if gitlab-runner cache-extractor --file "+cacheFile(job)+" --timeout "+cacheTimeout+
+			"; then echo 'Successfully extracted cache'; else echo 'WARNING: Failed to extract cache'; fi")
 }
 
-func artifactsCommand(job Job) []string {
-	args := `artifacts-uploader --url http://gitlab.invalid/ --token "$CI_JOB_TOKEN" --id "$CI_JOB_ID"`
+func archiveCache(job Job) []string {
+	args := "cache-archiver --file " + cacheFile(job) + " --timeout " + cacheTimeout
+	for _, p := range job.CachePaths {
+		args += " --path " + quote(p)
+	}
+	return guarded("Creating cache",
+		"echo "+quote("Creating cache "+job.CacheKey+"..."),
+		"if gitlab-runner "+args+"; then echo 'Created cache'; else echo 'WARNING: Failed to create cache'; fi")
+}
+
+func uploadArtifacts(job Job) []string {
+	args := fmt.Sprintf("artifacts-uploader --url %s --token %s --id %d", quote(job.serverURL), quote(job.Token), job.ID)
 	for _, p := range job.Artifacts {
 		args += " --path " + quote(p)
 	}
-	return []string{`cd "$CI_PROJECT_DIR"`, "if gitlab-runner --version >/dev/null 2>&1; then gitlab-runner " + args +
-		"; else echo 'Missing gitlab-runner. Uploading artifacts is disabled.' >&2; fi"}
+	return guarded("Uploading artifacts", `echo "Uploading artifacts..."`, "gitlab-runner "+args+" --artifact-format zip --artifact-type archive")
+}
+
+// guarded runs cmds in the project directory when the stage's container has a
+// gitlab-runner, and otherwise says that what it does is disabled.
+func guarded(what string, cmds ...string) []string {
+	out := append([]string{`cd "$CI_PROJECT_DIR"`, "if gitlab-runner --version >/dev/null 2>&1; then"}, cmds...)
+	return append(out, "else echo "+quote("Missing gitlab-runner. "+what+" is disabled.")+" >&2; fi")
 }

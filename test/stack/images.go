@@ -115,19 +115,18 @@ func jobRootfs() (*rootfs, error) {
 	return r, r.busybox()
 }
 
-// helperRootfs has bash, git and sh, like the runner's helper image, and a shell
-// stand-in for gitlab-runner-helper.
+// helperRootfs is the helper image: bash, git and sh like GitLab's, the real
+// gitlab-runner-helper, and the forwarder that gives its containers a route to the
+// stand-in jobs API (loopfwd).
 func helperRootfs() (*rootfs, error) {
-	r, err := helperBase()
+	bin, err := os.ReadFile(RealHelperBinary())
+	if err != nil {
+		return nil, fmt.Errorf("no gitlab-runner-helper for the helper image (`make gitlab-runner` builds it): %w", err)
+	}
+	fwd, err := buildLoopfwd()
 	if err != nil {
 		return nil, err
 	}
-	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte("#!/bin/bash\numask 0000\nexec /bin/bash\n"))
-	r.file("/usr/bin/gitlab-runner-helper", 0o755, []byte(helperStandIn))
-	return r, nil
-}
-
-func helperBase() (*rootfs, error) {
 	r := newRootfs()
 	if err := r.busybox(); err != nil {
 		return nil, err
@@ -140,34 +139,16 @@ func helperBase() (*rootfs, error) {
 	for _, sub := range []string{"git-upload-pack", "git-receive-pack", "git-upload-archive"} {
 		r.link("/usr/lib/git-core/"+sub, "/usr/bin/git")
 	}
-	return r, nil
-}
-
-// realHelperRootfs is the helper image with the real gitlab-runner-helper, and the
-// forwarder that gives its containers a route to the stand-in jobs API (loopfwd).
-func realHelperRootfs() (*rootfs, error) {
-	r, err := helperBase()
-	if err != nil {
-		return nil, err
-	}
-	bin, err := os.ReadFile(RealHelperBinary())
-	if err != nil {
-		return nil, err
-	}
-	fwd, err := buildLoopfwd()
-	if err != nil {
-		return nil, err
-	}
 	r.file("/usr/bin/gitlab-runner-helper", 0o755, bin)
 	r.file("/usr/bin/ec2x-loopfwd", 0o755, fwd)
-	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte(realRunnerBuild))
+	r.file("/usr/bin/gitlab-runner-build", 0o755, []byte(runnerBuild))
 	return r, nil
 }
 
-// realRunnerBuild is gitlab-runner-build as in GitLab's helper image (umask 0000,
-// then the shell reads the script), plus the route to the stand-in jobs API when a
-// job's settings bind-mount its socket.
-const realRunnerBuild = `#!/bin/bash
+// runnerBuild is gitlab-runner-build as in GitLab's helper image (umask 0000, then
+// the shell reads the script), plus the route to the stand-in jobs API when the
+// job's settings bind-mount its socket at JobsAPIMount.
+const runnerBuild = `#!/bin/bash
 umask 0000
 if [ -S /run/gitlab-api/api.sock ] && [ -n "$CI_SERVER_URL" ]; then
 	hostport=${CI_SERVER_URL#http://}; hostport=${hostport%%/*}
@@ -195,27 +176,6 @@ func buildLoopfwd() ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// helperStandIn plays gitlab-runner-helper: it records each call (token masked)
-// under the cache volume and does a tar-based version of the cache and artifact work.
-const helperStandIn = `#!/bin/sh
-args=$(echo "$*" | sed 's/--token [^ ]*/--token [MASKED]/')
-echo "$(basename "$0") $args" >> /cache/helper-calls.log
-opt() { while [ $# -gt 1 ]; do [ "$1" = "$want" ] && echo "$2"; shift; done; }
-case "$1" in
---version) echo "gitlab-runner-helper stand-in 17.5.0" ;;
-cache-extractor)
-	file=$(want=--file opt "$@")
-	if [ -f "$file" ]; then tar -xf "$file" && echo "Successfully extracted cache"; else echo "WARNING: $file: no such cache (stand-in)"; fi ;;
-cache-archiver)
-	file=$(want=--file opt "$@"); paths=$(want=--path opt "$@")
-	mkdir -p "$(dirname "$file")" && tar -cf "$file" $paths && echo "Created cache $file with $paths (stand-in)" ;;
-artifacts-uploader)
-	paths=$(want=--path opt "$@"); id=$(want=--id opt "$@")
-	mkdir -p "/cache/artifacts/$id" && cp -r $paths "/cache/artifacts/$id/" && echo "Uploaded artifacts $paths for job $id (stand-in)" ;;
-*) echo "stand-in: unknown command $1" >&2; exit 1 ;;
-esac
-`
-
 // serviceRootfs is a busybox image whose httpd answers on port 8080.
 func serviceRootfs() (*rootfs, error) {
 	r := newRootfs()
@@ -239,9 +199,6 @@ func (s *Stack) pushImages(ctx context.Context) error {
 		return err
 	}
 	images := map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs}
-	if _, err := os.Stat(RealHelperBinary()); err == nil {
-		images[RealHelperImage] = realHelperRootfs
-	}
 	for ref, build := range images {
 		fs, err := build()
 		if err != nil {

@@ -35,6 +35,8 @@ func (s *Stack) Settings(endpoint string) settings.Settings {
 	c.SSH.RetryInterval = settings.Duration{Duration: 200 * time.Millisecond}
 	c.Job.DefaultImage = JobImage
 	c.Job.HelperImage = HelperImage
+	// Every job container can reach the stand-in jobs API (artifact uploads).
+	c.Docker.Volumes = []string{s.jobsAPIDir() + ":" + JobsAPIMount}
 	return c
 }
 

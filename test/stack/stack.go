@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/ec2-executor/ec2-executor/test/gitlabapi"
 )
 
 // Fixed loopback endpoints (test-stack.md). One stack runs at a time.
@@ -29,12 +31,10 @@ const (
 
 // Images the stack builds locally and pushes to RegistryAddr.
 var (
-	JobImage    = RegistryAddr + "/ci/job:1"
+	JobImage = RegistryAddr + "/ci/job:1"
+	// HelperImage carries the real gitlab-runner-helper 17.5.0 (RealHelperBinary),
+	// bash and git, as GitLab's helper image does.
 	HelperImage = RegistryAddr + "/ci/helper:1"
-	// RealHelperImage carries the real gitlab-runner-helper 17.5.0 (RealHelperBinary)
-	// where HelperImage has a shell stand-in that the runner simulator's fault tests
-	// use; the stack builds it only when that binary is there.
-	RealHelperImage = RegistryAddr + "/ci/helper-real:1"
 	// ServiceImage answers HTTP on its exposed port 8080; LocalServiceImage is the
 	// same image under a Docker Hub-style name, present only in the shared dockerd.
 	ServiceImage      = RegistryAddr + "/ci/service:1"
@@ -87,6 +87,10 @@ type Stack struct {
 	// Proxy is the EC2 endpoint drivers get by default: moto behind the stack's proxy,
 	// which honours RunInstances client tokens as EC2 does (moto ignores them).
 	Proxy *Proxy
+	// JobsAPI is the stand-in of GitLab's jobs API that jobs upload their artifacts
+	// to (the real runner's and the runner simulator's alike); job containers reach
+	// it through JobsAPIMount.
+	JobsAPI *gitlabapi.Server
 
 	mu       sync.Mutex
 	procs    []*proc
@@ -149,6 +153,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		{"seed", s.seed},
 		{"images", s.pushImages},
 		{"ecr helper", s.buildECRLogin},
+		{"jobs api", s.startJobsAPI},
 		{"settings", s.writeSettings},
 		{"boot simulator", s.startBoot},
 	}
@@ -187,6 +192,9 @@ func (s *Stack) Down() {
 	_ = os.Remove(registryFile) // everything it lists is stopped
 	if s.Proxy != nil {
 		s.Proxy.Close()
+	}
+	if s.JobsAPI != nil {
+		s.JobsAPI.Close()
 	}
 }
 
