@@ -144,11 +144,12 @@ func hostConfig(s ContainerSpec) *container.HostConfig {
 		DNS:       h.DNS, DNSSearch: h.DNSSearch, ExtraHosts: h.ExtraHosts, Sysctls: h.Sysctls,
 	}
 	if !s.Service {
-		// The job's output is streamed through the attach connection; a log driver
-		// would also write every line to the worker's disk and slows large outputs
-		// to a crawl (json-file encodes each line). Services keep theirs: their logs
-		// are shown when they fail to start.
-		hc.LogConfig = container.LogConfig{Type: "none"}
+		// A job container's own output is only its entrypoint's, up to the keeper's
+		// ready line: the scripts' output streams through their execs and is never
+		// logged. The first stage reads the entrypoint's from the log (Worker.Ready),
+		// so the log driver is one that can be read back whatever the worker's
+		// default, and is kept small in case an entrypoint leaves a chatty process.
+		hc.LogConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "1"}}
 	}
 	return hc
 }

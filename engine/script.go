@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -28,25 +30,37 @@ func (e *ExitedError) Error() string {
 const killTimeout = 4 * time.Second
 
 // Ready makes sure job container id runs its keeper and nothing else, so the stage's
-// script can be exec'd into it. A container that is not running is started, with the
-// output of the image's entrypoint streamed to the writers. A running container that
-// still runs an earlier stage's script is killed and started again: the runner never
-// runs two stages of a job at once, so that script's driver died without its own
-// shutdown (SIGKILL, the OOM killer). leftover reports that case.
-func (w *Worker) Ready(ctx context.Context, id string, stdout, stderr io.Writer) (leftover bool, err error) {
-	leftover, err = w.ready(ctx, id, stdout, stderr)
+// script can be exec'd into it. The first stage that needs the container (shown is
+// false) shows the output of the image's entrypoint, read from the container's log
+// up to the keeper's ready line, whoever started it: the stage itself, or the job's
+// holder ahead of it (Prestart), so the entrypoint runs once either way, and a
+// container whose entrypoint already exited gives its exit code to that stage. A
+// container that is not running when a later stage needs it is started again. A
+// running container that still runs an earlier stage's script is killed and started
+// again: the runner never runs two stages of a job at once, so that script's driver
+// died without its own shutdown (SIGKILL, the OOM killer). leftover reports that case.
+func (w *Worker) Ready(ctx context.Context, id string, shown bool, stdout, stderr io.Writer) (leftover bool, err error) {
+	leftover, err = w.ready(ctx, id, shown, stdout, stderr)
 	if err != nil {
 		err = cancelledOr(ctx, err)
 	}
 	return leftover, err
 }
 
-func (w *Worker) ready(ctx context.Context, id string, stdout, stderr io.Writer) (leftover bool, err error) {
+func (w *Worker) ready(ctx context.Context, id string, shown bool, stdout, stderr io.Writer) (leftover bool, err error) {
 	info, err := w.docker.ContainerInspect(ctx, id)
 	if err != nil {
 		return false, fmt.Errorf("inspecting container %s: %w", short(id), err)
 	}
-	if info.State != nil && info.State.Running {
+	state := info.State
+	if state == nil {
+		state = &container.State{}
+	}
+	since := lastEnd(state)
+	switch {
+	case (state.Running || state.Status == "exited") && !shown:
+		return false, w.follow(ctx, id, "", stdout, stderr)
+	case state.Running:
 		busy, err := w.runningExec(ctx, info.ExecIDs)
 		if err != nil || !busy {
 			return false, err
@@ -55,8 +69,22 @@ func (w *Worker) ready(ctx context.Context, id string, stdout, stderr io.Writer)
 			return false, err
 		}
 		leftover = true
+		if info, err = w.docker.ContainerInspect(ctx, id); err != nil {
+			return true, fmt.Errorf("inspecting container %s: %w", short(id), err)
+		}
+		since = lastEnd(info.State)
 	}
-	return leftover, w.start(ctx, id, stdout, stderr)
+	return leftover, w.start(ctx, id, since, stdout, stderr)
+}
+
+// lastEnd is when the container's last run ended, on the worker's clock, or "" when
+// it never ran. Its log from then on is its next run's (Docker records StartedAt
+// only once the process runs, after its first words).
+func lastEnd(state *container.State) string {
+	if state == nil || state.FinishedAt == "" || strings.HasPrefix(state.FinishedAt, "0001-") {
+		return ""
+	}
+	return state.FinishedAt
 }
 
 func (w *Worker) runningExec(ctx context.Context, ids []string) (bool, error) {
@@ -72,26 +100,50 @@ func (w *Worker) runningExec(ctx context.Context, ids []string) (bool, error) {
 	return false, nil
 }
 
-// start starts the container and streams its output until the keeper says it is
-// ready; a container that ends first is an *ExitedError with its exit code.
-func (w *Worker) start(ctx context.Context, id string, stdout, stderr io.Writer) error {
-	hijack, err := w.docker.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
-	if err != nil {
-		return fmt.Errorf("attaching to container %s: %w", short(id), err)
+// Prestart starts the job's containers that no stage started yet, side by side, so
+// the first stage of each finds it running (the job's holder calls it once it has
+// the worker). A failure is left for that stage to meet and report.
+func (w *Worker) Prestart(ctx context.Context, ids ...string) {
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+				w.log.Debug("starting a job container ahead of its stage", "container", short(id), "error", err)
+			}
+		}()
 	}
-	defer hijack.Close()
+	wg.Wait()
+}
+
+// start starts the container (Docker answers "not modified" when the holder just
+// did) and follows its log since its last run ended.
+func (w *Worker) start(ctx context.Context, id, since string, stdout, stderr io.Writer) error {
 	if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return w.stopped(ctx, id, fmt.Errorf("starting container %s: %w", short(id), err))
 	}
+	return w.follow(ctx, id, since, stdout, stderr)
+}
+
+// follow streams the container's log since since (the worker's clock, as Docker
+// reports it; empty for all of it) until the keeper says it is ready; a container
+// that ends first is an *ExitedError with its exit code.
+func (w *Worker) follow(ctx context.Context, id, since string, stdout, stderr io.Writer) error {
+	logs, err := w.docker.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Since: since})
+	if err != nil {
+		return w.stopped(ctx, id, fmt.Errorf("reading the start output of container %s: %w", short(id), err))
+	}
+	defer logs.Close()
 	out := newReadyWriter(stdout)
 	copied := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(out, stderr, hijack.Reader)
+		_, err := stdcopy.StdCopy(out, stderr, logs)
 		copied <- err
 	}()
 	select {
 	case <-out.ready:
-		hijack.Close()
+		logs.Close()
 		<-copied
 		return nil
 	case err := <-copied:

@@ -14,7 +14,10 @@ import (
 // A successful prepare starts the job's holder (`ec2-executor hold <job key>`, in a
 // session of its own with no output, so the runner neither waits for it nor signals
 // it): it keeps one SSH connection to the worker and serves its Docker socket on
-// <state>/jobs/<key>.sock for the run stages (engine.Worker.Serve). It ends when
+// <state>/jobs/<key>.sock for the run stages (engine.Worker.Serve). Once it has the
+// worker it starts the job's helper and build containers, so that their starts (a
+// second each) overlap the runner's first stages instead of adding to them; the
+// first stage of each shows its start output from the container's log. It ends when
 // cleanup removes the job's state, or when the worker's SSH connection ends. A stage
 // that finds no holder reaches the worker over SSH itself.
 
@@ -43,7 +46,8 @@ func (d *Driver) Hold(ctx context.Context, key string) error {
 		return err == nil
 	}
 	fleet := &workers.Fleet{Settings: d.Settings, Log: d.Log, Now: d.Now}
-	return fleet.Hold(ctx, st.Lease, d.holderSocket(key), keep)
+	prestart := func(w *engine.Worker) { w.Prestart(ctx, jobContainers(st)...) }
+	return fleet.Hold(ctx, st.Lease, d.holderSocket(key), keep, prestart)
 }
 
 // reach connects a run stage to the job's worker: through the holder when one
@@ -72,4 +76,15 @@ func (d *Driver) lost(ctx context.Context, st State, err error) error {
 		return err
 	}
 	return fleet.Lost(ctx, st.Lease, err)
+}
+
+// jobContainers are the job's helper and build containers, those it has.
+func jobContainers(st State) []string {
+	var ids []string
+	for _, id := range []string{st.HelperContainer, st.BuildContainer} {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/ec2-executor/ec2-executor/engine"
 )
@@ -34,7 +35,7 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	}
 	defer w.Close()
 	d.Log.Debug("running stage", "stage", stage, "container", id)
-	code, err := d.runIn(ctx, w, id, shellFor(st, stage), script)
+	code, err := d.runIn(ctx, w, &st, id, shellFor(st, stage), script)
 	var exited *engine.ExitedError
 	switch {
 	case errors.Is(err, engine.ErrCancelled):
@@ -53,17 +54,32 @@ func (d *Driver) Run(ctx context.Context, scriptPath, stage string) error {
 	return nil
 }
 
-// runIn readies the job container (starting it for its first stage, stopping a script
-// an earlier stage's driver left behind) and execs the stage's script into it.
-func (d *Driver) runIn(ctx context.Context, w *engine.Worker, id, shell string, script io.Reader) (int, error) {
-	leftover, err := w.Ready(ctx, id, d.Stdout, d.Stderr)
+// runIn readies the job container (showing its start output in its first stage,
+// stopping a script an earlier stage's driver left behind) and execs the stage's
+// script into it.
+func (d *Driver) runIn(ctx context.Context, w *engine.Worker, st *State, id, shell string, script io.Reader) (int, error) {
+	shown := slices.Contains(st.Shown, id)
+	leftover, err := w.Ready(ctx, id, shown, d.Stdout, d.Stderr)
 	if leftover {
 		d.Log.Warn("The previous stage's script was still running after its driver stopped; stopped it", "container", id[:min(12, len(id))])
+	}
+	var exited *engine.ExitedError
+	if !shown && (err == nil || errors.As(err, &exited)) {
+		d.markShown(st, id)
 	}
 	if err != nil {
 		return 0, err
 	}
 	return w.RunScript(ctx, id, shell, script, d.Stdout, d.Stderr)
+}
+
+// markShown records that container id's start output was shown, so later stages
+// do not show it again.
+func (d *Driver) markShown(st *State, id string) {
+	st.Shown = append(st.Shown, id)
+	if err := d.store().Save(*st); err != nil {
+		d.Log.Warn("Could not record the job container's start in the job state", "error", err)
+	}
 }
 
 // predefined are the stages the docker executor runs in its helper container; every

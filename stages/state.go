@@ -28,6 +28,9 @@ type State struct {
 	BuildContainer string `json:"build_container,omitempty"`
 	// HelperContainer runs the predefined stages (git, cache, artifacts).
 	HelperContainer string `json:"helper_container,omitempty"`
+	// Shown lists the job containers whose start output (the image's entrypoint) a
+	// stage has shown: only the first stage of each shows it (engine.Worker.Ready).
+	Shown []string `json:"shown,omitempty"`
 	// Unreachable says a stage already lost the worker: the job has failed, and later
 	// stages (after_script, cleanup_file_variables) try only briefly to reach it.
 	Unreachable bool `json:"unreachable,omitempty"`

@@ -83,12 +83,13 @@ func (f *Fleet) GoneReason(ctx context.Context, l Lease) string {
 
 // Hold keeps one SSH connection to the lease's worker for the job's later stages and
 // serves its Docker socket on socket (engine.Worker.Serve) until keep says stop or
-// the connection ends.
-func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bool) error {
+// the connection ends; connected is called, beside the serving, once it has the worker.
+func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bool, connected func(*engine.Worker)) error {
 	w, err := engine.Connect(ctx, f.target(l, f.Settings.SSH.RunConnectTimeout.Duration), f.Log)
 	if err != nil {
 		return fmt.Errorf("holding instance %s: %w", l.InstanceID, err)
 	}
 	defer w.Close()
+	go connected(w)
 	return w.Serve(ctx, socket, keep)
 }

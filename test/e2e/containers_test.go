@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,8 @@ func TestHelperContainerClonesCachesAndUploadsForTheBuildContainer(t *testing.T)
 
 func TestEntrypointUserAndNoPrivilege(t *testing.T) {
 	job := baseJob(4003)
-	job.ImageEntrypoint = []string{"/bin/sh", "-c", `echo "entrypoint override ran" >&2; export EP_SETUP="set by the entrypoint"; exec "$@"`, "--"}
+	job.ImageEntrypoint = []string{"/bin/sh", "-c", `echo "entrypoint override ran" >&2; echo "entrypoint at uptime $(cut -d' ' -f1 /proc/uptime)" >&2
+export EP_SETUP="set by the entrypoint"; exec "$@"`, "--"}
 	job.ImageUser = "1000"
 	job.AfterScript = []string{`echo "after: $EP_SETUP"`, `echo "left in the background: $(ps -o args | grep -c '[s]leep 613')"`}
 	job.Script = []string{`echo "script: $EP_SETUP"`, "sleep 613 &", "echo uid=$(id -u)", "grep -E 'Cap(Eff|Bnd)' /proc/self/status", "echo to-stdout", "echo to-stderr >&2",
@@ -115,6 +117,35 @@ func TestEntrypointUserAndNoPrivilege(t *testing.T) {
 		if c.Stage == "build_script" && (!strings.Contains(c.Stderr, "to-stderr") || strings.Contains(c.Stderr, "to-stdout")) {
 			t.Errorf("stdout and stderr mixed: the driver's stderr was %q", c.Stderr)
 		}
+	}
+	checkEntrypointRanAhead(t, res)
+}
+
+// checkEntrypointRanAhead wants the entrypoint run once, its output in the job log
+// of build_script (the build container's first stage), and the container started by
+// the job's holder before that stage began: the start overlaps the helper's stages.
+func checkEntrypointRanAhead(t *testing.T, res runnersim.Result) {
+	t.Helper()
+	if n := strings.Count(res.Log, "entrypoint override ran"); n != 1 {
+		t.Errorf("the entrypoint's output appears %d times, want once", n)
+	}
+	i := slices.IndexFunc(res.Calls, func(c runnersim.Call) bool { return c.Stage == "build_script" })
+	if i < 0 || !strings.Contains(res.Calls[i].Stderr, "entrypoint override ran") {
+		t.Fatal("build_script did not show the entrypoint's output")
+	}
+	var ran float64
+	_, at, _ := strings.Cut(res.Calls[i].Stderr, "entrypoint at uptime ")
+	if _, err := fmt.Sscanf(at, "%f", &ran); err != nil {
+		t.Fatalf("no uptime from the entrypoint: %v", err)
+	}
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now float64
+	fmt.Sscanf(string(up), "%f", &now)
+	if began := now - time.Since(res.Calls[i].Start).Seconds(); ran >= began {
+		t.Errorf("the entrypoint ran %.2fs after build_script began: the build container was not started ahead of it", ran-began)
 	}
 }
 
