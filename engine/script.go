@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -100,21 +99,17 @@ func (w *Worker) runningExec(ctx context.Context, ids []string) (bool, error) {
 	return false, nil
 }
 
-// Prestart starts the job's containers that no stage started yet, side by side, so
-// the first stage of each finds it running (the job's holder calls it once it has
-// the worker). A failure is left for that stage to meet and report.
+// Prestart starts the job's containers that no stage started yet, in the order
+// given (the one the runner needs first first: side by side, the two starts slowed
+// each other down on the worker's Docker), so the first stage of each finds it
+// running; the job's holder calls it once it has the worker. A failure is left for
+// that stage to meet and report.
 func (w *Worker) Prestart(ctx context.Context, ids ...string) {
-	var wg sync.WaitGroup
 	for _, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-				w.log.Debug("starting a job container ahead of its stage", "container", short(id), "error", err)
-			}
-		}()
+		if err := w.docker.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			w.log.Debug("starting a job container ahead of its stage", "container", short(id), "error", err)
+		}
 	}
-	wg.Wait()
 }
 
 // start starts the container (Docker answers "not modified" when the holder just

@@ -69,7 +69,7 @@ var markets = []string{MarketOnDemand, MarketSpot, MarketSpotFallback}
 
 var (
 	amiID          = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
-	ssmName        = regexp.MustCompile(`^/?[a-zA-Z0-9_.\-/]{1,1000}$`)
+	ssmName        = regexp.MustCompile(`^/?[a-zA-Z0-9_.\-/]+$`) // and at most 1,000 long: a counted {1,1000} costs every stage process 11 ms to compile
 	templateID     = regexp.MustCompile(`^lt-[0-9a-f]{8,17}$`)
 	templateName   = regexp.MustCompile(`^[a-zA-Z0-9()./_-]{3,128}$`)
 	subnetID       = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
@@ -109,7 +109,7 @@ func (i Instance) validateImage(add func(error)) {
 		add(problem("instance.ami", "must not be empty: set instance.ami, instance.ami_ssm_parameter or instance.launch_template"))
 	case i.AMI != "" && !amiID.MatchString(i.AMI):
 		add(problem("instance.ami", "%q is not an AMI id (ami-0123456789abcdef0)", i.AMI))
-	case i.AMIParameter != "" && !ssmName.MatchString(i.AMIParameter):
+	case i.AMIParameter != "" && (len(i.AMIParameter) > 1000 || !ssmName.MatchString(i.AMIParameter)):
 		add(problem("instance.ami_ssm_parameter", "%q is not an SSM parameter name", i.AMIParameter))
 	}
 }

@@ -98,6 +98,7 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"ami and parameter", "instance.ami:", func(s *Settings) { s.Instance.AMIParameter = "/aws/service/x" }},
 		{"no image at all", "instance.ami:", func(s *Settings) { s.Instance.AMI = "" }},
 		{"bad parameter", "instance.ami_ssm_parameter:", func(s *Settings) { s.Instance.AMI, s.Instance.AMIParameter = "", "no spaces allowed" }},
+		{"parameter too long", "instance.ami_ssm_parameter:", func(s *Settings) { s.Instance.AMI, s.Instance.AMIParameter = "", "/"+strings.Repeat("a", 1000) }},
 		{"duplicate type", "instance.types:", func(s *Settings) { s.Instance.Types = []string{"c5.large", "c5.large"} }},
 		{"bad type", "instance.types:", func(s *Settings) { s.Instance.Types = []string{"big"} }},
 		{"no subnet", "instance.subnet_ids:", func(s *Settings) { s.Instance.SubnetIDs = nil }},

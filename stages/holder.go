@@ -78,7 +78,8 @@ func (d *Driver) lost(ctx context.Context, st State, err error) error {
 	return fleet.Lost(ctx, st.Lease, err)
 }
 
-// jobContainers are the job's helper and build containers, those it has.
+// jobContainers are the job's helper and build containers, those it has, in the
+// order the runner first needs them.
 func jobContainers(st State) []string {
 	var ids []string
 	for _, id := range []string{st.HelperContainer, st.BuildContainer} {
