@@ -111,6 +111,7 @@ func dialOnce(ctx context.Context, t Target, cfg *ssh.ClientConfig, log hclog.Lo
 	if err != nil {
 		return nil, err
 	}
+	conn = withQuickAck(conn)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	stop()
