@@ -102,6 +102,9 @@ func TestEntrypointUserAndNoPrivilege(t *testing.T) {
 export EP_SETUP="set by the entrypoint"; exec "$@"`, "--"}
 	job.ImageUser = "1000"
 	job.AfterScript = []string{`echo "after: $EP_SETUP"`, `echo "left in the background: $(ps -o args | grep -c '[s]leep 613')"`}
+	// get_sources takes 3 s more, time enough for the build container's start (about
+	// a second here) that the holder begins once prepare is done.
+	job.Extra = map[string][]string{"get_sources": {"sleep 3"}}
 	job.Script = []string{`echo "script: $EP_SETUP"`, "sleep 613 &", "echo uid=$(id -u)", "grep -E 'Cap(Eff|Bnd)' /proc/self/status", "echo to-stdout", "echo to-stderr >&2",
 		`cap=$(grep CapBnd /proc/self/status | cut -f2); echo "net_raw=$(( (0x$cap >> 13) & 1 ))"`}
 	res := runJob(t, job, "")
@@ -123,7 +126,8 @@ export EP_SETUP="set by the entrypoint"; exec "$@"`, "--"}
 
 // checkEntrypointRanAhead wants the entrypoint run once, its output in the job log
 // of build_script (the build container's first stage), and the container started by
-// the job's holder before that stage began: the start overlaps the helper's stages.
+// the job's holder before that stage began: the start overlaps the helper's stages
+// (which the test makes long enough for it).
 func checkEntrypointRanAhead(t *testing.T, res runnersim.Result) {
 	t.Helper()
 	if n := strings.Count(res.Log, "entrypoint override ran"); n != 1 {

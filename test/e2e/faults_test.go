@@ -267,7 +267,8 @@ func TestBadInputs(t *testing.T) {
 		{name: "settings: wrong type (`ssh.port = \"twenty-two\"`)", settings: func(s *settings.Settings) { s.SSH.Port = -2222 },
 			msg: "ssh.port", reason: "runner_system_failure"},
 		{name: "JOB_RESPONSE_FILE truncated", edit: func(j *runnersim.Job) {
-			j.EditRaw = func(b []byte) []byte { return b[:len(b)/2] }
+			// Cut after a comma, never inside a string's \u escape (a syntax error, not a truncation).
+			j.EditRaw = func(b []byte) []byte { return b[:bytes.LastIndexByte(b[:len(b)/2], ',')+1] }
 		}, msg: "not a JSON object (truncated)", reason: "runner_system_failure"},
 		{name: "image name that is not a reference", edit: func(j *runnersim.Job) { j.Image = "Not A Valid Image" },
 			msg: `image "Not A Valid Image" is not a valid image reference`, reason: "script_failure"},
