@@ -278,9 +278,6 @@ func removeStaleNamespaces() {
 // processes) unless it is found by the containerd address on its command line.
 func killShims(runPrefix string) {
 	for _, pid := range pidsRunning(func(cmdline []byte) bool { return bytes.Contains(cmdline, []byte("-address\x00"+runPrefix)) }) {
-		for _, child := range descendants(pid) {
-			_ = syscall.Kill(child, syscall.SIGKILL)
-		}
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		killTree(pid)
 	}
 }

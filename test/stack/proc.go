@@ -76,6 +76,14 @@ func (p *proc) stopTree() {
 	<-p.done
 }
 
+// killTree SIGKILLs pid and every process below it.
+func killTree(pid int) {
+	for _, child := range descendants(pid) {
+		_ = syscall.Kill(child, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
 // descendants lists the processes below pid, read from /proc.
 func descendants(pid int) []int {
 	children := map[int][]int{}

@@ -240,9 +240,9 @@ func (b *Booter) RealExec(id string, argv ...string) ([]byte, error) {
 	return rw.exec(argv...)
 }
 
-// removeStaleRealBoots powers off and unmounts the really booting workers an earlier
-// stack left behind (killed before it could): their nspawn, the systemd under it,
-// their root filesystems and their namespaces.
+// removeStaleRealBoots powers off the really booting workers an earlier stack left
+// behind (killed before it could): their nspawn, the systemd under it and their
+// namespaces; unmountStale then takes down their root filesystems.
 func removeStaleRealBoots() {
 	stale := pidsRunning(func(cmdline []byte) bool {
 		return bytes.HasPrefix(cmdline, []byte("systemd-nspawn\x00")) && bytes.Contains(cmdline, []byte("/run/netns/"+realNetnsPrefix))
@@ -253,13 +253,6 @@ func removeStaleRealBoots() {
 			_ = syscall.Kill(init, syscall.SIGKILL)
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
-		for _, line := range strings.Split(string(mounts), "\n") {
-			if f := strings.Fields(line); len(f) > 2 && f[2] == "overlay" && strings.HasSuffix(f[1], "/real/root") {
-				_ = exec.Command("umount", "--lazy", f[1]).Run()
-			}
-		}
 	}
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {

@@ -144,6 +144,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 			reapStale()
 			removeStaleNamespaces()
 			removeStaleRealBoots()
+			unmountStale()
 			return EnsurePackages()
 		}},
 		{"dockerd", s.ensureDockerd},
