@@ -111,12 +111,10 @@ func waitBooted(ctx context.Context, sc *ssh.Client, m BootMarkers, every time.D
 	}
 }
 
-// parseStatus reads cloud-init's /run/cloud-init/status.json: each stage's start and
-// finish, in the order they ran; a stage not finished is left out.
-func parseStatus(data string) BootReport { return parseStatusAt(data, 0) }
-
-// parseStatusAt is parseStatus with the worker's clock at the time of reading: a
-// stage started but not finished counts as running since its start.
+// parseStatusAt reads cloud-init's /run/cloud-init/status.json: each stage's start
+// and finish, in the order they ran. now is the worker's clock at the time of
+// reading: a stage started but not finished counts as running since its start (with
+// now 0, it is left out).
 func parseStatusAt(data string, now float64) BootReport {
 	var st struct {
 		V1 map[string]json.RawMessage `json:"v1"`

@@ -150,9 +150,9 @@ func helperRootfs() (*rootfs, error) {
 // job's settings bind-mount its socket at JobsAPIMount.
 const runnerBuild = `#!/bin/bash
 umask 0000
-if [ -S /run/gitlab-api/api.sock ] && [ -n "$CI_SERVER_URL" ]; then
+if [ -S ` + JobsAPIMount + `/api.sock ] && [ -n "$CI_SERVER_URL" ]; then
 	hostport=${CI_SERVER_URL#http://}; hostport=${hostport%%/*}
-	/usr/bin/ec2x-loopfwd "$hostport" /run/gitlab-api/api.sock >/dev/null 2>&1 &
+	/usr/bin/ec2x-loopfwd "$hostport" ` + JobsAPIMount + `/api.sock >/dev/null 2>&1 &
 	for _ in $(seq 50); do (exec 3<>"/dev/tcp/${hostport%:*}/${hostport#*:}") 2>/dev/null && break; sleep 0.02; done
 fi
 exec /bin/bash
