@@ -57,12 +57,19 @@ log_level = "info"
     cleanup_args = ["cleanup"]
     graceful_kill_timeout = 30
     force_kill_timeout = 10
-`
+%[3]s`
 
 // realJob queues spec on the stack's stand-in jobs API, runs `gitlab-runner
 // run-single` for it with the driver's settings in cfg, and calls during (if set)
 // once the job log holds the string it names.
 func realJob(t *testing.T, spec gitlabapi.Spec, cfg, waitFor string, during func(*gitlabapi.Server, *gitlabapi.Job)) (*gitlabapi.Job, string) {
+	t.Helper()
+	return realJobIn(t, "", spec, cfg, waitFor, during)
+}
+
+// realJobIn is realJob with runnerTOML added to the runner's [[runners]] entry
+// (a [runners.cache] section, say).
+func realJobIn(t *testing.T, runnerTOML string, spec gitlabapi.Spec, cfg, waitFor string, during func(*gitlabapi.Server, *gitlabapi.Job)) (*gitlabapi.Job, string) {
 	t.Helper()
 	api, runner := st.JobsAPI, realRunner(t)
 	if spec.Token == "" {
@@ -74,12 +81,13 @@ func realJob(t *testing.T, spec gitlabapi.Spec, cfg, waitFor string, during func
 	}
 	dir := t.TempDir()
 	toml := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(toml, []byte(fmt.Sprintf(runnerConfig, api.URL, binary)), 0o600); err != nil {
+	if err := os.WriteFile(toml, []byte(fmt.Sprintf(runnerConfig, api.URL, binary, runnerTOML)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if cfg == "" {
 		cfg = st.SettingsFile
 	}
+	started := time.Now()
 	cmd := exec.CommandContext(t.Context(), runner, "run-single", "-c", toml, "-r", "ec2-custom", "--max-builds", "1", "--wait-timeout", "30")
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), stack.Env()...), "EC2_EXECUTOR_CONFIG="+cfg)
@@ -108,6 +116,7 @@ func realJob(t *testing.T, spec gitlabapi.Spec, cfg, waitFor string, during func
 		t.Fatalf("gitlab-runner did not finish the job within 5 minutes:\n%s", runnerLog.String())
 	}
 	trace := api.Trace(job)
+	t.Logf("job %d ended %s in %s (run-single's wall time)", spec.ID, job.State, time.Since(started).Round(10*time.Millisecond))
 	t.Logf("job log (as sent to the API):\n%s\nrunner log:\n%s", trace, runnerLog.String())
 	for _, s := range secrets {
 		if strings.Contains(trace, s) {

@@ -2,10 +2,12 @@
 // gitlab-runner's `run-single` to take jobs from it, send their logs and say how
 // they ended (runner-protocol.md §8): POST jobs/request hands out queued payloads,
 // PATCH jobs/:id/trace appends to the job's log, PUT jobs/:id records its state,
-// and POST jobs/:id/artifacts keeps what the helper uploads, given the job's token as
-// GitLab wants it (JOB-TOKEN), and lists the files in its zip. A job can be cancelled
-// from the "server": both PATCH and PUT then answer `Job-Status: canceling`, which is
-// what the runner acts on.
+// POST jobs/:id/artifacts keeps what the helper uploads, given the job's token as
+// GitLab wants it (JOB-TOKEN), and lists the files in its zip, and GET
+// jobs/:id/artifacts hands the archive to a later job's artifacts-downloader. With
+// ServeGit it also serves Git repositories over smart HTTP behind the job-token check
+// (git.go). A job can be cancelled from the "server": both PATCH and PUT then answer
+// `Job-Status: canceling`, which is what the runner acts on.
 package gitlabapi
 
 import (
@@ -27,10 +29,15 @@ import (
 type Server struct {
 	URL   string
 	srv   *httptest.Server
+	mux   *http.ServeMux
 	unix  *http.Server
 	mu    sync.Mutex
 	queue [][]byte
 	jobs  map[int]*Job
+	// gitRoot holds the bare repositories ServeGit serves; gitDenied counts refusals.
+	gitRoot   string
+	gitDeny   map[string]bool
+	gitDenied int
 }
 
 // Job is what the server knows of one job it handed out.
@@ -41,21 +48,28 @@ type Job struct {
 	ExitCode      int
 	Artifacts     int      // bytes uploaded
 	ArtifactFiles []string // the files in the uploaded archives
-	token         string
-	trace         bytes.Buffer
-	cancel        bool
-	done          chan struct{}
+	// Reports are the artifact types of the reports uploaded (junit, ...).
+	Reports []string
+	// Downloads counts the times a later job downloaded this job's archive.
+	Downloads int
+	archive   []byte // the last archive uploaded (artifact_type archive)
+	token     string
+	trace     bytes.Buffer
+	cancel    bool
+	done      chan struct{}
 }
 
 // New starts the server.
 func New() *Server {
-	s := &Server{jobs: map[int]*Job{}}
+	s := &Server{jobs: map[int]*Job{}, gitDeny: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v4/jobs/request", s.request)
 	mux.HandleFunc("PATCH /api/v4/jobs/{id}/trace", s.patchTrace)
 	mux.HandleFunc("PUT /api/v4/jobs/{id}", s.update)
 	mux.HandleFunc("POST /api/v4/jobs/{id}/artifacts", s.artifacts)
+	mux.HandleFunc("GET /api/v4/jobs/{id}/artifacts", s.download)
 	s.srv = httptest.NewServer(mux)
+	s.mux = mux
 	s.URL = s.srv.URL + "/"
 	return s
 }
@@ -82,6 +96,15 @@ func (s *Server) ServeUnix(path string) error {
 	s.unix = &http.Server{Handler: s.srv.Config.Handler}
 	go func() { _ = s.unix.Serve(l) }()
 	return nil
+}
+
+// ServeGit serves the bare repositories under root (NewRepo makes them) at
+// URL/<group>/<project>.git, to the token of any job the server knows.
+func (s *Server) ServeGit(root string) {
+	s.mu.Lock()
+	s.gitRoot = root
+	s.mu.Unlock()
+	s.mux.Handle("/", s.gitHandler(root))
 }
 
 // Queue adds a job payload (the body of a jobs/request answer) and returns its record.
@@ -216,38 +239,84 @@ func (s *Server) artifacts(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "403 Forbidden", http.StatusForbidden)
 		return
 	}
-	files, n, err := zipFiles(r)
+	body, err := formFile(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	kind := r.URL.Query().Get("artifact_type")
+	var files []string
+	if kind == "" || kind == "archive" {
+		if files, err = zipFiles(body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j.Artifacts += n
-	j.ArtifactFiles = append(j.ArtifactFiles, files...)
+	j.Artifacts += len(body)
+	if files != nil {
+		j.ArtifactFiles = append(j.ArtifactFiles, files...)
+		j.archive = body
+	} else {
+		j.Reports = append(j.Reports, kind)
+	}
 	w.WriteHeader(http.StatusCreated)
 }
 
-// zipFiles reads the upload's "file" part and lists the zip's entries.
-func zipFiles(r *http.Request) ([]string, int, error) {
+// download hands a job's archive to a later job, given a token of a job the server
+// knows (GitLab checks the requesting job's token), as artifacts-downloader asks.
+func (s *Server) download(w http.ResponseWriter, r *http.Request) {
+	if !s.knownToken(r.Header.Get("JOB-TOKEN")) {
+		http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.job(w, r)
+	if j == nil {
+		return
+	}
+	if j.archive == nil {
+		http.Error(w, "404 Not Found", http.StatusNotFound)
+		return
+	}
+	j.Downloads++
+	w.Header().Set("Content-Type", "application/zip")
+	_, _ = w.Write(j.archive)
+}
+
+// ArchiveSize is the size of the archive job id uploaded, 0 if none.
+func (s *Server) ArchiveSize(id int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j := s.jobs[id]; j != nil {
+		return len(j.archive)
+	}
+	return 0
+}
+
+// formFile reads the upload's "file" part.
+func formFile(r *http.Request) ([]byte, error) {
 	f, _, err := r.FormFile("file")
 	if err != nil {
-		return nil, 0, fmt.Errorf("no artifacts file: %w", err)
+		return nil, fmt.Errorf("no artifacts file: %w", err)
 	}
 	defer f.Close()
-	body, err := io.ReadAll(f)
-	if err != nil {
-		return nil, 0, err
-	}
+	return io.ReadAll(f)
+}
+
+// zipFiles lists a zip archive's entries.
+func zipFiles(body []byte) ([]string, error) {
 	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
 	if err != nil {
-		return nil, 0, fmt.Errorf("artifacts file is not a zip: %w", err)
+		return nil, fmt.Errorf("artifacts file is not a zip: %w", err)
 	}
-	var names []string
+	names := []string{}
 	for _, e := range zr.File {
 		names = append(names, e.Name)
 	}
-	return names, len(body), nil
+	return names, nil
 }
 
 func (s *Server) status(w http.ResponseWriter, j *Job) {

@@ -82,6 +82,55 @@ func (r *rootfs) hostBinary(path string) error {
 	return nil
 }
 
+// gitCore adds git's programs and scripts (/usr/lib/git-core): the HTTP transport
+// the runner clones with, and git-submodule with the scripts it sources. Programs
+// that are git itself become links to /usr/bin/git.
+func (r *rootfs) gitCore() error {
+	const dir = "/usr/lib/git-core"
+	git, err := os.Stat("/usr/bin/git")
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			return err
+		case info.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			r.link(p, target)
+		case os.SameFile(info, git):
+			r.link(p, "/usr/bin/git")
+		case isELF(p):
+			return r.hostBinary(p)
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			r.file(p, int64(info.Mode().Perm()), data)
+		}
+		return nil
+	})
+}
+
+func isELF(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	return err == nil && string(magic) == "\x7fELF"
+}
+
 // busybox installs busybox-static with a symlink for every applet it has.
 func (r *rootfs) busybox() error {
 	data, err := os.ReadFile("/bin/busybox")
@@ -136,8 +185,8 @@ func helperRootfs() (*rootfs, error) {
 			return nil, fmt.Errorf("adding %s: %w", b, err)
 		}
 	}
-	for _, sub := range []string{"git-upload-pack", "git-receive-pack", "git-upload-archive"} {
-		r.link("/usr/lib/git-core/"+sub, "/usr/bin/git")
+	if err := r.gitCore(); err != nil {
+		return nil, err
 	}
 	r.file("/usr/bin/gitlab-runner-helper", 0o755, bin)
 	r.file("/usr/bin/ec2x-loopfwd", 0o755, fwd)
@@ -146,16 +195,21 @@ func helperRootfs() (*rootfs, error) {
 }
 
 // runnerBuild is gitlab-runner-build as in GitLab's helper image (umask 0000, then
-// the shell reads the script), plus the route to the stand-in jobs API when the
-// job's settings bind-mount its socket at JobsAPIMount.
+// the shell reads the script), after the routes to the stack's services when the
+// job's settings bind-mount them at JobsAPIMount.
 const runnerBuild = `#!/bin/bash
 umask 0000
-if [ -S ` + JobsAPIMount + `/api.sock ] && [ -n "$CI_SERVER_URL" ]; then
-	hostport=${CI_SERVER_URL#http://}; hostport=${hostport%%/*}
-	/usr/bin/ec2x-loopfwd "$hostport" ` + JobsAPIMount + `/api.sock >/dev/null 2>&1 &
+` + startRoutes + `exec /bin/bash
+`
+
+// startRoutes forwards each address in JobsAPIMount to its socket, and waits until
+// they answer (a forwarder already running from an earlier stage keeps the port).
+const startRoutes = `for sock in ` + JobsAPIMount + `/*.sock; do
+	[ -S "$sock" ] || continue
+	hostport=$(basename "$sock" .sock)
+	/usr/bin/ec2x-loopfwd "$hostport" "$sock" >/dev/null 2>&1 &
 	for _ in $(seq 50); do (exec 3<>"/dev/tcp/${hostport%:*}/${hostport#*:}") 2>/dev/null && break; sleep 0.02; done
-fi
-exec /bin/bash
+done
 `
 
 // buildLoopfwd builds the forwarder as a static binary.

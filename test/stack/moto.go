@@ -68,7 +68,7 @@ func (s *Stack) seed(ctx context.Context) error {
 		return fmt.Errorf("creating ECR repository: %w", err)
 	}
 	s.Seed.ECRRepository = aws.ToString(repo.Repository.RepositoryUri)
-	return nil
+	return seedBucket(ctx)
 }
 
 func (s *Stack) seedNetwork(ctx context.Context) error {

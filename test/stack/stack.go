@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -99,6 +100,7 @@ type Stack struct {
 	stopBoot context.CancelFunc
 	bootDone chan struct{}
 	apt      *aptProxy // the really booting workers' package proxy, made at first use
+	routes   []net.Listener
 }
 
 // aptProxy is the stack's package proxy, its .deb files kept beside the root
@@ -196,6 +198,9 @@ func (s *Stack) Down() {
 	}
 	if s.JobsAPI != nil {
 		s.JobsAPI.Close()
+	}
+	for _, l := range s.routes {
+		_ = l.Close()
 	}
 }
 

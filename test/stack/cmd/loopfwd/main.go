@@ -5,7 +5,7 @@
 // into the container. It stands in for a worker's route to GitLab; the stack never
 // opens a port off loopback.
 //
-//	loopfwd 127.0.0.1:18080 /run/gitlab-api/api.sock
+//	loopfwd 127.0.0.1:18080 /run/gitlab-api/127.0.0.1:18080.sock
 package main
 
 import (
