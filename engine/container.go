@@ -82,6 +82,8 @@ type HostOptions struct {
 	DNS, DNSSearch  []string
 	ExtraHosts      []string
 	Sysctls         map[string]string
+	SecurityOpt     []string
+	Tmpfs           map[string]string
 }
 
 // CreateVolume creates a named volume labelled with the job key.
@@ -142,6 +144,7 @@ func hostConfig(s ContainerSpec) *container.HostConfig {
 		Privileged: h.Privileged, CapAdd: h.CapAdd, CapDrop: h.CapDrop, ShmSize: h.ShmSize,
 		Resources: container.Resources{Memory: h.Memory, NanoCPUs: h.NanoCPUs},
 		DNS:       h.DNS, DNSSearch: h.DNSSearch, ExtraHosts: h.ExtraHosts, Sysctls: h.Sysctls,
+		SecurityOpt: h.SecurityOpt, Tmpfs: h.Tmpfs,
 	}
 	if !s.Service {
 		// A job container's own output is only its entrypoint's, up to the keeper's

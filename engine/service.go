@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -17,9 +18,14 @@ import (
 type Service struct {
 	ID string
 	IP string
-	// Ports are the image's exposed TCP ports, the ones a readiness wait checks.
+	// Ports are the ones a readiness wait checks, as the docker executor's health
+	// check picks them: HEALTHCHECK_TCP_PORT from the service's environment, else its
+	// image's exposed TCP ports (20 at most). Any one that accepts means ready.
 	Ports []int
 }
+
+// maxPortsCheck is the docker executor's bound on the ports a health check dials.
+const maxPortsCheck = 20
 
 // StartService starts a service container and reports its address on network.
 func (w *Worker) StartService(ctx context.Context, id, network string) (Service, error) {
@@ -34,13 +40,90 @@ func (w *Worker) StartService(ctx context.Context, id, network string) (Service,
 	if ep, ok := info.NetworkSettings.Networks[network]; ok {
 		s.IP = ep.IPAddress
 	}
-	for p := range info.Config.ExposedPorts {
-		if p.Proto() == "tcp" {
-			s.Ports = append(s.Ports, p.Int())
+	s.Ports, err = healthPorts(info.Config)
+	return s, err
+}
+
+// healthPorts are the ports a readiness wait dials, as the docker executor's
+// getContainerExposedPorts chooses them.
+func healthPorts(cfg *container.Config) ([]int, error) {
+	for _, env := range cfg.Env {
+		if k, v, ok := strings.Cut(env, "="); ok && strings.EqualFold(k, "HEALTHCHECK_TCP_PORT") {
+			port, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("invalid health check tcp port: %v", v)
+			}
+			return []int{int(port)}, nil
 		}
 	}
-	sort.Ints(s.Ports)
-	return s, nil
+	var ports []int
+	for p := range cfg.ExposedPorts {
+		if p.Proto() == "tcp" {
+			ports = append(ports, p.Int())
+		}
+	}
+	sort.Ints(ports)
+	if len(ports) > maxPortsCheck {
+		ports = ports[:maxPortsCheck]
+	}
+	return ports, nil
+}
+
+// WaitService waits until any of the service's ports accepts a connection from the
+// worker, as the docker executor's health check does. It gives up early, with the
+// exit code, when the service's container stops.
+func (w *Worker) WaitService(ctx context.Context, s Service, interval time.Duration) error {
+	if len(s.Ports) == 0 {
+		return nil
+	}
+	within := ""
+	if deadline, ok := ctx.Deadline(); ok {
+		within = " within " + time.Until(deadline).Round(time.Second).String()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan error, len(s.Ports)+1)
+	for _, port := range s.Ports {
+		go func() { ready <- w.WaitTCP(ctx, ServiceAddr(s, port), interval) }()
+	}
+	go func() { ready <- w.watchExit(ctx, s.ID, interval) }()
+	err := <-ready
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("nothing accepted connections on port %s%s", joinPorts(s.Ports), within)
+	}
+	return nil
+}
+
+// watchExit returns an error once the container is no longer running.
+func (w *Worker) watchExit(ctx context.Context, id string, interval time.Duration) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		info, err := w.docker.ContainerInspect(ctx, id)
+		if err == nil && info.State != nil && !info.State.Running && !info.State.Restarting {
+			return fmt.Errorf("the service's container exited with code %d before it opened port %s", info.State.ExitCode, joinPorts(ServicePorts(info.Config)))
+		}
+	}
+}
+
+// ServicePorts are a service's health-check ports, for messages; nil if none parse.
+func ServicePorts(cfg *container.Config) []int {
+	p, _ := healthPorts(cfg)
+	return p
+}
+
+func joinPorts(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, " or ")
 }
 
 // WaitTCP dials addr from the worker (through the SSH connection, as a process on the

@@ -38,6 +38,24 @@ type Docker struct {
 	// ServicesLimit caps the job's services; -1 allows any number.
 	ServicesLimit          int      `toml:"services_limit"`
 	WaitForServicesTimeout Duration `toml:"wait_for_services_timeout"`
+	// ServicesPrivileged overrides Privileged for service containers (unset: the
+	// same as the build container's, as in the docker executor).
+	ServicesPrivileged *bool `toml:"services_privileged"`
+	// ServiceMemory and ServiceCPUs limit each service container.
+	ServiceMemory string `toml:"service_memory"`
+	ServiceCPUs   string `toml:"service_cpus"`
+	// ServicesSecurityOpt and ServicesTmpfs are Docker's --security-opt and --tmpfs
+	// for service containers.
+	ServicesSecurityOpt []string          `toml:"services_security_opt"`
+	ServicesTmpfs       map[string]string `toml:"services_tmpfs"`
+}
+
+// ServicePrivileged is whether service containers run privileged.
+func (d Docker) ServicePrivileged() bool {
+	if d.ServicesPrivileged != nil {
+		return *d.ServicesPrivileged
+	}
+	return d.Privileged
 }
 
 // Pull policies.
@@ -77,13 +95,20 @@ func (d Docker) validate(add func(error)) {
 			add(problem("docker.volumes", "entry %d %q: %v", n, v, err))
 		}
 	}
-	for field, v := range map[string]string{"docker.shm_size": d.ShmSize, "docker.memory": d.Memory} {
+	for field, v := range map[string]string{"docker.shm_size": d.ShmSize, "docker.memory": d.Memory, "docker.service_memory": d.ServiceMemory} {
 		if _, err := Bytes(v); err != nil {
 			add(problem(field, "%q is not a size like \"64m\" or \"2g\"", v))
 		}
 	}
-	if _, err := NanoCPUs(d.CPUs); err != nil {
-		add(problem("docker.cpus", "%q is not a positive number of CPUs like \"1.5\"", d.CPUs))
+	for field, v := range map[string]string{"docker.cpus": d.CPUs, "docker.service_cpus": d.ServiceCPUs} {
+		if _, err := NanoCPUs(v); err != nil {
+			add(problem(field, "%q is not a positive number of CPUs like \"1.5\"", v))
+		}
+	}
+	for target := range d.ServicesTmpfs {
+		if !strings.HasPrefix(target, "/") {
+			add(problem("docker.services_tmpfs", "%q is not an absolute container path", target))
+		}
 	}
 	for n, h := range d.ExtraHosts {
 		if name, ip, ok := strings.Cut(h, ":"); !ok || name == "" || ip == "" {

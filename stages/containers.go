@@ -225,8 +225,21 @@ func (d *Driver) buildHost() engine.HostOptions {
 		Memory: mem, NanoCPUs: cpus, DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts, Sysctls: o.Sysctls}
 }
 
-// networkHost gives the helper and service containers the operator's network
-// options; privilege and limits are for the job's own container.
+// serviceHost is what the docker executor gives a service container: the network
+// options, privilege (services_privileged, else privileged), the job's shm size and
+// the services' own limits, security options and tmpfs mounts; never the build
+// container's capabilities or limits.
+func (d *Driver) serviceHost() engine.HostOptions {
+	o := d.Settings.Docker
+	shm, _ := settings.Bytes(o.ShmSize)
+	mem, _ := settings.Bytes(o.ServiceMemory)
+	cpus, _ := settings.NanoCPUs(o.ServiceCPUs)
+	return engine.HostOptions{Privileged: o.ServicePrivileged(), ShmSize: shm, Memory: mem, NanoCPUs: cpus,
+		DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts, SecurityOpt: o.ServicesSecurityOpt, Tmpfs: o.ServicesTmpfs}
+}
+
+// networkHost gives the helper container the operator's network options; privilege
+// and limits are for the job's own containers.
 func (d *Driver) networkHost() engine.HostOptions {
 	o := d.Settings.Docker
 	return engine.HostOptions{DNS: o.DNS, DNSSearch: o.DNSSearch, ExtraHosts: o.ExtraHosts}

@@ -187,3 +187,28 @@ func TestAnOperatorVolumeAtTheCacheDirReplacesTheJobsOwn(t *testing.T) {
 		t.Errorf("mounts %v, want %s", got, want)
 	}
 }
+
+// TestServicesGetTheDockerExecutorsHostConfig: as createHostConfigForService does,
+// services are privileged with the build container unless services_privileged says
+// otherwise, get their own limits, security options and tmpfs, and never the build
+// container's capabilities or limits.
+func TestServicesGetTheDockerExecutorsHostConfig(t *testing.T) {
+	d := &Driver{Settings: settings.Default()}
+	o := &d.Settings.Docker
+	o.Privileged, o.CapAdd, o.Memory, o.ShmSize = true, []string{"NET_ADMIN"}, "4g", "256m"
+	o.ServiceMemory, o.ServiceCPUs = "512m", "0.5"
+	o.ServicesSecurityOpt, o.ServicesTmpfs = []string{"seccomp=unconfined"}, map[string]string{"/var/lib/data": "rw"}
+	h := d.serviceHost()
+	if !h.Privileged || h.Memory != 512<<20 || h.NanoCPUs != 5e8 || h.ShmSize != 256<<20 || len(h.CapAdd) != 0 ||
+		h.SecurityOpt[0] != "seccomp=unconfined" || h.Tmpfs["/var/lib/data"] != "rw" {
+		t.Errorf("service host options %+v", h)
+	}
+	off := false
+	o.ServicesPrivileged = &off
+	if d.serviceHost().Privileged || !d.buildHost().Privileged {
+		t.Error("services_privileged = false must unprivilege the services alone")
+	}
+	if d.networkHost().Privileged {
+		t.Error("the helper container must never be privileged")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -131,7 +130,7 @@ func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *doc
 		id, err := w.CreateContainer(ctx, engine.ContainerSpec{Name: fmt.Sprintf("ec2x-%s-svc-%d", st.JobKey, i), Image: image,
 			Cmd: svc.Command, Entrypoint: svc.Entrypoint, User: string(svc.ExecutorOpts.Docker.User), Platform: svc.ExecutorOpts.Docker.Platform,
 			Env: serviceEnv(job, svc), JobKey: st.JobKey, Mounts: d.mounts(st.JobKey), Binds: d.binds(), Network: jobNetwork(st.JobKey),
-			Aliases: aliases, Host: d.networkHost(), Service: true})
+			Aliases: aliases, Host: d.serviceHost(), Service: true})
 		if err != nil {
 			return err
 		}
@@ -163,18 +162,17 @@ func serviceEnv(job Job, svc Image) []string {
 	return env
 }
 
+// waitForService waits until any of the service's health-check ports accepts, as
+// the docker executor's health check does; a service that never opens one (or
+// exits first) is a warning with its last log lines, and the job goes on.
 func (d *Driver) waitForService(ctx context.Context, w *engine.Worker, name string, s engine.Service) {
 	timeout := d.Settings.Docker.WaitForServicesTimeout.Duration
-	for _, port := range s.Ports {
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		err := w.WaitTCP(wctx, engine.ServiceAddr(s, port), 250*time.Millisecond)
-		cancel()
-		if err == nil {
-			continue
-		}
-		logs, _ := w.Logs(ctx, s.ID, 50)
-		d.Log.Warn("Service " + name + " did not open port " + strconv.Itoa(port) + " within " + timeout.String() +
-			"; continuing. Its last log lines:\n" + logs)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	err := w.WaitService(wctx, s, 250*time.Millisecond)
+	cancel()
+	if err == nil || ctx.Err() != nil {
 		return
 	}
+	logs, _ := w.Logs(ctx, s.ID, 50)
+	d.Log.Warn("Service " + name + " did not come up (" + err.Error() + "); continuing. Its last log lines:\n" + logs)
 }

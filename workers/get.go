@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/settings"
@@ -23,7 +25,7 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 		f.Settings.Pool.ClaimTimeout.Duration+poolAnswerWithin, f.waiting)
 	switch {
 	case errors.Is(err, errNoPool):
-		f.Log.Info("No warm pool answered on "+socket+"; launching a fresh worker", "reason", err.Error())
+		f.noPool(socket, err)
 	case err != nil:
 		return Lease{}, err
 	case a.Error != "":
@@ -41,6 +43,19 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 		f.Log.Info("The warm pool has no idle worker for this job (" + a.Miss + "); launching a fresh worker")
 	}
 	return f.Launch(ctx, job, in, saved)
+}
+
+// noPool says that no pool answered: in the job log as a warning when the settings
+// ask for a pool, or when its socket is there but nothing answers (a pool that
+// died); otherwise only at debug level, since a runner without a pool launches cold
+// by design.
+func (f *Fleet) noPool(socket string, err error) {
+	_, statErr := os.Stat(socket)
+	if !f.Settings.Pool.Configured() && errors.Is(statErr, fs.ErrNotExist) {
+		f.Log.Debug("no warm pool; launching a fresh worker", "socket", socket, "reason", err.Error())
+		return
+	}
+	f.Log.Warn("The warm pool did not answer on "+socket+"; launching a fresh worker", "reason", err.Error())
 }
 
 // waiting says in the job log why the claim waits.

@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,33 @@ func TestEachLaunchOfAJobKeyHasItsOwnClientToken(t *testing.T) {
 	b, errB := fl.launchSpec(t.Context(), fl.Settings.Instance, Job{Key: "job-42", ID: "42"}, nil)
 	if errA != nil || errB != nil || a.ClientToken == b.ClientToken {
 		t.Fatalf("tokens %q and %q (%v, %v)", a.ClientToken, b.ClientToken, errA, errB)
+	}
+}
+
+// TestNoPoolIsQuietUnlessOneIsAskedFor: a runner without pool settings launches cold
+// by design and says nothing at INFO or above; one whose settings ask for a pool, or
+// whose socket is there, gets a warning.
+func TestNoPoolIsQuietUnlessOneIsAskedFor(t *testing.T) {
+	var out strings.Builder
+	s := settings.Default()
+	s.StateDir = t.TempDir()
+	f := &Fleet{Settings: s, Log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})}
+	f.noPool(s.PoolSocket(), errNoPool)
+	if out.Len() != 0 {
+		t.Errorf("no pool asked for, yet the job log says %q", out.String())
+	}
+	f.Settings.Pool.IdleCount = 2
+	f.noPool(s.PoolSocket(), errNoPool)
+	if !strings.Contains(out.String(), "[WARN]  The warm pool did not answer on "+s.PoolSocket()) {
+		t.Errorf("a configured pool that does not answer: %q", out.String())
+	}
+	out.Reset()
+	f.Settings.Pool.IdleCount = 0
+	if err := os.WriteFile(s.PoolSocket(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.noPool(s.PoolSocket(), errNoPool)
+	if !strings.Contains(out.String(), "[WARN]") {
+		t.Errorf("a socket nobody answers on: %q", out.String())
 	}
 }

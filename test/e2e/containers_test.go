@@ -43,7 +43,7 @@ func TestServicesAreReachedByAliasAndAutomaticNameAndASilentOneOnlyWarns(t *test
 		t.Errorf("service answered %d of 4 requests", n)
 	}
 	contains(t, res.Log, "Using locally found image "+stack.LocalServiceImage+" (pull policy never)",
-		"Service "+stack.ServiceImage+" did not open port 8080 within 2s; continuing", "silent-service-started",
+		"Service "+stack.ServiceImage+" did not come up (nothing accepted connections on port 8080 within 2s); continuing. Its last log lines", "silent-service-started",
 		"PUBLIC_VAR=seen-by-services", "SERVICE_OWN=svc-var", "job env: 2")
 	if strings.Contains(res.Log, "PRIVATE_VAR=only-for-the-job") {
 		t.Error("a service got a non-public variable")

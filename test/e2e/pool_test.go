@@ -217,8 +217,8 @@ func TestPoolHandsAJobAReadyWorkerWithoutAnEC2Call(t *testing.T) {
 	cold := baseJob(8002)
 	cold.Script = []string{"echo on a cold worker"}
 	res = p.job(cold)
-	contains(t, res.Log, "No warm pool answered on "+p.socket+"; launching a fresh worker", "on a cold worker", "Job succeeded")
-	p.note("fault", "a job while no pool runs", saw(res, "No warm pool answered on …; launching a fresh worker"))
+	contains(t, res.Log, "[WARN]  ec2-executor: The warm pool did not answer on "+p.socket+"; launching a fresh worker", "on a cold worker", "Job succeeded")
+	p.note("fault", "a job while no pool runs", saw(res, "The warm pool did not answer on …; launching a fresh worker"))
 	p.finish()
 }
 

@@ -2,6 +2,9 @@ package stack
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -30,12 +33,34 @@ func dockerPings(ctx context.Context, sock string) bool {
 	return err == nil
 }
 
+// privilegedRuntime names the OCI runtime (cmd/privrunc) every dockerd of the stack
+// runs containers with, so that `--privileged` works here as on an EC2 worker.
+const privilegedRuntime = "ec2x-runc"
+
+// runtimeFlags make privrunc the dockerd's default runtime.
+func (s *Stack) runtimeFlags() []string {
+	return []string{"--add-runtime", privilegedRuntime + "=" + s.privrunc, "--default-runtime", privilegedRuntime}
+}
+
 // ensureDockerd starts the machine's dockerd when none answers (this machine kind has
-// none running at first); a dockerd the stack starts is stopped with it.
+// none running at first), with the stack's runtime; a dockerd the stack starts is
+// stopped with it. One that was already running is used as it is, and privileged
+// containers on it work only if it has the runtime (Privileged says).
 func (s *Stack) ensureDockerd(ctx context.Context) error {
+	bin, err := buildTool("privrunc")
+	if err != nil {
+		return err
+	}
+	s.privrunc = filepath.Join(s.Dir, "bin", "privrunc")
+	if err := os.MkdirAll(filepath.Dir(s.privrunc), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(s.privrunc, bin, 0o755); err != nil {
+		return err
+	}
 	ping := func() bool { return dockerPings(ctx, sharedDockerSock) }
 	if !ping() {
-		p, err := s.start("dockerd", nil, "/usr/sbin/dockerd")
+		p, err := s.start("dockerd", nil, append([]string{"/usr/sbin/dockerd"}, s.runtimeFlags()...)...)
 		if err != nil {
 			return err
 		}
@@ -43,5 +68,26 @@ func (s *Stack) ensureDockerd(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.checkRuntime(ctx); err != nil {
+		logf("stack: %v: privileged containers will fail on it", err)
+	}
 	return wipeLeftovers(ctx)
+}
+
+// checkRuntime records whether the shared dockerd runs containers with privrunc.
+func (s *Stack) checkRuntime(ctx context.Context) error {
+	dc, err := dockerClient()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	info, err := dc.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.DefaultRuntime != privilegedRuntime {
+		return fmt.Errorf("the dockerd already running on %s has default runtime %q, not the stack's %s", sharedDockerSock, info.DefaultRuntime, privilegedRuntime)
+	}
+	s.Privileged = true
+	return nil
 }

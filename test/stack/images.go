@@ -172,7 +172,7 @@ func helperRootfs() (*rootfs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no gitlab-runner-helper for the helper image (`make gitlab-runner` builds it): %w", err)
 	}
-	fwd, err := buildLoopfwd()
+	fwd, err := buildTool("loopfwd")
 	if err != nil {
 		return nil, err
 	}
@@ -212,20 +212,21 @@ const startRoutes = `for sock in ` + JobsAPIMount + `/*.sock; do
 done
 `
 
-// buildLoopfwd builds the forwarder as a static binary.
-func buildLoopfwd() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "ec2x-loopfwd")
+// buildTool builds one of the stack's commands (test/stack/cmd/NAME) as a static
+// binary and returns it.
+func buildTool(name string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "ec2x-"+name)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "loopfwd")
+	out := filepath.Join(dir, name)
 	_, self, _, _ := runtime.Caller(0)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/loopfwd")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
 	cmd.Dir = filepath.Dir(self)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building loopfwd: %v: %s", err, b)
+		return nil, fmt.Errorf("building %s: %v: %s", name, err, b)
 	}
 	return os.ReadFile(out)
 }

@@ -68,7 +68,7 @@ func (b *Booter) startPrivateDocker(ctx context.Context, dir, id string, wc work
 			return pd, err
 		}
 	}
-	p, err := b.s.startWrapped("dockerd-"+id, nil, append(pd.enter(), wrapper...), "dockerd", "--config-file", filepath.Join(dir, "daemon.json"))
+	p, err := b.s.startWrapped("dockerd-"+id, nil, append(pd.enter(), wrapper...), append([]string{"dockerd", "--config-file", filepath.Join(dir, "daemon.json")}, b.s.runtimeFlags()...)...)
 	if err != nil {
 		return pd, err
 	}

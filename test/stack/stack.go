@@ -92,8 +92,15 @@ type Stack struct {
 	// to (the real runner's and the runner simulator's alike); job containers reach
 	// it through JobsAPIMount.
 	JobsAPI *gitlabapi.Server
+	// Privileged says the shared dockerd runs `--privileged` containers (the stack's
+	// runtime, cmd/privrunc): a dockerd the stack found running may not.
+	Privileged bool
 
 	mu       sync.Mutex
+	privrunc string // the runtime's path
+	// dockerImages guards the push of the Docker-in-Docker images (made at first use).
+	dockerImages       sync.Mutex
+	dockerImagesPushed bool
 	procs    []*proc
 	ecrLogin string // the real docker-credential-ecr-login every worker has
 	ec2      *ec2.Client
