@@ -101,13 +101,13 @@ type Stack struct {
 	// dockerImages guards the push of the Docker-in-Docker images (made at first use).
 	dockerImages       sync.Mutex
 	dockerImagesPushed bool
-	procs    []*proc
-	ecrLogin string // the real docker-credential-ecr-login every worker has
-	ec2      *ec2.Client
-	stopBoot context.CancelFunc
-	bootDone chan struct{}
-	apt      *aptProxy // the really booting workers' package proxy, made at first use
-	routes   []net.Listener
+	procs              []*proc
+	ecrLogin           string // the real docker-credential-ecr-login every worker has
+	ec2                *ec2.Client
+	stopBoot           context.CancelFunc
+	bootDone           chan struct{}
+	apt                *aptProxy // the really booting workers' package proxy, made at first use
+	routes             []net.Listener
 }
 
 // aptProxy is the stack's package proxy, its .deb files kept beside the root
