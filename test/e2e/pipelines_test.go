@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/test/gitlabapi"
 	"github.com/ec2-executor/ec2-executor/test/stack"
 )
@@ -188,6 +189,38 @@ func TestRealRunnerArtifactsBetweenJobs(t *testing.T) {
 	contains(t, trace, "Downloading artifacts for build (8121)", "binary-from-8121")
 	if st.JobsAPI.Job(8121).Downloads == 0 {
 		t.Error("the dependent job never downloaded the archive from the API")
+	}
+	assertNoneRunning(t)
+}
+
+// TestRealRunnerImagesAsPublished: an image with its own ENTRYPOINT and USER, the
+// same with `entrypoint: [""]`, a service with alias, entrypoint and command that is
+// slow to listen, a file variable and a job's pull_policy.
+func TestRealRunnerImagesAsPublished(t *testing.T) {
+	cfg := settingsFile(t, "published.toml", st.Endpoint(), func(s *settings.Settings) {
+		s.Docker.AllowedPullPolicies = []string{settings.PullAlways, settings.PullIfNotPresent}
+	})
+	spec := gitlabapi.Spec{ID: 8141, ProjectID: 74, Image: stack.PublishedImage, Credentials: registryCreds(),
+		PullPolicy: []string{settings.PullIfNotPresent}, FileVariables: map[string]string{"DEPLOY_CONFIG": "file-variable-content"},
+		Script: []string{"echo uid=$(id -u) home=$(pwd) entrypoint=${FROM_ENTRYPOINT:-no}", `cat "$DEPLOY_CONFIG"; echo " at $DEPLOY_CONFIG"`}}
+	job, trace := realJob(t, spec, cfg, "", nil)
+	if job.State != "success" {
+		t.Fatalf("job ended %s (%s)", job.State, job.FailureReason)
+	}
+	contains(t, trace, "(pull policy if-not-present)", "published entrypoint ran as 1000", "uid=1000", "entrypoint=yes",
+		"file-variable-content at /builds/")
+
+	spec = gitlabapi.Spec{ID: 8142, ProjectID: 74, Image: stack.PublishedImage, ImageEntrypoint: []string{""}, Credentials: registryCreds(),
+		Services: []gitlabapi.Service{{Name: stack.ServiceImage, Alias: "slow", Entrypoint: []string{"/bin/sh", "-c"},
+			Command: []string{"echo service command ran; sleep 3; exec httpd -f -p 8080 -h /www"}}},
+		Script: []string{"echo uid=$(id -u) entrypoint=${FROM_ENTRYPOINT:-no}", "wget -q -O- http://slow:8080/"}}
+	job, trace = realJob(t, spec, cfg, "", nil)
+	if job.State != "success" {
+		t.Fatalf("job ended %s (%s)", job.State, job.FailureReason)
+	}
+	contains(t, trace, "as 127.0.0.1__ci__service, 127.0.0.1-ci-service, slow", "uid=1000 entrypoint=no", "service-ok")
+	if strings.Contains(trace, "published entrypoint ran") || strings.Contains(trace, "did not come up") {
+		t.Error("entrypoint [\"\"] still ran the image's entrypoint, or the slow service was not waited for")
 	}
 	assertNoneRunning(t)
 }

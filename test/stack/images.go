@@ -231,6 +231,20 @@ func buildTool(name string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
+// publishedRootfs is an image as images are published: its own entrypoint (which
+// says it ran and exports a variable) and a non-root user with a home.
+func publishedRootfs() (*rootfs, error) {
+	r := newRootfs()
+	if err := r.busybox(); err != nil {
+		return nil, err
+	}
+	r.file("/entrypoint.sh", 0o755, []byte("#!/bin/sh\necho \"published entrypoint ran as $(id -u)\" >&2\nexport FROM_ENTRYPOINT=yes\nexec \"$@\"\n"))
+	r.dir("/home/app") // its parent
+	r.seen["/home/app"] = true
+	_ = r.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "home/app/", Mode: 0o755, Uid: 1000, Gid: 1000})
+	return r, nil
+}
+
 // serviceRootfs is a busybox image whose httpd answers on port 8080.
 func serviceRootfs() (*rootfs, error) {
 	r := newRootfs()
@@ -253,15 +267,19 @@ func (s *Stack) pushImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	images := map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs}
+	images := map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs,
+		PublishedImage: publishedRootfs}
 	for ref, build := range images {
 		fs, err := build()
 		if err != nil {
 			return fmt.Errorf("building %s: %w", ref, err)
 		}
 		changes := []string{`CMD ["sh"]`}
-		if ref == ServiceImage {
+		switch ref {
+		case ServiceImage:
 			changes = []string{`CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]`, "EXPOSE 8080"}
+		case PublishedImage:
+			changes = []string{`ENTRYPOINT ["/entrypoint.sh"]`, `CMD ["sh"]`, "USER 1000", "WORKDIR /home/app"}
 		}
 		rc, err := dc.ImageImport(ctx, image.ImportSource{Source: fs.tar(), SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
 		if err != nil {

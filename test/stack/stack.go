@@ -38,7 +38,10 @@ var (
 	HelperImage = RegistryAddr + "/ci/helper:1"
 	// ServiceImage answers HTTP on its exposed port 8080; LocalServiceImage is the
 	// same image under a Docker Hub-style name, present only in the shared dockerd.
-	ServiceImage      = RegistryAddr + "/ci/service:1"
+	ServiceImage = RegistryAddr + "/ci/service:1"
+	// PublishedImage has its own ENTRYPOINT (it prints "published entrypoint ran as
+	// UID" and exports FROM_ENTRYPOINT=yes) and runs as user 1000.
+	PublishedImage    = RegistryAddr + "/ci/published:1"
 	LocalServiceImage = "ci-svc/web:1"
 	// MirrorImage is a Docker Hub name (docker.io/library/ci-mirror-job:1). Only a
 	// worker whose daemon.json points at the stack's mirror can pull it: its dockerd
