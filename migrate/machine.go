@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -26,13 +27,22 @@ func (m *migration) machine(s *settings.Settings, v runnerView) {
 		case "MaxBuilds":
 			n, _ := integer(val)
 			s.Pool.MaxBuilds = max(n, 1)
+			if s.Pool.MaxBuilds > 1 && (s.Docker.Privileged || s.Docker.ServicePrivileged()) {
+				s.Pool.MaxBuilds = 1
+				m.report.add(v.name, key, Changed, fmt.Sprintf("pool.max_builds = 1, not %d: the runner's jobs are privileged, and a privileged job can change its worker for the next one (docs/pool.md); pool.reuse_privileged = true with max_builds reuses them anyway", n))
+				continue
+			}
 			m.report.add(v.name, key, Changed, "pool.max_builds: a worker is wiped between jobs and reused within one project (pool.reuse_scope = \"runner\" shares it across projects, as docker+machine did)")
 		case "MachineName":
 			m.report.add(v.name, key, Changed, "workers are named by their job (the Name tag) and tagged with it")
 		case "autoscaling":
 			m.autoscaling(s, v)
 		case "MaxGrowthRate":
-			m.report.add(v.name, key, Changed, "pool.launches_per_second paces the pool's launches below EC2's limits")
+			m.report.add(v.name, key, Changed, fmt.Sprintf("no counterpart for machines created at once: pool.launches_per_second (%g) paces the pool's launches below EC2's limits instead", s.Pool.LaunchesPerSecond))
+		case "OffPeakPeriods", "OffPeakTimezone", "OffPeakIdleCount", "OffPeakIdleTime":
+			if key == "OffPeakPeriods" {
+				m.offPeak(s, v)
+			}
 		default:
 			m.report.add(v.name, key, NotSupported, "ec2-executor has no counterpart: see docs/migrating.md")
 		}
@@ -60,14 +70,50 @@ func (m *migration) autoscaling(s *settings.Settings, v runnerView) {
 		}
 		s.Pool.Schedule = append(s.Pool.Schedule, e)
 	}
-	m.report.add(v.name, "autoscaling", Changed, "[[pool.schedule]] entries; docker+machine's seven-field periods lose their year field")
+	m.report.add(v.name, "autoscaling", Changed, fmt.Sprintf("%d [[pool.schedule]] entries%s", len(periods), m.yearNote(periods)))
+}
+
+// offPeak maps the older OffPeak* keys onto one [[pool.schedule]] entry, which is
+// what they were: another idle count in some periods.
+func (m *migration) offPeak(s *settings.Settings, v runnerView) {
+	e := settings.PoolSchedule{Timezone: str(v.machine["OffPeakTimezone"])}
+	if e.Timezone == "" {
+		e.Timezone = "UTC"
+	}
+	e.IdleCount, _ = integer(v.machine["OffPeakIdleCount"])
+	if n, ok := integer(v.machine["OffPeakIdleTime"]); ok {
+		e.IdleTime = settings.Duration{Duration: time.Duration(n) * time.Second}
+	}
+	for _, period := range stringList(v.machine["OffPeakPeriods"]) {
+		e.Periods = append(e.Periods, cron6(period))
+	}
+	s.Pool.Schedule = append(s.Pool.Schedule, e)
+	m.report.add(v.name, "OffPeakPeriods, OffPeakIdleCount, OffPeakIdleTime, OffPeakTimezone", Changed,
+		fmt.Sprintf("one [[pool.schedule]] entry: idle_count %d in those periods%s", e.IdleCount, m.yearNote([]map[string]any{{"Periods": v.machine["OffPeakPeriods"]}})))
+}
+
+// yearNote says which periods named a year, which the schedule cannot hold.
+func (m *migration) yearNote(periods []map[string]any) string {
+	var years []string
+	for _, p := range periods {
+		for _, period := range stringList(p["Periods"]) {
+			if f := strings.Fields(period); len(f) == 7 && f[6] != "*" {
+				years = append(years, fmt.Sprintf("%q", period))
+			}
+		}
+	}
+	if len(years) == 0 {
+		return ""
+	}
+	return "; the year field of " + strings.Join(years, ", ") + " was dropped: those periods now apply every year"
 }
 
 // cron6 drops the year field of docker+machine's seven-field periods (seconds
-// minutes hours day-of-month month day-of-week year).
+// minutes hours day-of-month month day-of-week year), which [[pool.schedule]]
+// cannot hold; yearNote reports a year that was not "*".
 func cron6(p string) string {
 	f := strings.Fields(p)
-	if len(f) == 7 && f[6] == "*" {
+	if len(f) == 7 {
 		return strings.Join(f[:6], " ")
 	}
 	return p

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -25,6 +26,8 @@ type Options struct {
 	// Binary is the path of ec2-executor on the manager.
 	Binary  string
 	Resolve GroupResolver
+	// Force replaces files already in Out; without it migrate writes nothing then.
+	Force bool
 }
 
 type migration struct {
@@ -42,19 +45,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	runners, _ := doc["runners"].([]map[string]any)
 	m := &migration{resolve: o.Resolve}
 	files := map[string][]byte{}
+	var chosen []int
 	for i, raw := range runners {
-		v := viewOf(raw)
-		if o.Runner != "" && v.name != o.Runner || !v.isAmazonMachine() {
-			continue
+		if v := viewOf(raw); (o.Runner == "" || v.name == o.Runner) && v.isAmazonMachine() {
+			chosen = append(chosen, i)
 		}
-		s := m.settings(ctx, v)
+	}
+	taken := map[string]bool{"config": true}
+	for _, i := range chosen {
+		v := viewOf(runners[i])
+		base := m.fileFor(v.name, taken)
+		s := m.settings(ctx, v, identity(base, len(chosen) > 1))
 		body, err := encodeSettings(v.name, s)
 		if err != nil {
 			return nil, err
 		}
-		file := slug(v.name) + ".toml"
-		files[file] = body
-		runners[i] = customRunner(raw, o.Binary, filepath.Join(o.SettingsDir, file))
+		files[base+".toml"] = body
+		runners[i] = customRunner(runners[i], o.Binary, filepath.Join(o.SettingsDir, base+".toml"))
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s has no runner with executor \"docker+machine\" and MachineDriver \"amazonec2\"%s", o.RunnerConfig, named(o.Runner))
@@ -65,7 +72,38 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	files["config.toml"] = buf.Bytes()
-	return &m.report, write(o.Out, files)
+	return &m.report, write(o.Out, files, o.Force)
+}
+
+// fileFor is the runner's settings file name (without .toml): its name as a slug,
+// with a suffix when another runner's slug is the same ("CI Runner" and "ci-runner").
+func (m *migration) fileFor(runner string, taken map[string]bool) string {
+	base := slug(runner)
+	name := base
+	for n := 2; taken[name]; n++ {
+		name = fmt.Sprintf("%s-%d", base, n)
+	}
+	taken[name] = true
+	if name != base {
+		m.report.add(runner, "name", Changed, fmt.Sprintf("its settings are %s.toml: %s.toml is another runner's whose name differs only in case or punctuation", name, base))
+	}
+	return name
+}
+
+// runnerIdentity is what keeps one runner's workers apart from another's.
+type runnerIdentity struct {
+	managerID, stateDir string
+}
+
+// identity keeps the host-derived manager id ({host}) for a lone runner, as the
+// default does; several runners on one manager each get their own id and state
+// directory, since a manager's reaper ends the workers whose job state it does not
+// hold, and two managers sharing one id would end each other's.
+func identity(base string, several bool) runnerIdentity {
+	if !several {
+		return runnerIdentity{managerID: settings.HostPlaceholder}
+	}
+	return runnerIdentity{managerID: settings.HostPlaceholder + "-" + base, stateDir: "/var/lib/ec2-executor/" + base}
 }
 
 func named(runner string) string {
@@ -76,14 +114,20 @@ func named(runner string) string {
 }
 
 // settings builds one runner's ec2-executor settings.
-func (m *migration) settings(ctx context.Context, v runnerView) settings.Settings {
+func (m *migration) settings(ctx context.Context, v runnerView, id runnerIdentity) settings.Settings {
 	s := settings.Default()
-	s.ManagerID = slug(v.name)
+	s.ManagerID = id.managerID
+	note := "manager_id = \"" + id.managerID + "\": " + settings.HostPlaceholder + " is this host's name when the settings are read, unique per manager host"
+	if id.stateDir != "" {
+		s.StateDir = id.stateDir
+		note += " and per runner; state_dir = \"" + id.stateDir + "\" (one per runner: a reaper ends the workers whose job state it does not hold)"
+	}
+	m.report.add(v.name, "(manager id)", Changed, note)
 	s.Instance.AMIParameter = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" // replaced by amazonec2-ami
 	s.Instance.Types = []string{"t3.medium"}
 	m.machineOptions(ctx, &s, v)
-	m.machine(&s, v)
 	m.docker(&s, v)
+	m.machine(&s, v)
 	return s
 }
 
@@ -133,10 +177,23 @@ func slug(name string) string {
 	return s
 }
 
-// write puts the files in dir, 0600 (a runner config holds its token).
-func write(dir string, files map[string][]byte) error {
+// write puts the files in dir, 0600 (a runner config holds its token). Without
+// force it writes nothing when any of them is there already.
+func write(dir string, files map[string][]byte, force bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	if !force {
+		var there []string
+		for name := range files {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				there = append(there, name)
+			}
+		}
+		if len(there) > 0 {
+			sort.Strings(there)
+			return fmt.Errorf("%s already holds %s: migrate never overwrites a file (--force replaces them)", dir, strings.Join(there, ", "))
+		}
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), body, 0o600); err != nil {

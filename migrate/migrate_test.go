@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,7 +64,7 @@ func TestTheAWSAutoscalingGuideConfig(t *testing.T) {
 		"gitlab-aws-autoscaler: IdleCount: mapped with a change",
 		"gitlab-aws-autoscaler: IdleTime: mapped",
 		"gitlab-aws-autoscaler: MachineName: mapped with a change",
-		"gitlab-aws-autoscaler: MaxBuilds: mapped with a change",
+		"gitlab-aws-autoscaler: MaxBuilds: mapped with a change (pool.max_builds = 1, not 10: the runner's jobs are privileged",
 		"gitlab-aws-autoscaler: autoscaling: mapped with a change",
 		"gitlab-aws-autoscaler: limit: mapped with a change",
 		"gitlab-aws-autoscaler: docker.disable_cache: mapped with a change (not needed",
@@ -71,6 +72,7 @@ func TestTheAWSAutoscalingGuideConfig(t *testing.T) {
 		"gitlab-aws-autoscaler: docker.privileged: mapped",
 		"gitlab-aws-autoscaler: docker.shm_size: mapped",
 		"gitlab-aws-autoscaler: docker.volumes: mapped",
+		`gitlab-aws-autoscaler: (manager id): mapped with a change (manager_id = "{host}": {host} is this host's name`,
 	}
 	for _, w := range want {
 		if !strings.Contains(got, w) {
@@ -91,7 +93,11 @@ func TestTheAWSAutoscalingGuideConfig(t *testing.T) {
 		t.Errorf("instance settings %+v", in)
 	}
 	p := s.Pool
-	if p.IdleCount != 1 || p.IdleTime.Duration.Minutes() != 30 || p.MaxBuilds != 10 || p.MaxInstances != 70 || len(p.Schedule) != 2 ||
+	host, _ := os.Hostname()
+	if s.ManagerID != host || s.StateDir != "/var/lib/ec2-executor" {
+		t.Errorf("a lone runner keeps the host-derived id and the default state_dir: %q %q", s.ManagerID, s.StateDir)
+	}
+	if p.IdleCount != 1 || p.IdleTime.Duration.Minutes() != 30 || p.MaxBuilds != 1 || p.MaxInstances != 70 || len(p.Schedule) != 2 ||
 		p.Schedule[0].Periods[0] != "* * 9-17 * * mon-fri" || p.Schedule[0].IdleCount != 50 {
 		t.Errorf("pool settings %+v", p)
 	}
@@ -201,7 +207,7 @@ func TestTwoMachineRunnersInOneFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if small.ManagerID == large.ManagerID || small.Pool.IdleCount != 2 || small.Pool.MaxInstances != 12 || large.Pool.MaxInstances != 24 ||
+	if small.ManagerID == large.ManagerID || small.StateDir == large.StateDir || small.Pool.IdleCount != 2 || small.Pool.MaxInstances != 12 || large.Pool.MaxInstances != 24 ||
 		large.Pool.Schedule[0].Timezone != "Europe/Berlin" || large.Instance.RootVolume.Type != "gp3" || large.Docker.Memory != "8g" {
 		t.Errorf("small %+v\nlarge %+v", small.Pool, large.Pool)
 	}
@@ -214,5 +220,118 @@ func TestTwoMachineRunnersInOneFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "small.toml")); err == nil {
 		t.Error("--runner large wrote settings for small")
+	}
+}
+
+// TestTerraformShapedRunners: two runners whose names collide as file names, flags
+// written =false, engine options as dockerd flags, OffPeak settings and a dated
+// period: each becomes what it says, and the report says what the output holds.
+func TestTerraformShapedRunners(t *testing.T) {
+	r, out := run(t, "testdata/terraform-two-runners.toml", "", nil)
+	got := lines(r)
+	for _, w := range []string{
+		`CI Runner Small: name: mapped with a change (its settings are ci-runner-small-2.toml: ci-runner-small.toml is another runner's`,
+		`ci-runner small: amazonec2-request-spot-instance: mapped (instance.market = "on-demand")`,
+		`ci-runner small: amazonec2-monitoring: mapped (instance.detailed_monitoring = false)`,
+		`ci-runner small: amazonec2-use-ebs-optimized-instance: mapped (instance.ebs_optimized = false)`,
+		`ci-runner small: amazonec2-use-private-address: mapped (ssh.address = "public")`,
+		`ci-runner small: amazonec2-tags: mapped with a change (instance.tags: the last item "orphan" has no value and was dropped; ec2-executor sets each worker's Name tag`,
+		`ci-runner small: engine-opt=log-opt max-size=50m: mapped (worker.daemon_options "log-opts")`,
+		`ci-runner small: engine-opt=mtu=1460: mapped (worker.daemon_options "mtu")`,
+		`ci-runner small: engine-opt=frobnicate=yes: not supported`,
+		`ci-runner small: docker.wait_for_services_timeout: not supported (-1 (do not wait) has no counterpart`,
+		`ci-runner small: MaxGrowthRate: mapped with a change (no counterpart for machines created at once: pool.launches_per_second (1)`,
+		`ci-runner small: OffPeakPeriods, OffPeakIdleCount, OffPeakIdleTime, OffPeakTimezone: mapped with a change (one [[pool.schedule]] entry`,
+		`ci-runner small: amazonec2-root-size (not set): mapped with a change (instance.root_volume.size_gib = 16`,
+		`ci-runner small: amazonec2-metadata-token (not set): mapped with a change (docker-machine's default allows IMDSv1`,
+		`ci-runner small: amazonec2-ami (not set): mapped with a change (docker-machine's default AMI is Ubuntu's`,
+		`CI Runner Small: amazonec2-request-spot-instance: mapped with a change (instance.market = "spot-or-on-demand"`,
+		`CI Runner Small: amazonec2-use-ebs-optimized-instance: not supported ("yes-please" is not true or false`,
+		`CI Runner Small: MaxBuilds: mapped with a change (pool.max_builds = 1, not 100: the runner's jobs are privileged`,
+		`CI Runner Small: autoscaling: mapped with a change (1 [[pool.schedule]] entries; the year field of "* * 9-17 * * mon-fri 2025" was dropped`,
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("report lacks %q:\n%s", w, got)
+		}
+	}
+	small, large := filledAndValid(t, out, "ci-runner-small.toml"), filledAndValid(t, out, "ci-runner-small-2.toml")
+	host, _ := os.Hostname()
+	if small.ManagerID != host+"-ci-runner-small" || large.ManagerID != host+"-ci-runner-small-2" || small.StateDir == large.StateDir {
+		t.Errorf("ids %q %q, state %q %q: each runner needs its own", small.ManagerID, large.ManagerID, small.StateDir, large.StateDir)
+	}
+	in := small.Instance
+	if in.Market != settings.MarketOnDemand || in.DetailedMonitoring || in.EBSOptimized || small.SSH.Address != settings.AddressPublic ||
+		in.RootVolume.SizeGiB != 16 || in.Tags["team"] != "platform" || len(in.Tags) != 2 || small.Pool.MaxBuilds != 20 {
+		t.Errorf("small's instance %+v, ssh %+v", in, small.SSH)
+	}
+	if large.Instance.Market != settings.MarketSpotFallback || !large.Instance.DetailedMonitoring || large.Instance.EBSOptimized || large.Pool.MaxBuilds != 1 {
+		t.Errorf("large's instance %+v", large.Instance)
+	}
+	d := small.Worker.DaemonOptions
+	logOpts, _ := d["log-opts"].(map[string]any)
+	ulimits, _ := d["default-ulimits"].(map[string]any)
+	if logOpts["max-size"] != "50m" || logOpts["max-file"] != "3" || d["mtu"] != int64(1460) || d["ipv6"] != true || ulimits["nofile"] == nil || d["frobnicate"] != nil {
+		t.Errorf("daemon options %#v", d)
+	}
+	if small.Docker.WaitForServicesTimeout.Duration.Seconds() != 30 || len(small.Pool.Schedule) != 1 || small.Pool.Schedule[0].Periods[0] != "* * 0-7,19-23 * * mon-fri" ||
+		small.Pool.Schedule[0].Timezone != "Europe/Amsterdam" || large.Pool.Schedule[0].Periods[0] != "* * 9-17 * * mon-fri" {
+		t.Errorf("small docker %+v pool %+v", small.Docker, small.Pool.Schedule)
+	}
+}
+
+// TestEveryFixtureValidatesOnceFilledIn: what migrate writes passes validate once
+// the placeholders it asks the operator to fill are filled.
+func TestEveryFixtureValidatesOnceFilledIn(t *testing.T) {
+	fixtures, _ := filepath.Glob("testdata/*.toml")
+	for _, f := range fixtures {
+		_, out := run(t, f, "", nil)
+		files, _ := filepath.Glob(filepath.Join(out, "*.toml"))
+		for _, s := range files {
+			if filepath.Base(s) != "config.toml" {
+				filledAndValid(t, out, filepath.Base(s))
+			}
+		}
+	}
+}
+
+// filledAndValid fills the security-group placeholders as an operator would, then
+// loads and validates the settings file.
+func filledAndValid(t *testing.T, dir, name string) settings.Settings {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := regexp.MustCompile(`sg-REPLACE-ME-[A-Za-z0-9-]+`).ReplaceAllString(string(b), "sg-0123456789abcdef0")
+	if err := os.WriteFile(p, []byte(filled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := settings.LoadValid(p)
+	if err != nil {
+		t.Errorf("%s does not validate once its placeholders are filled: %v", name, err)
+	}
+	return s
+}
+
+func TestMigrateNeverOverwritesWithoutForce(t *testing.T) {
+	out := t.TempDir()
+	o := Options{RunnerConfig: "testdata/two-machine-runners.toml", Out: out, SettingsDir: "/etc/ec2-executor", Binary: "/usr/local/bin/ec2-executor"}
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "small.toml"), []byte("# edited by the operator\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "already holds config.toml, large.toml, small.toml: migrate never overwrites a file (--force replaces them)") {
+		t.Fatalf("a second run: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "small.toml")); string(b) != "# edited by the operator\n" {
+		t.Error("the operator's file was overwritten")
+	}
+	o.Force = true
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Errorf("with --force: %v", err)
 	}
 }

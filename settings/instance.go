@@ -161,6 +161,9 @@ func (v RootVolume) validate(add func(error)) {
 	if v.IOPS != 0 && !slices.Contains(provisionedIOs, v.Type) {
 		add(problem("instance.root_volume.iops", "needs instance.root_volume.type gp3, io1 or io2"))
 	}
+	if v.IOPS == 0 && (v.Type == "io1" || v.Type == "io2") {
+		add(problem("instance.root_volume.iops", "%s volumes need their IOPS (EC2 refuses the launch without them): set 100 to 256000", v.Type))
+	}
 	if v.IOPS < 0 || v.IOPS > 256000 {
 		add(problem("instance.root_volume.iops", "must be between 100 and 256000, got %d", v.IOPS))
 	}

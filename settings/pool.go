@@ -47,6 +47,9 @@ type Pool struct {
 	// ReuseScope is who may get a used worker: "project" (jobs of the same project)
 	// or "runner" (any job of this runner).
 	ReuseScope string `toml:"reuse_scope"`
+	// ReusePrivileged allows MaxBuilds above 1 for privileged jobs, which can change
+	// their worker for the next job: an explicit opt-in.
+	ReusePrivileged bool `toml:"reuse_privileged"`
 	// Schedule resizes the pool by time of day ([[pool.schedule]] entries).
 	Schedule []PoolSchedule `toml:"schedule"`
 }

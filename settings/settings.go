@@ -88,6 +88,11 @@ const (
 	AddressPublic  = "public"
 )
 
+// HostPlaceholder in manager_id stands for this host's name, read when the settings
+// are loaded: one settings file can then serve every manager host, each with an id
+// of its own.
+const HostPlaceholder = "{host}"
+
 // Default returns the settings every file starts from.
 func Default() Settings {
 	host, _ := os.Hostname()
@@ -148,6 +153,10 @@ func Load(path string) (Settings, error) {
 	}
 	if len(problems) > 0 {
 		return s, fmt.Errorf("settings file %s:\n  %s", path, strings.Join(problems, "\n  "))
+	}
+	if strings.Contains(s.ManagerID, HostPlaceholder) {
+		host, _ := os.Hostname()
+		s.ManagerID = strings.ReplaceAll(s.ManagerID, HostPlaceholder, host)
 	}
 	return s, nil
 }

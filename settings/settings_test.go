@@ -114,6 +114,16 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"ecr host", "worker.ecr_registries:", func(s *Settings) { s.Worker.ECRRegistries = []string{"ecr.example.com"} }},
 		{"mirror url", "worker.registry_mirrors:", func(s *Settings) { s.Worker.RegistryMirrors = []string{"mirror.local"} }},
 		{"managed daemon key", "worker.daemon_options:", func(s *Settings) { s.Worker.DaemonOptions = map[string]any{"hosts": []string{"tcp://0.0.0.0:2375"}} }},
+		{"daemon number as string", `worker.daemon_options: "mtu" must be a number in daemon.json, got the string "1460"`, func(s *Settings) {
+			s.Worker.DaemonOptions = map[string]any{"mtu": "1460", "log-driver": "json-file"}
+		}},
+		{"daemon log-opt flat", `worker.daemon_options: "log-opts" must be a table`, func(s *Settings) {
+			s.Worker.DaemonOptions = map[string]any{"log-opts": "max-size=50m"}
+		}},
+		{"io1 without iops", "instance.root_volume.iops: io1 volumes need their IOPS", func(s *Settings) { s.Instance.RootVolume = RootVolume{Type: "io1"} }},
+		{"privileged reuse", "pool.max_builds: 3 reuses workers that ran privileged jobs", func(s *Settings) {
+			s.Pool.MaxBuilds, s.Docker.Privileged = 3, true
+		}},
 		{"relative file", "worker.write_files:", func(s *Settings) { s.Worker.WriteFiles = []WriteFile{{Path: "etc/x"}} }},
 		{"negative grace", "reap.grace_period:", func(s *Settings) { s.Reap.GracePeriod = Duration{-1} }},
 		{"in-job ECR with hop limit 1", "registry.in_job_ecr: needs instance.metadata_hop_limit", func(s *Settings) {
@@ -250,5 +260,19 @@ func TestTheLastMatchingScheduleEntryWins(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}
+	}
+}
+
+// TestHostPlaceholderInManagerID: "{host}" becomes the host's name when settings
+// are loaded, so one file serves every manager host with an id of its own.
+func TestHostPlaceholderInManagerID(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.toml")
+	if err := os.WriteFile(p, []byte(`manager_id = "{host}-small"`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(p)
+	host, _ := os.Hostname()
+	if err != nil || s.ManagerID != host+"-small" {
+		t.Errorf("manager_id %q (%v), want %q", s.ManagerID, err, host+"-small")
 	}
 }

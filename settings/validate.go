@@ -34,6 +34,9 @@ func (s Settings) Validate() error {
 	s.Docker.validate(add)
 	s.Registry.validate(add)
 	s.Pool.validate(add, s.Instance.Market)
+	if s.Pool.MaxBuilds > 1 && (s.Docker.Privileged || s.Docker.ServicePrivileged()) && !s.Pool.ReusePrivileged {
+		add(problem("pool.max_builds", "%d reuses workers that ran privileged jobs, which can change a worker for the next job (docs/pool.md): keep 1, or opt in with pool.reuse_privileged = true", s.Pool.MaxBuilds))
+	}
 	s.validateInJobECR(add)
 	return joinSorted(errs)
 }

@@ -67,6 +67,7 @@ func (w Worker) validate(add func(error)) {
 			add(problem("worker.daemon_options", "%q is managed by ec2-executor (use worker.registry_mirrors or worker.insecure_registries; hosts cannot change)", k))
 		}
 	}
+	checkDaemonOptions(w.DaemonOptions, add)
 	for n, p := range w.Packages {
 		if !packageName.MatchString(p) {
 			add(problem("worker.packages", "entry %d %q is not a package name", n, p))

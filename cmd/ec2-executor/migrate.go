@@ -27,6 +27,7 @@ func migrateCommand(log func() hclog.Logger, stdout io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "directory for the new config.toml and one settings file per runner", Required: true},
 			&cli.StringFlag{Name: "settings-dir", Usage: "where the settings files will live on the manager", Value: "/etc/ec2-executor"},
 			&cli.StringFlag{Name: "binary", Usage: "ec2-executor's path on the manager", Value: "/usr/local/bin/ec2-executor"},
+			&cli.BoolFlag{Name: "force", Usage: "replace files already in --out (without it migrate writes nothing when one is there)"},
 			&cli.BoolFlag{Name: "resolve-security-groups", Usage: "ask EC2 (with the manager's AWS credentials) for the ids of security groups named in MachineOptions"},
 		},
 		Action: func(c *cli.Context) error {
@@ -35,7 +36,7 @@ func migrateCommand(log func() hclog.Logger, stdout io.Writer) *cli.Command {
 				resolve = groupResolver(log())
 			}
 			report, err := migrate.Run(c.Context, migrate.Options{RunnerConfig: c.String("runner-config"), Runner: c.String("runner"),
-				Out: c.String("out"), SettingsDir: c.String("settings-dir"), Binary: c.String("binary"), Resolve: resolve})
+				Out: c.String("out"), SettingsDir: c.String("settings-dir"), Binary: c.String("binary"), Resolve: resolve, Force: c.Bool("force")})
 			if err != nil {
 				return err
 			}
