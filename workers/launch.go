@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
@@ -54,13 +55,12 @@ func (f *Fleet) StartPoolBatch(ctx context.Context, batch string, n int, saved f
 	leases := make([]Lease, n)
 	ws := make([]cloudinit.Worker, n)
 	for i := range n {
-		keys, err := engine.NewKeys("ec2-executor-" + batch)
+		keys, err := engine.NewKeys(keyComment(batch))
 		if err != nil {
 			return nil, err
 		}
 		leases[i] = Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourcePool}
-		ws[i] = cloudinit.Worker{User: f.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
-			HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}
+		ws[i] = cloudWorker(f.Settings.SSH.User, keys)
 	}
 	userData, err := cloudinit.RenderBatch(ws, CloudOptions(f.Settings))
 	if err != nil {
@@ -90,12 +90,11 @@ func (f *Fleet) StartPoolBatch(ctx context.Context, batch string, n int, saved f
 // prepareLaunch makes the worker's keys and user data, saves the lease with its keys
 // (before any instance exists) and builds the RunInstances spec.
 func (f *Fleet) prepareLaunch(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, provision.LaunchSpec, error) {
-	keys, err := engine.NewKeys("ec2-executor-" + job.Key)
+	keys, err := engine.NewKeys(keyComment(job.Key))
 	if err != nil {
 		return Lease{}, provision.LaunchSpec{}, err
 	}
-	userData, err := cloudinit.Render(cloudinit.Worker{User: f.Settings.SSH.User, AuthorizedKey: keys.Client.Public,
-		HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}, CloudOptions(f.Settings))
+	userData, err := cloudinit.Render(cloudWorker(f.Settings.SSH.User, keys), CloudOptions(f.Settings))
 	if err != nil {
 		return Lease{}, provision.LaunchSpec{}, err
 	}
@@ -186,8 +185,25 @@ func CloudOptions(s settings.Settings) cloudinit.Options {
 	return cloudinit.Options{Worker: s.Worker, InJobECR: s.Registry.InJobECR}
 }
 
-// CheckWorker renders a worker's cloud-config with placeholder keys, so config and
-// validate catch a bad extra part or an oversized document before any launch.
+// keyComment names a worker's keys after its job (or the pool's batch).
+func keyComment(key string) string { return "ec2-executor-" + key }
+
+// cloudWorker is what cloud-init needs of a worker's user and keys.
+func cloudWorker(user string, keys engine.Keys) cloudinit.Worker {
+	return cloudinit.Worker{User: user, AuthorizedKey: keys.Client.Public, HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}
+}
+
+// longestKey is as long as a job key gets (a 20-digit job id, a dash and 8 hex
+// digits), so a check with it measures the largest user data a launch renders.
+var longestKey = strings.Repeat("9", 20) + "-" + strings.Repeat("f", 8)
+
+// CheckWorker renders a worker's cloud-config with throwaway keys of the real size,
+// so config and validate catch a bad extra part, or a document over EC2's 16 KiB
+// limit, before any launch: placeholder keys are shorter than real ones.
 func CheckWorker(s settings.Settings) ([]byte, error) {
-	return cloudinit.Render(cloudinit.Placeholder(s.SSH.User), CloudOptions(s))
+	keys, err := engine.NewKeys(keyComment(longestKey))
+	if err != nil {
+		return nil, err
+	}
+	return cloudinit.Render(cloudWorker(s.SSH.User, keys), CloudOptions(s))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ec2-executor/ec2-executor/cloudinit"
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
 )
@@ -280,5 +281,28 @@ func TestNoPoolIsQuietUnlessOneIsAskedFor(t *testing.T) {
 	f.noPool(s.PoolSocket(), errNoPool)
 	if !strings.Contains(out.String(), "[WARN]") {
 		t.Errorf("a socket nobody answers on: %q", out.String())
+	}
+}
+
+// TestTheUserDataLimitIsCheckedWithRealKeys: a worker.runcmd that fits 16 KiB with
+// placeholder keys but not with real ones (as every launch would render it) fails
+// the check.
+func TestTheUserDataLimitIsCheckedWithRealKeys(t *testing.T) {
+	s := settings.Default()
+	size := func(pad int) int {
+		s.Worker.Runcmd = []string{"echo " + strings.Repeat("x", pad)}
+		out, err := cloudinit.Render(cloudinit.Placeholder(s.SSH.User), CloudOptions(s))
+		if err != nil {
+			return cloudinit.MaxUserData + 1
+		}
+		return len(out)
+	}
+	pad := cloudinit.MaxUserData - size(0)
+	for size(pad) > cloudinit.MaxUserData-40 {
+		pad--
+	}
+	s.Worker.Runcmd = []string{"echo " + strings.Repeat("x", pad)}
+	if _, err := CheckWorker(s); err == nil || !strings.Contains(err.Error(), "over EC2's 16384-byte user-data limit") {
+		t.Errorf("%d bytes with placeholder keys: the check with real keys said %v", size(pad), err)
 	}
 }
