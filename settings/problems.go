@@ -13,23 +13,31 @@ import (
 
 // decodeProblems finds every problem in a settings document that decodes as TOML
 // but not into Settings: each top-level entry, and within a table each of its keys,
-// is decoded on its own, so one wrong type does not hide the next. It returns nil
-// when the document is not TOML at all.
-func decodeProblems(doc string) []string {
+// is decoded on its own, so one wrong type does not hide the next. It also returns
+// the settings decoded from every entry that has no type problem, so that their
+// values can be validated too. It returns nil problems when the document is not
+// TOML at all.
+func decodeProblems(doc string) ([]string, Settings) {
 	var raw map[string]any
+	s := Default()
 	if _, err := toml.Decode(doc, &raw); err != nil {
-		return nil
+		return nil, s
 	}
 	var problems []string
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
-		problems = append(problems, entryProblems([]string{k}, raw[k])...)
+		problems = append(problems, entryProblems(raw, []string{k}, raw[k])...)
 	}
-	return problems
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(raw); err == nil {
+		_, _ = toml.Decode(buf.String(), &s)
+	}
+	return problems, s
 }
 
 // entryProblems decodes the value at path alone; a table that fails is searched key
-// by key for the entries that cause it.
-func entryProblems(path []string, v any) []string {
+// by key for the entries that cause it. An entry with a type problem is removed
+// from parent, which leaves what can be decoded.
+func entryProblems(parent map[string]any, path []string, v any) []string {
 	md, err := toml.Decode(encodeAt(path, v), new(Settings))
 	if err == nil {
 		return unknownKeys(md.Undecoded())
@@ -37,12 +45,13 @@ func entryProblems(path []string, v any) []string {
 	if table, ok := v.(map[string]any); ok && len(table) > 0 {
 		var out []string
 		for _, k := range slices.Sorted(maps.Keys(table)) {
-			out = append(out, entryProblems(append(path[:len(path):len(path)], k), table[k])...)
+			out = append(out, entryProblems(table, append(path[:len(path):len(path)], k), table[k])...)
 		}
 		if len(out) > 0 {
 			return out
 		}
 	}
+	delete(parent, path[len(path)-1])
 	return []string{strings.Join(path, ".") + ": " + typeProblem(err)}
 }
 
@@ -92,8 +101,31 @@ func unknownKeys(undecoded []toml.Key) []string {
 }
 
 // closestKey is the known key nearest to key in spelling, anywhere in the settings,
-// if it is near enough to be a typo.
+// if it is near enough to be a typo, else a key of the same table whose name ends
+// or begins the unknown one ("instance.instance_types" for instance.types,
+// "instance.subnet_id" for instance.subnet_ids), as names from other tools are.
 func closestKey(key string) string {
+	if guess := closestSpelling(key); guess != "" {
+		return guess
+	}
+	table, leaf := splitKey(key)
+	for _, known := range Keys() {
+		kt, kl := splitKey(known)
+		if kt == table && len(kl) > 2 && (strings.HasSuffix(leaf, "_"+kl) || strings.HasPrefix(kl, leaf) || strings.HasPrefix(leaf, kl)) {
+			return known
+		}
+	}
+	return ""
+}
+
+func splitKey(key string) (string, string) {
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		return key[:i], key[i+1:]
+	}
+	return "", key
+}
+
+func closestSpelling(key string) string {
 	best, bestDist := "", len(key)/3+1
 	for _, known := range Keys() {
 		if d := editDistance(key, known); d < bestDist || (d == bestDist && best == "" && d <= 2) {

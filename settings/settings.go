@@ -142,23 +142,51 @@ func Load(path string) (Settings, error) {
 	if err != nil {
 		return s, fmt.Errorf("reading settings file: %w", err)
 	}
+	if err := runnerConfig(path, string(data)); err != nil {
+		return s, err
+	}
 	md, err := toml.Decode(string(data), &s)
 	var problems []string
 	if err != nil {
-		if problems = decodeProblems(string(data)); problems == nil { // TOML syntax: one is all it can tell
+		if problems, s = decodeProblems(string(data)); problems == nil { // TOML syntax: one is all it can tell
 			return s, fmt.Errorf("settings file %s: %w", path, err)
 		}
 	} else {
 		problems = unknownKeys(md.Undecoded())
 	}
 	if len(problems) > 0 {
-		return s, fmt.Errorf("settings file %s:\n  %s", path, strings.Join(problems, "\n  "))
+		return s, &DecodeError{Path: path, Problems: problems}
 	}
 	if strings.Contains(s.ManagerID, HostPlaceholder) {
 		host, _ := os.Hostname()
 		s.ManagerID = strings.ReplaceAll(s.ManagerID, HostPlaceholder, host)
 	}
 	return s, nil
+}
+
+// DecodeError lists every key of a settings file that could not be read. Load
+// returns it with the settings read from every other key, so their values can be
+// validated in the same pass.
+type DecodeError struct {
+	Path     string
+	Problems []string
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("settings file %s:\n  %s", e.Path, strings.Join(e.Problems, "\n  "))
+}
+
+// runnerConfig refuses a gitlab-runner config.toml with one line that points at
+// migrate, instead of a list of every key it has that the settings do not.
+func runnerConfig(path, doc string) error {
+	var top map[string]any
+	if _, err := toml.Decode(doc, &top); err != nil {
+		return nil
+	}
+	if _, ok := top["runners"].([]map[string]any); ok {
+		return fmt.Errorf("%s is a gitlab-runner config.toml ([[runners]]), not ec2-executor settings: `ec2-executor migrate --runner-config %s --out DIR` writes settings from its docker+machine runners", path, path)
+	}
+	return nil
 }
 
 // freeForm reports whether key lies inside a table whose keys are not ours to check

@@ -124,6 +124,9 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"privileged reuse", "pool.max_builds: 3 reuses workers that ran privileged jobs", func(s *Settings) {
 			s.Pool.MaxBuilds, s.Docker.Privileged = 3, true
 		}},
+		{"our own dir", `worker.write_files: entry 0: path "/etc/ec2-executor/merge.json" is under /etc/ec2-executor`, func(s *Settings) {
+			s.Worker.WriteFiles = []WriteFile{{Path: "/etc/ec2-executor/merge.json"}}
+		}},
 		{"relative file", "worker.write_files:", func(s *Settings) { s.Worker.WriteFiles = []WriteFile{{Path: "etc/x"}} }},
 		{"negative grace", "reap.grace_period:", func(s *Settings) { s.Reap.GracePeriod = Duration{-1} }},
 		{"in-job ECR with hop limit 1", "registry.in_job_ecr: needs instance.metadata_hop_limit", func(s *Settings) {

@@ -78,9 +78,18 @@ func (w Worker) validate(add func(error)) {
 	}
 }
 
+// ownDirs are the worker directories ec2-executor's cloud-config writes; an
+// operator's file there would replace one of its scripts or settings.
+var ownDirs = []string{"/etc/ec2-executor", "/usr/local/libexec/ec2-executor"}
+
 func (f WriteFile) validate(add func(error), n int) {
 	if !path.IsAbs(f.Path) || path.Clean(f.Path) != f.Path {
 		add(problem("worker.write_files", "entry %d: path %q must be a clean absolute path", n, f.Path))
+	}
+	for _, own := range ownDirs {
+		if f.Path == own || strings.HasPrefix(f.Path, own+"/") {
+			add(problem("worker.write_files", "entry %d: path %q is under %s, which is ec2-executor's own on the worker", n, f.Path, own))
+		}
 	}
 	if f.Permissions != "" && !permissions.MatchString(f.Permissions) {
 		add(problem("worker.write_files", "entry %d: permissions %q must be octal like \"0644\"", n, f.Permissions))

@@ -62,3 +62,35 @@ func TestNoCredentialsIsOneLineNamingTheChain(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs.String())
 	}
 }
+
+// TestValidateListsEveryProblemAtOnce: a type error does not hide the values after
+// it, validate FILE checks FILE, and a gitlab-runner config.toml gets one line.
+func TestValidateListsEveryProblemAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "many.toml")
+	doc := "[ssh]\nconnect_timeout = \"soon\"\nretry_interval = \"-1s\"\n[reap]\ngrace_period = \"-5m\"\ninterval = \"-1m\"\n[instance]\ninstance_types = [\"t3.micro\"]\nlaunch_timeout = \"-2s\"\n"
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	code := run([]string{"ec2-executor", "validate", p}, nil, &out, &errs)
+	for _, want := range []string{"ssh.connect_timeout:", "ssh.retry_interval:", "reap.grace_period:", "reap.interval:", "instance.launch_timeout:",
+		"instance.instance_types: unknown key (did you mean instance.types?)"} {
+		if !strings.Contains(errs.String(), want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errs.String())
+		}
+	}
+	runner := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(runner, []byte("concurrent = 4\n[[runners]]\n  name = \"a\"\n  executor = \"docker+machine\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs.Reset()
+	run([]string{"ec2-executor", "validate", runner}, nil, &out, &errs)
+	if got := strings.TrimSpace(errs.String()); !strings.Contains(got, "is a gitlab-runner config.toml") || !strings.Contains(got, "ec2-executor migrate --runner-config") || strings.Count(got, "\n") > 1 {
+		t.Errorf("a runner config: %q", got)
+	}
+	errs.Reset()
+	if code := run([]string{"ec2-executor", "validate", p, runner}, nil, &out, &errs); code == 0 || !strings.Contains(errs.String(), "validate checks one settings file, got 2 arguments") {
+		t.Errorf("two files: exit %d %q", code, errs.String())
+	}
+}

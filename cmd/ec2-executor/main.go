@@ -123,7 +123,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			})},
 			{Name: "hold", Usage: "keep one SSH connection to a job's worker for its stages (prepare starts it)", ArgsUsage: "<job key>", Hidden: true,
 				Action: stage(func(c *cli.Context, d *stages.Driver) error { return d.Hold(c.Context, c.Args().First()) })},
-			{Name: "validate", Usage: "check a settings file and print every problem", Action: validate},
+			{Name: "validate", Usage: "check a settings file (--config, or FILE) and print every problem", ArgsUsage: "[FILE]", Action: validate},
 			{Name: "render-cloud-init", Usage: "print the #cloud-config a worker would get (with placeholder keys)", Action: stage(func(_ *cli.Context, d *stages.Driver) error {
 				doc, err := workers.CheckWorker(d.Settings)
 				if err == nil {
@@ -159,20 +159,44 @@ func runStage(c *cli.Context, d *stages.Driver) error {
 	return d.Run(c.Context, c.Args().Get(0), c.Args().Get(1))
 }
 
+// validate checks a settings file (--config, or the one FILE argument) and prints
+// every problem at once: keys it cannot read, values that are wrong, and the worker
+// cloud-config they imply.
 func validate(c *cli.Context) error {
-	path := c.String("config")
-	s, err := settings.Load(path)
-	if err == nil {
-		err = s.Validate()
-	}
-	if err == nil {
-		_, err = workers.CheckWorker(s)
-	}
+	path, err := validatePath(c)
 	if err != nil {
+		return err
+	}
+	s, err := settings.Load(path)
+	var decode *settings.DecodeError
+	if err != nil && !errors.As(err, &decode) {
+		return err
+	}
+	problems := []error{err}
+	if err := s.Validate(); err != nil {
+		problems = append(problems, err)
+	}
+	if _, err := workers.CheckWorker(s); err != nil {
+		problems = append(problems, fmt.Errorf("worker cloud-config: %w", err))
+	}
+	if err := errors.Join(problems...); err != nil {
 		return fmt.Errorf("%s has problems:\n%w", path, err)
 	}
 	fmt.Fprintf(c.App.Writer, "%s is valid\n", path)
 	return nil
+}
+
+// validatePath is the file validate checks: its one argument, else --config.
+func validatePath(c *cli.Context) (string, error) {
+	switch {
+	case c.NArg() > 1:
+		return "", fmt.Errorf("validate checks one settings file, got %d arguments", c.NArg())
+	case c.NArg() == 1 && c.IsSet("config") && c.String("config") != c.Args().First():
+		return "", fmt.Errorf("validate got two files, --config %s and %s: name one", c.String("config"), c.Args().First())
+	case c.NArg() == 1:
+		return c.Args().First(), nil
+	}
+	return c.String("config"), nil
 }
 
 func newLogger(level, format string, out io.Writer) (hclog.Logger, error) {
