@@ -40,28 +40,25 @@ demo: build gitlab-runner ## bring the stack up, run a sample job and a failing 
 
 PREFIX      ?= /usr/local
 DESTDIR     ?=
-RUNNER_USER ?= gitlab-runner
-UNITS       := ec2-executor-pool.service ec2-executor-reap.service ec2-executor-reap.timer
+UNITS       := ec2-executor-pool.service ec2-executor-pool@.service ec2-executor-reap.service ec2-executor-reap.timer
+RELEASE_LDFLAGS := -s -w -buildid= $(LDFLAGS)
 
-install: build ## the binary, an example settings file (never over an existing one), the state directory and the systemd units
-	install -D -m 0755 $(BIN)/ec2-executor $(DESTDIR)$(PREFIX)/bin/ec2-executor
+install: ## the release build of the binary (static, stripped), an example settings file (never over an existing one), the state directory and the systemd units
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(RELEASE_LDFLAGS)" -o $(BIN)/ec2-executor-release ./cmd/ec2-executor
+	install -D -m 0755 $(BIN)/ec2-executor-release $(DESTDIR)$(PREFIX)/bin/ec2-executor
 	install -d -m 0755 $(DESTDIR)/etc/ec2-executor $(DESTDIR)/etc/systemd/system
 	test -e $(DESTDIR)/etc/ec2-executor/config.toml || install -m 0640 examples/driver-config.toml $(DESTDIR)/etc/ec2-executor/config.toml
 	install -d -m 0700 $(DESTDIR)/var/lib/ec2-executor
 	for u in $(UNITS); do \
-	  sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|' -e 's|^User=gitlab-runner|User=$(RUNNER_USER)|' -e 's|^Group=gitlab-runner|Group=$(RUNNER_USER)|' \
-	    examples/systemd/$$u > $(DESTDIR)/etc/systemd/system/$$u && chmod 0644 $(DESTDIR)/etc/systemd/system/$$u || exit 1; \
+	  sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|' examples/systemd/$$u > $(DESTDIR)/etc/systemd/system/$$u && chmod 0644 $(DESTDIR)/etc/systemd/system/$$u || exit 1; \
 	done
-	@if id -u $(RUNNER_USER) >/dev/null 2>&1; then \
-	  chown $(RUNNER_USER):$$(id -gn $(RUNNER_USER)) $(DESTDIR)/var/lib/ec2-executor && chgrp $$(id -gn $(RUNNER_USER)) $(DESTDIR)/etc/ec2-executor/config.toml; \
-	else echo "note: user $(RUNNER_USER) does not exist: chown $(DESTDIR)/var/lib/ec2-executor to the user gitlab-runner runs as"; fi
 
 DIST ?= $(CURDIR)/dist
 
 release: ## static, reproducible binaries for linux/amd64 and arm64, .deb and .rpm packages and SHA256SUMS in dist/
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	for arch in amd64 arm64; do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid= $(LDFLAGS)" \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags "$(RELEASE_LDFLAGS)" \
 	    -o $(DIST)/ec2-executor-linux-$$arch ./cmd/ec2-executor || exit 1; \
 	done
 	$(GO) run ./release -version $(VERSION) -dist $(DIST) -mtime $$(git log -1 --format=%ct 2>/dev/null || echo 0)

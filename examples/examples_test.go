@@ -100,7 +100,8 @@ func TestManagerPolicyScopesLaunchTerminateAndPassRole(t *testing.T) {
 				seen["launch"] = s.Condition["StringEquals"]["aws:RequestTag/managed-by"] == "ec2-executor"
 			}
 		}
-		if s.Resource == "*" && action != "" && action != "ec2:DescribeInstances" {
+		// ecr:GetAuthorizationToken takes no resource but "*" (AWS's own rule).
+		if s.Resource == "*" && action != "" && action != "ec2:DescribeInstances" && action != "ecr:GetAuthorizationToken" {
 			t.Errorf("%s: %s on every resource", s.Sid, action)
 		}
 	}
@@ -126,19 +127,43 @@ func TestWorkerPolicyOnlyReadsECR(t *testing.T) {
 	}
 }
 
-// TestPoolUnitRunsThePoolAsTheRunnersUser keeps the example unit in step with the
-// binary's command line and the default state directory.
-func TestPoolUnitRunsThePoolAsTheRunnersUser(t *testing.T) {
-	b, err := os.ReadFile("systemd/ec2-executor-pool.service")
-	if err != nil {
-		t.Fatal(err)
+// TestPoolUnitsRunAsTheStagesUser keeps the example units in step with the binary's
+// command line and the default state directory, and the template with the plain
+// unit: they differ only where the runner's name goes.
+func TestPoolUnitsRunAsTheStagesUser(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile("systemd/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
-	unit := string(b)
+	unit, tmpl := read("ec2-executor-pool.service"), read("ec2-executor-pool@.service")
 	for _, want := range []string{"ExecStart=/usr/local/bin/ec2-executor --config /etc/ec2-executor/config.toml pool\n",
-		"User=gitlab-runner\n", "KillSignal=SIGTERM\n", "ReadWritePaths=" + settings.Default().StateDir + "\n", "Restart=always\n"} {
+		"KillSignal=SIGTERM\n", "StateDirectory=" + strings.TrimPrefix(settings.Default().StateDir, "/var/lib/") + "\n", "Restart=always\n",
+		"StartLimitBurst=5\n", "CapabilityBoundingSet=\n", "UMask=0077\n"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("the pool unit lacks %q", want)
 		}
+	}
+	// Root by default, as the official gitlab-runner service runs every stage.
+	if strings.Contains(unit, "\nUser=") {
+		t.Error("the pool unit names a user: it must run as the stages do (root with the official package)")
+	}
+	strip := func(u string) []string {
+		var out []string
+		for _, l := range strings.Split(u, "\n") {
+			if !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "Description=") && !strings.HasPrefix(l, "ExecStart=") && !strings.HasPrefix(l, "StateDirectory=") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if a, b := strings.Join(strip(unit), "\n"), strings.Join(strip(tmpl), "\n"); a != b {
+		t.Errorf("the template unit drifted from the pool unit:\n%s\n---\n%s", a, b)
+	}
+	if !strings.Contains(tmpl, "--config /etc/ec2-executor/%i.toml pool\n") || !strings.Contains(tmpl, "StateDirectory=ec2-executor/%i\n") {
+		t.Errorf("the template's settings and state:\n%s", tmpl)
 	}
 }
 
@@ -148,7 +173,7 @@ func TestPoolUnitRunsThePoolAsTheRunnersUser(t *testing.T) {
 func TestMakeInstallPutsEverythingInPlace(t *testing.T) {
 	dest := t.TempDir()
 	install := func() {
-		cmd := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/opt/ec2x", "RUNNER_USER=nobody")
+		cmd := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest, "PREFIX=/opt/ec2x")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make install: %v\n%s", err, out)
 		}
@@ -156,16 +181,19 @@ func TestMakeInstallPutsEverythingInPlace(t *testing.T) {
 	install()
 	for path, mode := range map[string]os.FileMode{"opt/ec2x/bin/ec2-executor": 0o755, "etc/ec2-executor/config.toml": 0o640,
 		"var/lib/ec2-executor": 0o700 | os.ModeDir, "etc/systemd/system/ec2-executor-pool.service": 0o644,
-		"etc/systemd/system/ec2-executor-reap.timer": 0o644} {
+		"etc/systemd/system/ec2-executor-reap.timer": 0o644, "etc/systemd/system/ec2-executor-pool@.service": 0o644} {
 		fi, err := os.Stat(filepath.Join(dest, path))
 		if err != nil || fi.Mode() != mode {
 			t.Errorf("%s: %v %v, want %v", path, fi.Mode(), err, mode)
 		}
 	}
 	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/ec2-executor-reap.service"))
-	if !strings.Contains(string(unit), "ExecStart=/opt/ec2x/bin/ec2-executor --config /etc/ec2-executor/config.toml reap --all-managers") ||
-		!strings.Contains(string(unit), "User=nobody") {
+	if !strings.Contains(string(unit), "ExecStart=/opt/ec2x/bin/ec2-executor --config /etc/ec2-executor/config.toml reap --all-managers") {
 		t.Errorf("reap unit:\n%s", unit)
+	}
+	if out, err := exec.Command("file", filepath.Join(dest, "opt/ec2x/bin/ec2-executor")).Output(); err != nil ||
+		!strings.Contains(string(out), "statically linked") || !strings.Contains(string(out), "stripped") || strings.Contains(string(out), "not stripped") {
+		t.Errorf("make install's binary is not the release build: %s %v", out, err)
 	}
 	mine := filepath.Join(dest, "etc/ec2-executor/config.toml")
 	if err := os.WriteFile(mine, []byte("manager_id = \"mine\"\n"), 0o640); err != nil {

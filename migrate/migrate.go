@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -55,6 +56,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, i := range chosen {
 		v := viewOf(runners[i])
 		base := m.fileFor(v.name, taken)
+		m.report.Units = append(m.report.Units, base)
 		s := m.settings(ctx, v, identity(base, len(chosen) > 1))
 		body, err := encodeSettings(v.name, s)
 		if err != nil {
@@ -96,14 +98,16 @@ type runnerIdentity struct {
 }
 
 // identity keeps the host-derived manager id ({host}) for a lone runner, as the
-// default does; several runners on one manager each get their own id and state
-// directory, since a manager's reaper ends the workers whose job state it does not
-// hold, and two managers sharing one id would end each other's.
+// default does; several runners on one manager each get their own id, since a
+// manager's reaper ends the workers whose job state it does not hold, and two
+// managers sharing one id would end each other's. Every runner gets its own state
+// directory, the one the template unit ec2-executor-pool@RUNNER gives its pool.
 func identity(base string, several bool) runnerIdentity {
-	if !several {
-		return runnerIdentity{managerID: settings.HostPlaceholder}
+	id := runnerIdentity{managerID: settings.HostPlaceholder, stateDir: "/var/lib/ec2-executor/" + base}
+	if several {
+		id.managerID += "-" + base
 	}
-	return runnerIdentity{managerID: settings.HostPlaceholder + "-" + base, stateDir: "/var/lib/ec2-executor/" + base}
+	return id
 }
 
 func named(runner string) string {
@@ -117,11 +121,12 @@ func named(runner string) string {
 func (m *migration) settings(ctx context.Context, v runnerView, id runnerIdentity) settings.Settings {
 	s := settings.Default()
 	s.ManagerID = id.managerID
+	s.StateDir = id.stateDir
 	note := "manager_id = \"" + id.managerID + "\": " + settings.HostPlaceholder + " is this host's name when the settings are read, unique per manager host"
-	if id.stateDir != "" {
-		s.StateDir = id.stateDir
-		note += " and per runner; state_dir = \"" + id.stateDir + "\" (one per runner: a reaper ends the workers whose job state it does not hold)"
+	if id.managerID != settings.HostPlaceholder {
+		note += " and per runner"
 	}
+	note += "; state_dir = \"" + id.stateDir + "\", the pool unit ec2-executor-pool@" + path.Base(id.stateDir) + "'s"
 	m.report.add(v.name, "(manager id)", Changed, note)
 	s.Instance.AMIParameter = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" // replaced by amazonec2-ami
 	s.Instance.Types = []string{"t3.medium"}

@@ -94,8 +94,13 @@ func TestTheAWSAutoscalingGuideConfig(t *testing.T) {
 	}
 	p := s.Pool
 	host, _ := os.Hostname()
-	if s.ManagerID != host || s.StateDir != "/var/lib/ec2-executor" {
-		t.Errorf("a lone runner keeps the host-derived id and the default state_dir: %q %q", s.ManagerID, s.StateDir)
+	if s.ManagerID != host || s.StateDir != "/var/lib/ec2-executor/gitlab-aws-autoscaler" {
+		t.Errorf("a lone runner keeps the host-derived id, and its pool unit's state_dir: %q %q", s.ManagerID, s.StateDir)
+	}
+	var next strings.Builder
+	r.PrintNext(&next, out, "/etc/ec2-executor")
+	if !strings.Contains(next.String(), "systemctl enable --now ec2-executor-pool@gitlab-aws-autoscaler.service") {
+		t.Errorf("migrate's next steps:\n%s", next.String())
 	}
 	if p.IdleCount != 1 || p.IdleTime.Duration.Minutes() != 30 || p.MaxBuilds != 1 || p.MaxInstances != 70 || len(p.Schedule) != 2 ||
 		p.Schedule[0].Periods[0] != "* * 9-17 * * mon-fri" || p.Schedule[0].IdleCount != 50 {

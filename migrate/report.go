@@ -33,8 +33,12 @@ func (l Line) String() string {
 	return s
 }
 
-// Report collects the lines of a migration.
-type Report struct{ Lines []Line }
+// Report collects the lines of a migration, and the names of the settings files
+// it wrote (without .toml), which name each runner's pool unit.
+type Report struct {
+	Lines []Line
+	Units []string
+}
 
 func (r *Report) add(runner, option string, o Outcome, note string) {
 	r.Lines = append(r.Lines, Line{Runner: runner, Option: option, Outcome: o, Note: note})
@@ -44,5 +48,19 @@ func (r *Report) add(runner, option string, o Outcome, note string) {
 func (r *Report) Print(w io.Writer) {
 	for _, l := range r.Lines {
 		fmt.Fprintln(w, l)
+	}
+}
+
+// PrintNext writes what to do with the files: where they go, and the lines that
+// enable each runner's warm pool (the template unit reads
+// /etc/ec2-executor/RUNNER.toml).
+func (r *Report) PrintNext(w io.Writer, out, settingsDir string) {
+	fmt.Fprintf(w, "\nNext: check every line above, then install %s/config.toml as gitlab-runner's config.toml and each %s/RUNNER.toml in %s (0640).\n", out, out, settingsDir)
+	if settingsDir != "/etc/ec2-executor" {
+		fmt.Fprintf(w, "The pool units read /etc/ec2-executor/RUNNER.toml: with --settings-dir %s, copy ec2-executor-pool@.service and change its --config.\n", settingsDir)
+	}
+	fmt.Fprintln(w, "For the runners whose settings keep idle or stopped workers (pool.idle_count, pool.stopped_count, [[pool.schedule]]), start each one's pool:")
+	for _, u := range r.Units {
+		fmt.Fprintf(w, "  systemctl enable --now ec2-executor-pool@%s.service\n", u)
 	}
 }

@@ -64,13 +64,16 @@ func packageVersion(v string) string {
 
 var semver = regexp.MustCompile(`^\d+\.\d+\.\d+`)
 
+// Units are the systemd units in examples/systemd that the packages ship.
+var Units = []string{"ec2-executor-pool.service", "ec2-executor-pool@.service", "ec2-executor-reap.service", "ec2-executor-reap.timer"}
+
 // units writes the systemd units with the packaged binary's path.
 func units(dist string) error {
 	dir := filepath.Join(dist, "units")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, u := range []string{"ec2-executor-pool.service", "ec2-executor-reap.service", "ec2-executor-reap.timer"} {
+	for _, u := range Units {
 		b, err := os.ReadFile(filepath.Join("examples", "systemd", u))
 		if err != nil {
 			return err

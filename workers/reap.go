@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"fmt"
 	"io"
 	"os"
@@ -80,6 +81,11 @@ func (f *Fleet) orphaned(inst provision.Instance, holder Holder) string {
 	switch {
 	case errors.Is(err, ErrNoJobState):
 		return "its job state is gone"
+	case errors.Is(err, fs.ErrPermission):
+		// The state is there, written by a user this process is not (the pool or
+		// reaper runs as another user than the stages): its job may well be running.
+		// The expiry tag still ends the worker.
+		return ""
 	case err != nil:
 		return "its job state is unreadable"
 	case id == "":

@@ -306,3 +306,22 @@ func TestTheUserDataLimitIsCheckedWithRealKeys(t *testing.T) {
 		t.Errorf("%d bytes with placeholder keys: the check with real keys said %v", size(pad), err)
 	}
 }
+
+// TestReapKeepsAWorkerWhoseStateItCannotRead: a pool or reaper running as another
+// user than the stages finds their state files unreadable; their jobs may be
+// running, so only the expiry tag may end those workers.
+func TestReapKeepsAWorkerWhoseStateItCannotRead(t *testing.T) {
+	f := provisiontest.New()
+	fl := testFleet(t, f)
+	running := launch(t, fl, f, "1-root", "m1", now.Add(-time.Hour))
+	expired := launch(t, fl, f, "2-root-old", "m1", now.Add(-7*time.Hour))
+	denied := func(string) (string, error) { return "", &os.PathError{Op: "open", Path: "/var/lib/ec2-executor/x", Err: os.ErrPermission} }
+	var out strings.Builder
+	if err := fl.Reap(t.Context(), ReapOptions{}, denied, &out); err != nil {
+		t.Fatal(err)
+	}
+	f.AssertRunning(t, running)
+	if !strings.Contains(out.String(), "terminated "+expired) {
+		t.Errorf("the expired worker was kept:\n%s", out.String())
+	}
+}

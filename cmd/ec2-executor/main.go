@@ -150,7 +150,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-var allManagers = &cli.BoolFlag{Name: "all-managers", Usage: "include other managers' workers (reaped only by their expiry)"}
+var allManagers = &cli.BoolFlag{Name: "all-managers", Usage: "include other managers' workers (reaped by their expiry tag, or once their manager's heartbeat is older than reap.manager_timeout)"}
 
 func runStage(c *cli.Context, d *stages.Driver) error {
 	if c.NArg() != 2 {

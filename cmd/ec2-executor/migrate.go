@@ -41,6 +41,7 @@ func migrateCommand(log func() hclog.Logger, stdout io.Writer) *cli.Command {
 				return err
 			}
 			report.Print(stdout)
+			report.PrintNext(stdout, c.String("out"), c.String("settings-dir"))
 			return nil
 		},
 	}

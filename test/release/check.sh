@@ -14,6 +14,11 @@ for f in ec2-executor-linux-amd64 ec2-executor-linux-arm64; do
   file "dist/$f" | grep -q "statically linked" || { echo "FAIL: dist/$f is not static"; exit 1; }
 done
 ls dist/*.rpm >/dev/null
+# Every unit's exposure, as systemd-analyze rates it, stays at 4.0 or lower.
+for u in dist/units/*.service; do
+  systemd-analyze security --offline=true --threshold=40 "$u" >/dev/null || {
+    echo "FAIL: $u is rated above 4.0:"; systemd-analyze security --offline=true "$u" | tail -1; exit 1; }
+done
 if dpkg -s ec2-executor >/dev/null 2>&1; then echo "FAIL: ec2-executor is already installed here"; exit 1; fi
 deb=$(ls dist/ec2-executor_*_amd64.deb)
 dpkg -i "$deb" >/dev/null
@@ -21,6 +26,13 @@ files=$(dpkg -L ec2-executor)
 /usr/bin/ec2-executor version | grep -q '^ec2-executor .* (commit .*, go' || { echo "FAIL: version"; exit 1; }
 [ "$(/usr/bin/ec2-executor version)" = "$(/usr/bin/ec2-executor --version)" ] || { echo "FAIL: version and --version differ"; exit 1; }
 [ "$(stat -c %a /var/lib/ec2-executor)" = 700 ] || { echo "FAIL: /var/lib/ec2-executor is not 0700"; exit 1; }
+[ -f /lib/systemd/system/ec2-executor-pool@.service ] || { echo "FAIL: no template pool unit"; exit 1; }
+# The pool unit's own command line, as its user (the unit's User=, root when unset),
+# loads the packaged settings: the package can start the pool as shipped.
+unit=/lib/systemd/system/ec2-executor-pool.service
+user=$(sed -n 's/^User=//p' "$unit"); user=${user:-root}
+cmdline=$(sed -n 's/^ExecStart=//p' "$unit")
+runuser -u "$user" -- ${cmdline% pool} validate >/dev/null || { echo "FAIL: the pool unit's command line cannot load its settings as $user"; exit 1; }
 /usr/bin/ec2-executor validate --config /etc/ec2-executor/config.toml >/dev/null
 dpkg --purge ec2-executor >/dev/null
 left=""
