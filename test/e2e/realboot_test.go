@@ -160,3 +160,39 @@ func waitNoRealWorkers(t *testing.T) {
 		t.Errorf("workers still booted 30s after their job: %v", ids)
 	}
 }
+
+// TestRealRunnerPipelineOnAWorkerThatBootsForReal: the clone, cache and
+// Docker-in-Docker pipeline through the real runner on an instance of the stack's
+// Debian AMI: Docker installed by cloud-init from our user data, the job's own
+// clone with its token, the S3 cache saved, and a privileged dind service that
+// builds, runs a container and pushes.
+func TestRealRunnerPipelineOnAWorkerThatBootsForReal(t *testing.T) {
+	realBootRoot(t)
+	if err := st.DockerImages(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := newProject(t, "realboot")
+	cfg := settingsFile(t, "realboot-pipeline.toml", st.Endpoint(), func(s *settings.Settings) {
+		s.Instance.AMI = stack.DebianPrivilegedAMI
+		s.SSH.ConnectTimeout = settings.Duration{Duration: realBootTimeout}
+		s.Docker.Privileged = true
+		s.Docker.Volumes = []string{st.RoutesVolume(), "/certs/client"}
+	})
+	spec := dindSpec(8151, map[string]string{"DOCKER_HOST": "tcp://docker:2376", "DOCKER_TLS_CERTDIR": "/certs",
+		"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": "/certs/client"})
+	spec.ProjectID, spec.Project, spec.GitStrategy, spec.GitDepth, spec.SHA = 75, p.app.Path, "clone", 1, p.tip
+	spec.CacheKey, spec.CachePaths, spec.CachePolicy = "realboot-8151", []string{"vendor"}, "push"
+	spec.Script = append([]string{"echo HEAD=$(cat .git/HEAD)", "mkdir -p vendor && echo from-a-real-worker > vendor/dep"}, spec.Script...)
+	job, trace := realJobIn(t, stack.RunnerS3Cache(stack.MotoAddr), spec, cfg, "", nil)
+	if job.State != "success" {
+		t.Fatalf("pipeline job on a real worker ended %s (%s)", job.State, job.FailureReason)
+	}
+	contains(t, trace, "booted: cloud-init", "HEAD="+p.tip, "daemon 20.10", "started by the dind daemon as", "Pushed", "Created cache")
+	objects, err := stack.CacheObjects(t.Context())
+	if err != nil || objects["project/75/realboot-8151"] == 0 {
+		t.Errorf("the cache object is not in the bucket: %v %v", objects, err)
+	}
+	checkPushed(t, 8151)
+	assertNoneRunning(t)
+	waitNoRealWorkers(t)
+}

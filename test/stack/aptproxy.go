@@ -9,25 +9,25 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
 // aptProxy is the package mirror a really booting worker's apt talks to, as a VPC's
-// mirror or NAT would be: an HTTP proxy that passes only Debian's repository on,
+// mirror or NAT would be: an HTTP proxy that passes on only the repositories this
+// machine's apt uses (and the ones the cached root filesystem was built from),
 // keeps every .deb it fetched (a package file never changes under its name), so a
 // second boot installs Docker without the internet, and can be broken per worker to
 // play a package source that is down.
 type aptProxy struct {
 	cache    string
+	hosts    []string // the only hosts it fetches from
 	upstream *http.Client
 }
 
-// debianHosts are the only hosts the proxy fetches from.
-var debianHosts = []string{"deb.debian.org", "security.debian.org"}
-
-func newAPTProxy(cache string) *aptProxy {
-	return &aptProxy{cache: cache,
+func newAPTProxy(cache string, hosts []string) *aptProxy {
+	return &aptProxy{cache: cache, hosts: hosts,
 		upstream: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}}
 }
 
@@ -49,8 +49,8 @@ func (a *aptProxy) serve(w http.ResponseWriter, r *http.Request, broken bool) {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		http.Error(w, "only GET and HEAD", http.StatusMethodNotAllowed)
 		return
-	case r.URL.Scheme != "http" || !isDebianHost(r.URL.Hostname()):
-		http.Error(w, "this proxy reaches only Debian's repository, not "+r.URL.Host, http.StatusForbidden)
+	case r.URL.Scheme != "http" || !slices.Contains(a.hosts, r.URL.Hostname()):
+		http.Error(w, "this proxy reaches only this machine's Debian mirrors ("+strings.Join(a.hosts, ", ")+"), not "+r.URL.Host, http.StatusForbidden)
 		return
 	}
 	if strings.HasSuffix(r.URL.Path, ".deb") && !strings.Contains(r.URL.Path, "..") {
@@ -58,15 +58,6 @@ func (a *aptProxy) serve(w http.ResponseWriter, r *http.Request, broken bool) {
 		return
 	}
 	a.pass(w, r)
-}
-
-func isDebianHost(h string) bool {
-	for _, d := range debianHosts {
-		if h == d {
-			return true
-		}
-	}
-	return false
 }
 
 // pass forwards a request for an index, whose content changes, uncached.

@@ -25,6 +25,10 @@ const JobsAPIMount = "/run/gitlab-api"
 // jobsAPIDir is the host directory the stack's settings bind-mount at JobsAPIMount.
 func (s *Stack) jobsAPIDir() string { return filepath.Join(s.Dir, "gitlab-api") }
 
+// RoutesVolume is the docker.volumes entry that gives job containers the stack's
+// routes (the stack's settings have it).
+func (s *Stack) RoutesVolume() string { return s.jobsAPIDir() + ":" + JobsAPIMount }
+
 // GitRoot is where the stand-in serves its Git repositories from.
 func (s *Stack) GitRoot() string { return filepath.Join(s.Dir, "git") }
 

@@ -25,7 +25,15 @@ const (
 	DebianDaemonJSONAMI = "ami-0deb1200000000002"
 	// DebianNoPackagesAMI's package source is down: installing Docker fails.
 	DebianNoPackagesAMI = "ami-0deb1200000000003"
+	// DebianPrivilegedAMI's Docker, once cloud-init installs it, starts
+	// `--privileged` containers as an EC2 worker's does: its daemon.json makes the
+	// stack's runtime (privrunc, runc less what systemd-nspawn cannot grant) the
+	// default, which the worker's merge keeps.
+	DebianPrivilegedAMI = "ami-0deb1200000000004"
 )
+
+// privilegedRuntimeJSON is DebianPrivilegedAMI's own daemon.json.
+const privilegedRuntimeJSON = `{"runtimes": {"` + privilegedRuntime + `": {"path": "/usr/local/sbin/ec2x-privrunc"}}, "default-runtime": "` + privilegedRuntime + `"}` + "\n"
 
 // RealAMIDaemonJSON is DebianDaemonJSONAMI's own daemon.json.
 const RealAMIDaemonJSON = "{\n  \"labels\": [\"ami=debian12-stack\"],\n  \"log-level\": \"warn\"\n}\n"
@@ -33,12 +41,14 @@ const RealAMIDaemonJSON = "{\n  \"labels\": [\"ami=debian12-stack\"],\n  \"log-l
 type realAMI struct {
 	files        map[string]string
 	packagesDown bool
+	privileged   bool // the stack's runtime at /usr/local/sbin/ec2x-privrunc
 }
 
 var realAMIs = map[string]realAMI{
 	DebianAMI:           {},
 	DebianDaemonJSONAMI: {files: map[string]string{"/etc/docker/daemon.json": RealAMIDaemonJSON}},
 	DebianNoPackagesAMI: {packagesDown: true},
+	DebianPrivilegedAMI: {files: map[string]string{"/etc/docker/daemon.json": privilegedRuntimeJSON}, privileged: true},
 }
 
 // realWorker is one really booting instance: its root filesystem (an overlay over
@@ -73,10 +83,15 @@ func (b *Booter) bootReal(ctx context.Context, id, ip string, ami realAMI, userD
 	if err := rw.seed(ip, ami, userData); err != nil {
 		return rw, err
 	}
+	if ami.privileged {
+		if err := copyIn(rw.root, b.s.privrunc, "/usr/local/sbin/ec2x-privrunc"); err != nil {
+			return rw, err
+		}
+	}
 	if err := b.connect(rw, ip, ami.packagesDown); err != nil {
 		return rw, err
 	}
-	p, err := b.s.startWrapped("real-"+id, []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"}, nil, nspawnArgs(rw)...)
+	p, err := b.s.startWrapped("real-"+id, []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"}, nil, nspawnArgs(rw, b.s.jobsAPIDir())...)
 	if err != nil {
 		return rw, err
 	}
@@ -87,12 +102,28 @@ func (b *Booter) bootReal(ctx context.Context, id, ip string, ami realAMI, userD
 // nspawnArgs boots the worker's systemd. Docker needs, inside: CAP_NET_ADMIN (its
 // bridges and iptables, in the worker's own namespace), the unified cgroup hierarchy
 // (nspawn's v1 controllers are read-only), keyctl and bpf (runc's session keyring
-// and device filter) and a /var/lib/docker that is not on overlayfs.
-func nspawnArgs(rw *realWorker) []string {
+// and device filter) and a /var/lib/docker that is not on overlayfs. The stack's
+// routes (JobsAPIMount) are bound in at their host path, so job containers on the
+// worker reach the jobs API, Git, S3 and the registry as on the stack's other
+// workers.
+func nspawnArgs(rw *realWorker, routes string) []string {
 	return []string{"systemd-nspawn", "--directory", rw.root, "--boot", "--register=no", "--keep-unit",
 		"--machine", rw.id, "--network-namespace-path", "/run/netns/" + rw.ns,
-		"--bind", filepath.Join(rw.dir, "docker") + ":/var/lib/docker",
+		"--bind", filepath.Join(rw.dir, "docker") + ":/var/lib/docker", "--bind", routes,
 		"--capability", "CAP_NET_ADMIN", "--system-call-filter", "@keyring bpf"}
+}
+
+// copyIn copies the host file src to dst inside root, executable.
+func copyIn(root, src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(root, dst)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(full, b, 0o755)
 }
 
 func (rw *realWorker) mount(base string) error {

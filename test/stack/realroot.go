@@ -19,6 +19,22 @@ const RealRootCache = "/var/cache/ec2-executor-stack"
 // realRootName names the cached build; change it when what the build does changes.
 const realRootName = "debian12-cloud-v1"
 
+// realRootSuite is the Debian release the workers boot.
+const realRootSuite = "bookworm"
+
+// realRootHosts are the repository hosts a real worker's apt may reach through the
+// stack's proxy: this machine's, and the ones the cached root filesystem lists.
+func realRootHosts() []string {
+	var sources []aptSource
+	if host, err := hostAptSources(aptSourcesRoot, realRootSuite); err == nil {
+		sources = append(sources, host...)
+	}
+	if cached, err := hostAptSources(filepath.Join(RealRootCache, realRootName, "etc", "apt"), realRootSuite); err == nil {
+		sources = append(sources, cached...)
+	}
+	return sourceHosts(sources)
+}
+
 // realRootPackages are the root filesystem's packages beyond minbase: what an EC2
 // Debian AMI has that our user data needs. No Docker: cloud-init installs it.
 var realRootPackages = []string{"systemd", "systemd-sysv", "dbus", "cloud-init", "openssh-server", "python3", "sudo", "ca-certificates"}
@@ -51,11 +67,18 @@ func RealRoot(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(RealRootCache, 0o755); err != nil {
 		return "", err
 	}
+	sources, err := hostAptSources(aptSourcesRoot, realRootSuite)
+	if err != nil {
+		return "", err
+	}
 	tmp := dir + ".building"
 	_ = os.RemoveAll(tmp)
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "mmdebstrap", "--variant=minbase", "--include="+strings.Join(realRootPackages, ","),
-		"bookworm", tmp, "http://deb.debian.org/debian")
+	args := []string{"--variant=minbase", "--include=" + strings.Join(realRootPackages, ","), realRootSuite, tmp}
+	for _, s := range sources {
+		args = append(args, s.line())
+	}
+	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.RemoveAll(tmp)
 		return "", fmt.Errorf("building the real-boot root filesystem with mmdebstrap (Debian's repository must be reachable): %w\n%s", err, tail(out, 3000))

@@ -36,7 +36,7 @@ func (s *Stack) Settings(endpoint string) settings.Settings {
 	c.Job.DefaultImage = JobImage
 	c.Job.HelperImage = HelperImage
 	// Every job container can reach the stand-in jobs API (artifact uploads).
-	c.Docker.Volumes = []string{s.jobsAPIDir() + ":" + JobsAPIMount}
+	c.Docker.Volumes = []string{s.RoutesVolume()}
 	return c
 }
 

@@ -119,7 +119,7 @@ func (s *Stack) aptProxy() *aptProxy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.apt == nil {
-		s.apt = newAPTProxy(filepath.Join(RealRootCache, "debs"))
+		s.apt = newAPTProxy(filepath.Join(RealRootCache, "debs"), realRootHosts())
 	}
 	return s.apt
 }
