@@ -12,23 +12,31 @@ import (
 	"github.com/ec2-executor/ec2-executor/test/stack"
 )
 
-// hostState is what a test run could leave behind on this machine: mount points,
-// network namespaces and entries in the temporary directory.
+// hostState is what a test run could leave behind on this machine, of what the
+// suite itself makes: mount points under its own temporary directory or the
+// stack's /run/ec2x-… roots, network namespaces with the stack's prefixes, and
+// entries in the suite's own temporary directory (TestMain points TMPDIR there).
+// What other work on a shared machine does is none of its business.
 type hostState struct {
 	mounts, namespaces, temp []string
 }
 
-func snapshotHost() hostState {
+func snapshotHost(tmp string) hostState {
 	var h hostState
-	h.mounts = stack.Mounts()
+	for _, m := range stack.Mounts() {
+		if strings.HasPrefix(m, tmp+"/") || strings.HasPrefix(m, "/run/ec2x") {
+			h.mounts = append(h.mounts, m)
+		}
+	}
 	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if name, _, _ := strings.Cut(line, " "); name != "" {
+			name, _, _ := strings.Cut(line, " ")
+			if slices.ContainsFunc(stack.NamespacePrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 				h.namespaces = append(h.namespaces, name)
 			}
 		}
 	}
-	entries, _ := os.ReadDir(os.TempDir())
+	entries, _ := os.ReadDir(tmp)
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), "go-build") { // the go command's own, gone when it exits
 			h.temp = append(h.temp, e.Name())
@@ -47,9 +55,7 @@ func (h hostState) leftSince(before hostState) []string {
 			}
 		}
 	}
-	// iproute2 makes /run/netns a shared mount the first time any namespace is added,
-	// once per boot of the machine: that is setup, not a leak.
-	diff("mount", slices.DeleteFunc(slices.Clone(h.mounts), func(m string) bool { return m == "/run/netns" }), before.mounts)
+	diff("mount", h.mounts, before.mounts)
 	diff("network namespace", h.namespaces, before.namespaces)
 	diff("temporary file", h.temp, before.temp)
 	return left

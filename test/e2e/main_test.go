@@ -25,15 +25,28 @@ var (
 	binary string
 )
 
-// TestMain runs the suite and then fails it when the run left a mount, a network
-// namespace or a temporary file on this machine.
+// TestMain runs the suite with a temporary directory of its own (TMPDIR, for it and
+// every process it starts) and then fails it when the run left a mount, a network
+// namespace or a temporary file of its own on this machine.
 func TestMain(m *testing.M) {
-	before := snapshotHost()
+	tmp, err := os.MkdirTemp("", "ec2x-e2e-tmp-")
+	if err == nil { // the stack's sshds read files under it as the workers' users
+		err = os.Chmod(tmp, 0o755)
+	}
+	if err == nil {
+		err = os.Setenv("TMPDIR", tmp)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	before := snapshotHost(tmp)
 	code := run(m)
-	if left := snapshotHost().leftSince(before); len(left) > 0 {
+	if left := snapshotHost(tmp).leftSince(before); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: the suite left behind on this machine:\n  %s\n", strings.Join(left, "\n  "))
 		code = 1
 	}
+	_ = os.RemoveAll(tmp)
 	os.Exit(code)
 }
 

@@ -222,6 +222,9 @@ func MountsUnder(dirs ...string) []string {
 	return out
 }
 
+// NamespacePrefixes are the prefixes of the network namespaces the stack makes.
+var NamespacePrefixes = []string{netnsPrefix, realNetnsPrefix}
+
 // Mounts lists the mount points of this process's mount namespace, in mount order.
 func Mounts() []string {
 	b, err := os.ReadFile("/proc/self/mountinfo")
