@@ -207,3 +207,12 @@ func CheckWorker(s settings.Settings) ([]byte, error) {
 	}
 	return cloudinit.Render(cloudWorker(s.SSH.User, keys), CloudOptions(s))
 }
+
+// ReviewWorker is the cloud-config a worker would get, with placeholder keys, for an
+// operator to read; it fails where CheckWorker fails.
+func ReviewWorker(s settings.Settings) ([]byte, error) {
+	if _, err := CheckWorker(s); err != nil {
+		return nil, err
+	}
+	return cloudinit.Render(cloudinit.Placeholder(s.SSH.User), CloudOptions(s))
+}

@@ -125,7 +125,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 				Action: stage(func(c *cli.Context, d *stages.Driver) error { return d.Hold(c.Context, c.Args().First()) })},
 			{Name: "validate", Usage: "check a settings file (--config, or FILE) and print every problem", ArgsUsage: "[FILE]", Action: validate},
 			{Name: "render-cloud-init", Usage: "print the #cloud-config a worker would get (with placeholder keys)", Action: stage(func(_ *cli.Context, d *stages.Driver) error {
-				doc, err := workers.CheckWorker(d.Settings)
+				doc, err := workers.ReviewWorker(d.Settings)
 				if err == nil {
 					_, err = stdout.Write(doc)
 				}
