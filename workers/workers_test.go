@@ -315,7 +315,9 @@ func TestReapKeepsAWorkerWhoseStateItCannotRead(t *testing.T) {
 	fl := testFleet(t, f)
 	running := launch(t, fl, f, "1-root", "m1", now.Add(-time.Hour))
 	expired := launch(t, fl, f, "2-root-old", "m1", now.Add(-7*time.Hour))
-	denied := func(string) (string, error) { return "", &os.PathError{Op: "open", Path: "/var/lib/ec2-executor/x", Err: os.ErrPermission} }
+	denied := func(string) (string, error) {
+		return "", &os.PathError{Op: "open", Path: "/var/lib/ec2-executor/x", Err: os.ErrPermission}
+	}
 	var out strings.Builder
 	if err := fl.Reap(t.Context(), ReapOptions{}, denied, &out); err != nil {
 		t.Fatal(err)
