@@ -99,7 +99,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			l.Close()
 			served.Wait()
-			return p.shutdown()
+			return p.shutdown(ctx)
 		case <-time.After(p.pollInterval()):
 		case <-p.refill:
 		}
@@ -404,9 +404,9 @@ func (p *Pool) terminate(ctx context.Context, id, reason, why string) {
 }
 
 // shutdown saves the records; with terminate_on_shutdown it ends every worker the
-// pool holds first.
-func (p *Pool) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+// pool holds first, within a minute of Run's (done) context.
+func (p *Pool) shutdown(runCtx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), time.Minute)
 	defer cancel()
 	if p.s.Pool.TerminateOnShutdown {
 		p.mu.Lock()

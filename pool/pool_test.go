@@ -304,3 +304,28 @@ func TestAStopLostWithThePoolIsMadeAgain(t *testing.T) {
 		t.Fatalf("a lost stop is not made again: %v", plan.stop)
 	}
 }
+
+// TestAStartDuringShutdownDoesNotHang: SIGTERM while a claim waits for a stopped
+// worker's start ends Run's context and the resumer with it; the claim returns (the
+// job launches cold) instead of keeping Run from returning, and the worker it took
+// is not left behind.
+func TestAStartDuringShutdownDoesNotHang(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	id := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
+	w := Worker{Key: "pool-s-1", State: workers.PoolStarting, Lease: workers.Lease{InstanceID: id}}
+	p.book.Workers[w.Key] = &w
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan string, 1)
+	go func() { _, result := p.startFor(ctx, w); done <- result }()
+	cancel() // no resumer runs: it stopped with Run's context
+	select {
+	case result := <-done:
+		if result != ClaimCold {
+			t.Errorf("result %s, want a cold launch", result)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a claim starting a stopped worker hung after the pool's context ended")
+	}
+	f.AssertRunning(t)
+}

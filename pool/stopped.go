@@ -79,9 +79,7 @@ func (p *Pool) resumer(ctx context.Context) {
 // within pool.claim_timeout is terminated, and the job launches cold.
 func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
 	start := p.now()
-	done := make(chan error, 1)
-	p.resumes <- resumeReq{w.Lease.InstanceID, done}
-	err := <-done
+	err := p.resume(ctx, w.Lease.InstanceID)
 	p.kick()
 	lease := w.Lease
 	if err == nil {
@@ -105,6 +103,24 @@ func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
 	p.mu.Unlock()
 	lease.Source = workers.SourcePool
 	return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: w.Since, StartedIn: p.now().Sub(start)}}, ClaimStarted
+}
+
+// resume asks the resumer to start the worker and waits for its answer, or for the
+// pool's shutdown: the resumer stops with Run's context, and a claim waiting on it
+// must not keep Run from returning.
+func (p *Pool) resume(ctx context.Context, id string) error {
+	done := make(chan error, 1)
+	select {
+	case p.resumes <- resumeReq{id, done}:
+	case <-ctx.Done():
+		return fmt.Errorf("the pool is shutting down: %w", ctx.Err())
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("the pool is shutting down: %w", ctx.Err())
+	}
 }
 
 // awaitRunning waits until the loop has seen the worker running again, with the
