@@ -34,9 +34,6 @@ type Worker struct {
 	// pool.reuse_scope).
 	Builds  int    `json:"builds,omitempty"`
 	Project string `json:"project,omitempty"`
-	// Verified is set once this process reached the worker over SSH: a worker adopted
-	// from an earlier run's records is checked again before it is offered.
-	Verified bool `json:"-"`
 }
 
 // book is the pool's records, kept in one 0600 JSON file written atomically before

@@ -1,7 +1,9 @@
 // Package pool is the long-running `ec2-executor pool`: it keeps pool.idle_count
 // workers booted and ready (sshd with the pinned key, Docker, pre-pulled images),
 // hands one to each job that claims it on a unix socket without any EC2 call on the
-// job's path, and exports what it does as Prometheus metrics.
+// job's path (a claim of a stopped worker waits for its one StartInstances, shared
+// with the claims that arrive together), and exports what it does as Prometheus
+// metrics.
 //
 // It is held to a higher bar than a stage process. It learns the state of all its
 // workers from one filtered DescribeInstances per poll and paces every EC2 action

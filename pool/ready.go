@@ -40,7 +40,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 		return
 	}
 	state := p.readyState()
-	rec.State, rec.Since, rec.Lease.Address, rec.Verified = state, p.now(), w.Lease.Address, true
+	rec.State, rec.Since, rec.Lease.Address = state, p.now(), w.Lease.Address
 	p.saveLocked()
 	p.broadcastLocked()
 	p.mu.Unlock()

@@ -16,7 +16,8 @@ import (
 const poolAnswerWithin = time.Second
 
 // Get gives the job a worker: an idle one from the pool when a pool runs and has one
-// that fits the job's spec (no EC2 call), else a fresh launch. The job log says
+// that fits the job's spec (no EC2 call), else a stopped one the pool starts (one
+// StartInstances), else a fresh launch. The job log says
 // which, and why. saved is called as in Launch.
 func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, error) {
 	start := time.Now()

@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// Release gives back the worker of the job with key: every worker serves one job, so
-// it is terminated. That is every instance of this manager tagged with the key (one
+// Release ends the worker of the job with key, once a pool did not take it back for
+// another job (GiveBack): it is terminated. That is every instance of this manager tagged with the key (one
 // filtered DescribeInstances), not only the lease's, so a duplicate launch (an SDK
 // retry EC2 did not recognise as one) or a prepare killed before it saved the id
 // leaves nothing running. It says in the log when it finds more than one.
