@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
@@ -60,15 +59,11 @@ func (s *Stack) DockerImages(ctx context.Context) error {
 // PullBack pulls ref from the stack's registry into the shared dockerd (as a user
 // would check what a job pushed) and removes it again.
 func PullBack(ctx context.Context, ref string) error {
-	dc, err := dockerClient()
+	dc, auth, err := registryClient()
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
-	auth, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: RegistryUser, Password: RegistryPassword, ServerAddress: RegistryAddr})
-	if err != nil {
-		return err
-	}
 	rc, err := dc.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err == nil {
 		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
@@ -81,8 +76,10 @@ func PullBack(ctx context.Context, ref string) error {
 	return err
 }
 
+// importAndPush imports a root filesystem tar into the shared dockerd as ref and
+// pushes it to the stack's registry.
 func importAndPush(ctx context.Context, ref string, tarball []byte, changes []string) error {
-	dc, err := dockerClient()
+	dc, auth, err := registryClient()
 	if err != nil {
 		return err
 	}
@@ -93,10 +90,6 @@ func importAndPush(ctx context.Context, ref string, tarball []byte, changes []st
 	}
 	_, _ = io.Copy(io.Discard, rc)
 	rc.Close()
-	auth, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: RegistryUser, Password: RegistryPassword, ServerAddress: RegistryAddr})
-	if err != nil {
-		return err
-	}
 	rc, err = dc.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
 	if err == nil {
 		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)

@@ -258,15 +258,6 @@ func serviceRootfs() (*rootfs, error) {
 // pushImages builds the test images from host binaries, imports them into the shared
 // dockerd and pushes them to the htpasswd registry.
 func (s *Stack) pushImages(ctx context.Context) error {
-	dc, err := dockerClient()
-	if err != nil {
-		return err
-	}
-	defer dc.Close()
-	auth, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: RegistryUser, Password: RegistryPassword, ServerAddress: RegistryAddr})
-	if err != nil {
-		return err
-	}
 	images := map[string]func() (*rootfs, error){JobImage: jobRootfs, HelperImage: helperRootfs, ServiceImage: serviceRootfs,
 		PublishedImage: publishedRootfs}
 	for ref, build := range images {
@@ -281,22 +272,19 @@ func (s *Stack) pushImages(ctx context.Context) error {
 		case PublishedImage:
 			changes = []string{`ENTRYPOINT ["/entrypoint.sh"]`, `CMD ["sh"]`, "USER 1000", "WORKDIR /home/app"}
 		}
-		rc, err := dc.ImageImport(ctx, image.ImportSource{Source: fs.tar(), SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
+		tarball, err := io.ReadAll(fs.tar())
 		if err != nil {
-			return fmt.Errorf("importing %s: %w", ref, err)
+			return err
 		}
-		_, _ = io.Copy(io.Discard, rc)
-		rc.Close()
-		rc, err = dc.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
-		if err != nil {
-			return fmt.Errorf("pushing %s: %w", ref, err)
-		}
-		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("pushing %s: %w", ref, err)
+		if err := importAndPush(ctx, ref, tarball, changes); err != nil {
+			return err
 		}
 	}
+	dc, auth, err := registryClient()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
 	if err := pushAs(ctx, dc, auth, JobImage, mirrorUpstream); err != nil {
 		return err
 	}
@@ -312,6 +300,17 @@ func (s *Stack) pushImages(ctx context.Context) error {
 		return fmt.Errorf("tagging %s: %w", LocalServiceImage, err)
 	}
 	return nil
+}
+
+// registryClient is a client of the shared dockerd and the X-Registry-Auth header
+// that logs it in to the stack's registry.
+func registryClient() (*client.Client, string, error) {
+	auth, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: RegistryUser, Password: RegistryPassword, ServerAddress: RegistryAddr})
+	if err != nil {
+		return nil, "", err
+	}
+	dc, err := dockerClient()
+	return dc, auth, err
 }
 
 // pushAs pushes an image under a second name.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/test/gitlabapi"
 )
 
@@ -74,22 +73,6 @@ func (s *Stack) route(addr string) error {
 	s.mu.Lock()
 	s.routes = append(s.routes, l)
 	s.mu.Unlock()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				t, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer t.Close()
-				engine.Splice(c, t)
-			}()
-		}
-	}()
+	go forward(l, func() (net.Conn, error) { return net.Dial("tcp", addr) })
 	return nil
 }
