@@ -54,6 +54,9 @@ func checkDaemonOptions(opts map[string]any, add func(error)) {
 		}
 		add(problem("worker.daemon_options", "%q must be %s in daemon.json, got %s (dockerd would refuse to start)", k, want, describe(opts[k])))
 	}
+	if opts["ipv6"] == true && opts["fixed-cidr-v6"] == nil {
+		add(problem("worker.daemon_options", `"ipv6" = true needs "fixed-cidr-v6", an IPv6 subnet for the default bridge: dockerd refuses to start without one`))
+	}
 }
 
 // daemonKindOf reports whether v, as TOML decodes it, is of kind k

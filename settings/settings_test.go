@@ -117,6 +117,9 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"daemon number as string", `worker.daemon_options: "mtu" must be a number in daemon.json, got the string "1460"`, func(s *Settings) {
 			s.Worker.DaemonOptions = map[string]any{"mtu": "1460", "log-driver": "json-file"}
 		}},
+		{"ipv6 without a subnet", `worker.daemon_options: "ipv6" = true needs "fixed-cidr-v6"`, func(s *Settings) {
+			s.Worker.DaemonOptions = map[string]any{"ipv6": true}
+		}},
 		{"daemon log-opt flat", `worker.daemon_options: "log-opts" must be a table`, func(s *Settings) {
 			s.Worker.DaemonOptions = map[string]any{"log-opts": "max-size=50m"}
 		}},
