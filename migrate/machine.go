@@ -18,8 +18,25 @@ func (m *migration) machine(s *settings.Settings, v runnerView) {
 		case "MachineDriver", "MachineOptions":
 		case "IdleCount":
 			n, _ := integer(val)
+			if factor, _ := decimal(v.machine["IdleScaleFactor"]); factor > 0 {
+				s.Pool.ScaleFactorLimit = n
+				m.report.add(v.name, key, Changed, fmt.Sprintf("pool.scale_factor_limit = %d: with IdleScaleFactor, docker+machine's IdleCount is the most idle machines", n))
+				continue
+			}
 			s.Pool.IdleCount = n
 			m.report.add(v.name, key, Changed, "pool.idle_count: run `ec2-executor pool` as a service (docs/pool.md) to keep them")
+		case "IdleScaleFactor":
+			f, ok := decimal(val)
+			if !ok || f < 0 {
+				m.report.add(v.name, key, NotSupported, fmt.Sprintf("%v is not a scale factor: nothing was written for it", val))
+				continue
+			}
+			s.Pool.ScaleFactor = f
+			m.report.add(v.name, key, Changed, fmt.Sprintf("pool.scale_factor = %g: idle workers follow the workers in use, as docker+machine's max(IdleCountMin, min(IdleCount, factor × in use)); run `ec2-executor pool` (docs/pool.md)", f))
+		case "IdleCountMin":
+			n, _ := integer(val)
+			s.Pool.IdleCount = n
+			m.report.add(v.name, key, Mapped, fmt.Sprintf("pool.idle_count = %d, the fewest idle workers with pool.scale_factor", n))
 		case "IdleTime":
 			n, _ := integer(val)
 			s.Pool.IdleTime = settings.Duration{Duration: time.Duration(n) * time.Second}
@@ -48,7 +65,7 @@ func (m *migration) machine(s *settings.Settings, v runnerView) {
 		}
 	}
 	if limit, ok := integer(v.raw["limit"]); ok && limit > 0 {
-		s.Pool.MaxInstances = limit + max(s.Pool.IdleCount, maxScheduledIdle(s))
+		s.Pool.MaxInstances = limit + max(s.Pool.IdleCount, s.Pool.ScaleFactorLimit, maxScheduledIdle(s))
 		m.report.add(v.name, "limit", Changed, "kept in the runner config, and pool.max_instances = limit plus the most idle workers")
 	}
 }
@@ -117,6 +134,17 @@ func cron6(p string) string {
 		return strings.Join(f[:6], " ")
 	}
 	return p
+}
+
+// decimal reads a TOML number, integer or float.
+func decimal(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
 }
 
 func maxScheduledIdle(s *settings.Settings) int {

@@ -199,6 +199,8 @@ func TestTwoMachineRunnersInOneFile(t *testing.T) {
 	r, out := run(t, "testdata/two-machine-runners.toml", "", nil)
 	got := lines(r)
 	for _, w := range []string{"small: amazonec2-region: mapped", "large: amazonec2-volume-type: mapped", "large: docker.memory: mapped",
+		"large: IdleScaleFactor: mapped with a change (pool.scale_factor = 0.5", "large: IdleCount: mapped with a change (pool.scale_factor_limit = 6",
+		"large: IdleCountMin: mapped (pool.idle_count = 1",
 		"large: autoscaling: mapped with a change"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("report lacks %q:\n%s", w, got)
@@ -212,7 +214,8 @@ func TestTwoMachineRunnersInOneFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if small.ManagerID == large.ManagerID || small.StateDir == large.StateDir || small.Pool.IdleCount != 2 || small.Pool.MaxInstances != 12 || large.Pool.MaxInstances != 24 ||
+	if small.ManagerID == large.ManagerID || small.StateDir == large.StateDir || small.Pool.IdleCount != 2 || small.Pool.MaxInstances != 12 || large.Pool.MaxInstances != 26 ||
+		large.Pool.ScaleFactor != 0.5 || large.Pool.ScaleFactorLimit != 6 || large.Pool.IdleCount != 1 ||
 		large.Pool.Schedule[0].Timezone != "Europe/Berlin" || large.Instance.RootVolume.Type != "gp3" || large.Docker.Memory != "8g" {
 		t.Errorf("small %+v\nlarge %+v", small.Pool, large.Pool)
 	}

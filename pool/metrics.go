@@ -10,13 +10,15 @@ import (
 // metrics are what an operator graphs: workers by state, claims and their latency,
 // the phases of a launch, EC2 calls and terminations by reason.
 type metrics struct {
-	reg        *prometheus.Registry
-	workers    *prometheus.GaugeVec
-	claims     *prometheus.CounterVec
-	claimTime  prometheus.Histogram
-	phases     *prometheus.HistogramVec
-	ec2Calls   *prometheus.CounterVec
-	terminated *prometheus.CounterVec
+	reg     *prometheus.Registry
+	workers *prometheus.GaugeVec
+	// idleDesired is how many idle workers the pool wants now (pool.scale_factor).
+	idleDesired prometheus.Gauge
+	claims      *prometheus.CounterVec
+	claimTime   prometheus.Histogram
+	phases      *prometheus.HistogramVec
+	ec2Calls    *prometheus.CounterVec
+	terminated  *prometheus.CounterVec
 }
 
 // Claim results, launch phases and termination reasons (label values).
@@ -44,6 +46,8 @@ func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.workers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_workers",
 		Help: "Pool workers by state (booting, idle, stopped, starting, claimed)."}, []string{"state"})
+	m.idleDesired = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ec2x_pool_idle_desired",
+		Help: "Idle workers the pool wants now: pool.idle_count (or the schedule's), raised by pool.scale_factor for the workers in use; ec2x_pool_workers{state=\"idle\"} is how many it has."})
 	m.claims = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_claims_total",
 		Help: "Claims by result: hit (an idle pool worker), started_stopped (a stopped worker started for it), cold_overflow (no idle worker fit: the job launched cold), cap_reached, error, refused_peer."}, []string{"result"})
 	m.claimTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ec2x_pool_claim_seconds",
@@ -55,7 +59,7 @@ func newMetrics() *metrics {
 		Help: "EC2 API calls the pool made, by action and error code (empty for success)."}, []string{"action", "code"})
 	m.terminated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_terminated_total",
 		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown, wipe_failed."}, []string{"reason"})
-	m.reg.MustRegister(m.workers, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated)
+	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated)
 	return m
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,7 @@ type Pool struct {
 	mu       sync.Mutex
 	book     *book
 	total    int                  // this manager's workers at the last poll, plus launches since
+	inUse    atomic.Int64         // this manager's workers serving jobs (pooled or cold) at the last poll
 	checking map[string]bool      // readiness checks in flight, by worker key
 	changed  chan struct{}        // closed and replaced on every change claims may wait for
 	recent   []ClaimRecord        // the latest claims, for `pool status`
@@ -182,8 +184,24 @@ func (p *Pool) reconcile(found []provision.Instance) tickPlan {
 		}
 	}
 	p.total = len(found)
+	p.inUse.Store(int64(inUse(found)))
 	p.saveLocked()
 	return plan
+}
+
+// inUse counts the instances that serve a job: every one of this manager's that the
+// pool does not hold as booting, idle, stopped or starting (claimed pool workers and
+// cold launches alike). It is what pool.scale_factor multiplies.
+func inUse(found []provision.Instance) int {
+	n := 0
+	for _, in := range found {
+		switch in.Tags[workers.TagPoolState] {
+		case workers.PoolBooting, workers.PoolIdle, workers.PoolStopped, workers.PoolStarting:
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // plan decides what one recorded worker that EC2 still reports needs.
@@ -389,8 +407,15 @@ func (p *Pool) inState(state string) []*Worker {
 
 // size is how large the pool should be now: the last matching [[pool.schedule]]
 // entry's counts and idle time, else the [pool] section's.
+// size is how many idle and stopped workers the pool wants now, and how long an
+// idle one beyond them may wait: the schedule's sizes, the idle count raised by
+// pool.scale_factor for the workers in use.
 func (p *Pool) size() (idle, stopped int, idleTime time.Duration) {
-	return p.s.Pool.PoolSize(p.now())
+	now := p.now()
+	_, stopped, idleTime = p.s.Pool.PoolSize(now)
+	idle = p.s.Pool.IdleWanted(now, int(p.inUse.Load()))
+	p.m.idleDesired.Set(float64(idle))
+	return idle, stopped, idleTime
 }
 
 // terminate ends a worker the pool no longer wants, and counts why.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
@@ -328,4 +329,23 @@ func TestAStartDuringShutdownDoesNotHang(t *testing.T) {
 		t.Fatal("a claim starting a stopped worker hung after the pool's context ended")
 	}
 	f.AssertRunning(t)
+}
+
+// TestIdleFollowsTheWorkersInUse: with pool.scale_factor the pool launches idle
+// workers for the jobs it sees running (cold launches too), up to the limit, and
+// /metrics says how many it wants.
+func TestIdleFollowsTheWorkersInUse(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	p.s.Pool.IdleCount, p.s.Pool.ScaleFactor, p.s.Pool.ScaleFactorLimit = 0, 1, 2
+	for _, job := range []string{"41-cold", "42-cold", "43-cold"} {
+		launched(t, f, map[string]string{workers.TagJobKey: job})
+	}
+	p.tick(t.Context())
+	if n := p.book.count()[workers.PoolBooting]; n != 2 {
+		t.Errorf("%d workers launched for 3 in use, factor 1, limit 2: want 2", n)
+	}
+	if got := testutil.ToFloat64(p.m.idleDesired); got != 2 {
+		t.Errorf("ec2x_pool_idle_desired %v, want 2", got)
+	}
 }

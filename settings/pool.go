@@ -18,6 +18,12 @@ type Pool struct {
 	// IdleTime is how long an idle worker above IdleCount may wait before it is
 	// terminated.
 	IdleTime Duration `toml:"idle_time"`
+	// ScaleFactor makes idle capacity follow demand: the pool keeps
+	// ScaleFactor × (this manager's workers in use) idle workers, rounded up, at most
+	// ScaleFactorLimit (0: no limit), never fewer than IdleCount and never more than
+	// MaxInstances allows. 0 is a fixed IdleCount.
+	ScaleFactor      float64 `toml:"scale_factor"`
+	ScaleFactorLimit int     `toml:"scale_factor_limit"`
 	// MaxInstances caps this manager's workers, busy plus idle plus booting; 0 is no
 	// cap. A claim at the cap waits up to ClaimTimeout for a worker.
 	MaxInstances int      `toml:"max_instances"`
@@ -99,6 +105,9 @@ func (p Pool) validate(add func(error), market string) {
 		add(problem("pool.idle_count", "%d is more than pool.max_instances (%d)", p.IdleCount, p.MaxInstances))
 	}
 	positive(add, "pool.idle_time", p.IdleTime.Duration)
+	if p.ScaleFactor < 0 || p.ScaleFactorLimit < 0 {
+		add(problem("pool.scale_factor", "scale_factor and scale_factor_limit must not be negative"))
+	}
 	if p.MaxBuilds < 1 {
 		add(problem("pool.max_builds", "must be at least 1 (1 is a fresh worker per job), got %d", p.MaxBuilds))
 	}

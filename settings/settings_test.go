@@ -282,3 +282,25 @@ func TestHostPlaceholderInManagerID(t *testing.T) {
 		t.Errorf("manager_id %q (%v), want %q", s.ManagerID, err, host+"-small")
 	}
 }
+
+// TestIdleFollowsDemand: idle = max(idle_count, min(ceil(factor × in use), limit)),
+// within what max_instances leaves, and a schedule entry's factor replaces the
+// pool's in its periods, as docker-autoscaler's policies do.
+func TestIdleFollowsDemand(t *testing.T) {
+	p := Default().Pool
+	p.IdleCount, p.ScaleFactor, p.ScaleFactorLimit, p.MaxInstances = 2, 0.5, 10, 40
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for inUse, want := range map[int]int{0: 2, 3: 2, 5: 3, 11: 6, 30: 10, 35: 5, 40: 0} {
+		if got := p.IdleWanted(at, inUse); got != want {
+			t.Errorf("%d in use: %d idle, want %d", inUse, got, want)
+		}
+	}
+	p.Schedule = []PoolSchedule{{Periods: []string{"* 0-6 * * *"}, Timezone: "UTC", IdleCount: 0, ScaleFactor: 1}}
+	if got := p.IdleWanted(time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC), 4); got != 4 {
+		t.Errorf("at night with factor 1 and 4 in use: %d idle", got)
+	}
+	p.ScaleFactor = 0
+	if got := p.IdleWanted(at, 30); got != 2 {
+		t.Errorf("without a factor: %d idle, want the idle count", got)
+	}
+}
