@@ -154,7 +154,7 @@ func preferred(w, best *Worker) bool {
 // first retags it from its records on the next start.
 func (p *Pool) tagClaim(ctx context.Context, id string, job workers.Job) {
 	if err := p.fleet.Tag(ctx, []string{id}, p.fleet.ClaimTags(job)); err != nil {
-		p.log.Warn("Tagging claimed worker "+id, "error", err)
+		p.log.Warn("Tagging a claimed worker", "instance_id", id, "error", err)
 	}
 }
 

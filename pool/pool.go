@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -254,7 +253,7 @@ func (p *Pool) forget(w *Worker) {
 	if w.State == workers.PoolClaimed {
 		reason = ReasonJobDone
 	} else {
-		p.log.Warn("Pool worker "+w.Lease.InstanceID+" is gone", "state", w.State)
+		p.log.Warn("A pool worker is gone", "instance_id", w.Lease.InstanceID, "state", w.State)
 	}
 	p.m.terminated.WithLabelValues(reason).Inc()
 	p.broadcastLocked()
@@ -340,7 +339,7 @@ func (p *Pool) launchBatch(ctx context.Context, n int) (int, error) {
 	p.total += launched
 	if launched > 0 {
 		p.m.phases.WithLabelValues(PhaseRun).Observe(p.now().Sub(start).Seconds())
-		p.log.Info(fmt.Sprintf("Launched %d pool workers with one RunInstances call", launched), "batch", batch)
+		p.log.Info("Launched pool workers with one RunInstances call", "count", launched, "batch", batch)
 	}
 	p.saveLocked()
 	return launched, err
@@ -421,10 +420,10 @@ func (p *Pool) size() (idle, stopped int, idleTime time.Duration) {
 // terminate ends a worker the pool no longer wants, and counts why.
 func (p *Pool) terminate(ctx context.Context, id, reason, why string) {
 	if err := p.fleet.Terminate(ctx, id); err != nil {
-		p.log.Warn("Terminating pool worker "+id, "error", err)
+		p.log.Warn("Terminating a pool worker", "instance_id", id, "error", err)
 		return
 	}
-	p.log.Info("Terminated pool worker "+id+": "+why, "reason", reason)
+	p.log.Info("Terminated a pool worker", "instance_id", id, "reason", reason, "why", why)
 	p.m.terminated.WithLabelValues(reason).Inc()
 }
 
@@ -450,7 +449,7 @@ func (p *Pool) shutdown(runCtx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.log.Info("Pool stopped", "workers_left", fmt.Sprint(p.book.count()))
+	p.log.Info("Pool stopped", "workers_left", p.book.count())
 	return p.book.save()
 }
 

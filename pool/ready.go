@@ -44,11 +44,11 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 	p.saveLocked()
 	p.broadcastLocked()
 	p.mu.Unlock()
-	p.log.Info("Pool worker "+w.Lease.InstanceID+" is ready", "type", w.Type, "state", state)
+	p.log.Info("A pool worker is ready", "instance_id", w.Lease.InstanceID, "type", w.Type, "state", state)
 	if state == workers.PoolStopped {
 		p.stop(ctx, []string{w.Lease.InstanceID})
 	} else if err := p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {
-		p.log.Warn("Tagging pool worker "+w.Lease.InstanceID+" idle", "error", err)
+		p.log.Warn("Tagging a pool worker idle", "instance_id", w.Lease.InstanceID, "error", err)
 	}
 	p.publish()
 }
@@ -69,7 +69,7 @@ func (p *Pool) prepull(ctx context.Context, eng *engine.Worker) error {
 	}
 	path, config, err := dockerauth.ManagerConfig(p.s.Registry.DockerConfig)
 	if err != nil {
-		p.log.Warn("Not using the manager's Docker config: " + err.Error())
+		p.log.Warn("Not using the manager's Docker config", "error", err)
 	}
 	var fallback dockerauth.RegistryFallback
 	if p.s.Registry.ECR == settings.ECRWorker {

@@ -104,7 +104,7 @@ func (p *Pool) answer(ctx context.Context, c *net.UnixConn) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if why := p.refusal(c); why != "" {
-		p.log.Warn("Refused a claim: " + why)
+		p.log.Warn("Refused a claim", "why", why)
 		p.m.claims.WithLabelValues(ClaimRefused).Inc()
 		_ = enc.Encode(workers.ClaimAnswer{Error: why})
 		return

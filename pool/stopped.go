@@ -33,7 +33,7 @@ func (p *Pool) stop(ctx context.Context, ids []string) {
 	if err := p.fleet.Tag(ctx, ids, map[string]string{workers.TagPoolState: workers.PoolStopped}); err != nil {
 		p.log.Warn("Tagging stopped pool workers", "error", err)
 	}
-	p.log.Info(fmt.Sprintf("Stopped %d ready pool workers", len(ids)))
+	p.log.Info("Stopped ready pool workers", "count", len(ids))
 }
 
 // resumeReq asks the resumer to start one stopped worker.

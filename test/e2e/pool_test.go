@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -247,4 +248,30 @@ func scrape(addr string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// TestPoolIdleFollowsARampOfJobs: with pool.scale_factor the idle workers follow
+// the jobs running (here three cold launches, since the pool starts empty), and go
+// again after pool.idle_time once the jobs are done.
+func TestPoolIdleFollowsARampOfJobs(t *testing.T) {
+	p := newPool(t, "scale", 0, func(s *settings.Settings) {
+		s.Pool.ScaleFactor, s.Pool.ScaleFactorLimit = 1, 3
+		s.Pool.IdleTime = settings.Duration{Duration: 2 * time.Second}
+	})
+	p.start()
+	waitMetrics(t, p.metrics, "ec2x_pool_idle_desired 0")
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			job := baseJob(8201 + i)
+			job.Script = []string{"sleep 25"}
+			if res := p.job(job); res.Status != "success" {
+				t.Errorf("job %d ended %s (%s)", job.ID, res.Status, res.FailureReason)
+			}
+		})
+	}
+	waitMetrics(t, p.metrics, "ec2x_pool_idle_desired 3", `ec2x_pool_workers{state="idle"} 3`)
+	wg.Wait()
+	waitMetrics(t, p.metrics, "ec2x_pool_idle_desired 0", `ec2x_pool_workers{state="idle"} 0`, `ec2x_pool_terminated_total{reason="idle_time"} 3`)
+	p.finish()
 }
