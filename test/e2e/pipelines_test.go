@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -223,4 +224,37 @@ func TestRealRunnerImagesAsPublished(t *testing.T) {
 		t.Error("entrypoint [\"\"] still ran the image's entrypoint, or the slow service was not waited for")
 	}
 	assertNoneRunning(t)
+}
+
+var pooledWorkerLine = regexp.MustCompile(`Using worker (i-[0-9a-f]+) from the pool`)
+
+// TestRealRunnerFetchOnAReusedPoolWorker: two jobs of one project with
+// GIT_STRATEGY fetch, the second on the worker the first gave back
+// (pool.max_builds = 2). The wipe between them removes the first job's volumes, so
+// the second fetches into a fresh repository (docs/pipelines.md says how this
+// differs from the docker executor) and checks out its own commit.
+func TestRealRunnerFetchOnAReusedPoolWorker(t *testing.T) {
+	p := newPool(t, "reuse-fetch", 1, func(s *settings.Settings) { s.Pool.MaxBuilds = 2 })
+	p.start()
+	p.waitIdle(1)
+	proj := newProject(t, "reuse")
+	var used []string
+	for i, sha := range []string{proj.tagged, proj.tip} {
+		spec := proj.checkout(8161+i, "fetch", "main", "branch", sha)
+		job, trace := realJob(t, spec, p.jobCfg, "", nil)
+		if job.State != "success" {
+			t.Fatalf("job %d ended %s (%s)", spec.ID, job.State, job.FailureReason)
+		}
+		contains(t, trace, "Fetching changes", "Created fresh repository", "HEAD="+sha)
+		if m := pooledWorkerLine.FindStringSubmatch(trace); m != nil {
+			used = append(used, m[1])
+		}
+		if i == 0 {
+			p.waitIdle(2) // the given-back worker, wiped, beside the refill
+		}
+	}
+	if len(used) != 2 || used[0] != used[1] {
+		t.Errorf("the jobs ran on pool workers %v, want the second on the first's", used)
+	}
+	p.finish()
 }
