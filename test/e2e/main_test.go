@@ -29,7 +29,7 @@ var (
 // every process it starts) and then fails it when the run left a mount, a network
 // namespace or a temporary file of its own on this machine.
 func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "ec2x-e2e-tmp-")
+	tmp, err := os.MkdirTemp("", "e2e") // short: Unix socket paths under it must fit 108 bytes
 	if err == nil { // the stack's sshds read files under it as the workers' users
 		err = os.Chmod(tmp, 0o755)
 	}

@@ -43,7 +43,13 @@ func newPool(t *testing.T, name string, idle int, edit func(*settings.Settings))
 	p := &poolSetup{t: t, poolProxy: stack.NewProxy(), jobProxy: stack.NewProxy()}
 	t.Cleanup(p.poolProxy.Close)
 	t.Cleanup(p.jobProxy.Close)
-	dir := t.TempDir()
+	// A short state directory (not t.TempDir, named after the test): the socket's
+	// path must fit a sockaddr_un's 108 bytes.
+	dir, err := os.MkdirTemp("", "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	for _, d := range []string{filepath.Dir(dir), dir} { // other users' claims must reach the socket
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
