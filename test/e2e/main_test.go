@@ -30,7 +30,8 @@ var (
 // namespace or a temporary file of its own on this machine.
 func TestMain(m *testing.M) {
 	tmp, err := os.MkdirTemp("", "e2e") // short: Unix socket paths under it must fit 108 bytes
-	if err == nil {                     // the stack's sshds read files under it as the workers' users
+	// The stack's sshds read files under it as the workers' users.
+	if err == nil {
 		err = os.Chmod(tmp, 0o755)
 	}
 	if err == nil {
