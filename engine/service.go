@@ -86,7 +86,7 @@ func (w *Worker) WaitService(ctx context.Context, s Service, interval time.Durat
 	for _, port := range s.Ports {
 		go func() { ready <- w.WaitTCP(ctx, ServiceAddr(s, port), interval) }()
 	}
-	go func() { ready <- w.watchExit(ctx, s.ID, interval) }()
+	go func() { ready <- w.watchExit(ctx, s, interval) }()
 	err := <-ready
 	if err != nil && ctx.Err() == nil {
 		return err
@@ -97,25 +97,19 @@ func (w *Worker) WaitService(ctx context.Context, s Service, interval time.Durat
 	return nil
 }
 
-// watchExit returns an error once the container is no longer running.
-func (w *Worker) watchExit(ctx context.Context, id string, interval time.Duration) error {
+// watchExit returns an error once the service's container is no longer running.
+func (w *Worker) watchExit(ctx context.Context, s Service, interval time.Duration) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(interval):
 		}
-		info, err := w.docker.ContainerInspect(ctx, id)
+		info, err := w.docker.ContainerInspect(ctx, s.ID)
 		if err == nil && info.State != nil && !info.State.Running && !info.State.Restarting {
-			return fmt.Errorf("the service's container exited with code %d before it opened port %s", info.State.ExitCode, joinPorts(ServicePorts(info.Config)))
+			return fmt.Errorf("the service's container exited with code %d before it opened port %s", info.State.ExitCode, joinPorts(s.Ports))
 		}
 	}
-}
-
-// ServicePorts are a service's health-check ports, for messages; nil if none parse.
-func ServicePorts(cfg *container.Config) []int {
-	p, _ := healthPorts(cfg)
-	return p
 }
 
 func joinPorts(ports []int) string {

@@ -56,8 +56,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, i := range chosen {
 		v := viewOf(runners[i])
 		base := m.fileFor(v.name, taken)
-		m.report.Units = append(m.report.Units, base)
 		s := m.settings(ctx, v, identity(base, len(chosen) > 1))
+		if s.Pool.Configured() {
+			m.report.Units = append(m.report.Units, base)
+		}
 		body, err := encodeSettings(v.name, s)
 		if err != nil {
 			return nil, err

@@ -33,8 +33,8 @@ func (l Line) String() string {
 	return s
 }
 
-// Report collects the lines of a migration, and the names of the settings files
-// it wrote (without .toml), which name each runner's pool unit.
+// Report collects the lines of a migration, and the names (without .toml) of the
+// settings files it wrote that keep a warm pool, which name each one's pool unit.
 type Report struct {
 	Lines []Line
 	Units []string
@@ -59,7 +59,10 @@ func (r *Report) PrintNext(w io.Writer, out, settingsDir string) {
 	if settingsDir != "/etc/ec2-executor" {
 		fmt.Fprintf(w, "The pool units read /etc/ec2-executor/RUNNER.toml: with --settings-dir %s, copy ec2-executor-pool@.service and change its --config.\n", settingsDir)
 	}
-	fmt.Fprintln(w, "For the runners whose settings keep idle or stopped workers (pool.idle_count, pool.stopped_count, [[pool.schedule]]), start each one's pool:")
+	if len(r.Units) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "These runners' settings keep a warm pool (pool.idle_count, pool.stopped_count, pool.scale_factor, [[pool.schedule]]); start each one's:")
 	for _, u := range r.Units {
 		fmt.Fprintf(w, "  systemctl enable --now ec2-executor-pool@%s.service\n", u)
 	}

@@ -404,8 +404,6 @@ func (p *Pool) inState(state string) []*Worker {
 	return out
 }
 
-// size is how large the pool should be now: the last matching [[pool.schedule]]
-// entry's counts and idle time, else the [pool] section's.
 // size is how many idle and stopped workers the pool wants now, and how long an
 // idle one beyond them may wait: the schedule's sizes, the idle count raised by
 // pool.scale_factor for the workers in use.

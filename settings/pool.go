@@ -71,10 +71,11 @@ func defaultPool() Pool {
 		PollInterval: Duration{10 * time.Second}, LaunchesPerSecond: 1, MaxBuilds: 1, ReuseScope: ReuseProject}
 }
 
-// Configured says the settings ask for a warm pool (idle or stopped workers, a
-// schedule or a socket of its own): a job then expects one to answer.
+// Configured says the settings ask for a warm pool (idle or stopped workers, idle
+// workers by demand, a schedule or a socket of its own): a job then expects one to
+// answer.
 func (p Pool) Configured() bool {
-	return p.IdleCount > 0 || p.StoppedCount > 0 || len(p.Schedule) > 0 || p.Socket != ""
+	return p.IdleCount > 0 || p.StoppedCount > 0 || p.ScaleFactor > 0 || len(p.Schedule) > 0 || p.Socket != ""
 }
 
 // PoolSocket is where the pool listens and prepare claims.

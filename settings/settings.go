@@ -142,9 +142,6 @@ func Load(path string) (Settings, error) {
 	if err != nil {
 		return s, fmt.Errorf("reading settings file: %w", err)
 	}
-	if err := runnerConfig(path, string(data)); err != nil {
-		return s, err
-	}
 	md, err := toml.Decode(string(data), &s)
 	var problems []string
 	if err != nil {
@@ -155,6 +152,9 @@ func Load(path string) (Settings, error) {
 		problems = unknownKeys(md.Undecoded())
 	}
 	if len(problems) > 0 {
+		if err := runnerConfig(path, string(data)); err != nil {
+			return s, err
+		}
 		return s, &DecodeError{Path: path, Problems: problems}
 	}
 	if strings.Contains(s.ManagerID, HostPlaceholder) {
@@ -177,7 +177,8 @@ func (e *DecodeError) Error() string {
 }
 
 // runnerConfig refuses a gitlab-runner config.toml with one line that points at
-// migrate, instead of a list of every key it has that the settings do not.
+// migrate, instead of a list of every key it has that the settings do not. Load asks
+// only of a file that has problems, so a good one is decoded once.
 func runnerConfig(path, doc string) error {
 	var top map[string]any
 	if _, err := toml.Decode(doc, &top); err != nil {

@@ -90,15 +90,7 @@ func importAndPush(ctx context.Context, ref string, tarball []byte, changes []st
 	}
 	_, _ = io.Copy(io.Discard, rc)
 	rc.Close()
-	rc, err = dc.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
-	if err == nil {
-		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
-		rc.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("pushing %s: %w", ref, err)
-	}
-	return nil
+	return push(ctx, dc, auth, ref)
 }
 
 // dockerRootfs is busybox, docker.io's binaries, iptables (nft) with its

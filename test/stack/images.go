@@ -318,13 +318,18 @@ func pushAs(ctx context.Context, dc *client.Client, auth, ref, as string) error 
 	if err := dc.ImageTag(ctx, ref, as); err != nil {
 		return fmt.Errorf("tagging %s as %s: %w", ref, as, err)
 	}
-	rc, err := dc.ImagePush(ctx, as, image.PushOptions{RegistryAuth: auth})
+	return push(ctx, dc, auth, as)
+}
+
+// push pushes ref to the stack's registry and waits for the push to end.
+func push(ctx context.Context, dc *client.Client, auth, ref string) error {
+	rc, err := dc.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: auth})
 	if err == nil {
 		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
 		rc.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("pushing %s: %w", as, err)
+		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	return nil
 }
