@@ -23,13 +23,6 @@ import (
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
-// request is one line on the socket: a claim, or a status query.
-type request struct {
-	workers.ClaimRequest
-	Status  bool                    `json:"status,omitempty"`
-	Release *workers.ReleaseRequest `json:"release,omitempty"`
-}
-
 // Status is what `pool status` prints.
 type Status struct {
 	Workers map[string]int `json:"workers"`
@@ -96,42 +89,53 @@ func (p *Pool) serve(ctx context.Context, l net.Listener) {
 	}
 }
 
-// answer reads one request, checks the peer's credentials and answers it. The
-// request is read first so that a refused peer reads its refusal instead of a
-// broken pipe.
+// answer reads one request, checks the peer's credentials and the request's
+// protocol version, and answers it. The request is read first so that a refused
+// peer reads its refusal instead of a broken pipe.
 func (p *Pool) answer(ctx context.Context, c *net.UnixConn) {
 	enc := json.NewEncoder(c)
+	send := func(a workers.Answer) error { a.Version = workers.ProtocolVersion; return enc.Encode(a) }
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if why := p.refusal(c); why != "" {
-		p.log.Warn("Refused a claim", "why", why)
-		p.m.claims.WithLabelValues(ClaimRefused).Inc()
-		_ = enc.Encode(workers.ClaimAnswer{Error: why})
-		return
-	}
-	var req request
+	var req workers.Request
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
-	if err != nil {
-		_ = enc.Encode(workers.ClaimAnswer{Error: "unreadable request: " + err.Error()})
+	why := p.refusal(c)
+	switch {
+	case why != "":
+		p.log.Warn("Refused a request", "why", why)
+		p.m.claims.WithLabelValues(ClaimRefused).Inc()
+	case err != nil:
+		why = "unreadable request: " + err.Error()
+	default:
+		why = workers.VersionRefusal(req.Version)
+	}
+	if why != "" {
+		_ = send(workers.Refusal(why))
 		return
 	}
-	if req.Status {
-		_ = enc.Encode(p.status())
-		return
-	}
-	if req.Release != nil {
-		_ = c.SetDeadline(time.Time{})
-		_ = enc.Encode(p.takeBack(ctx, *req.Release))
-		return
-	}
-	_ = c.SetWriteDeadline(time.Time{})
-	a := p.claim(ctx, req.ClaimRequest, func(why string) { _ = enc.Encode(workers.ClaimAnswer{Waiting: why}) })
-	if err := enc.Encode(a); err != nil && a.Lease != nil {
-		// The job is gone; the worker stays claimed for it, and its cleanup, or the
-		// reaper once the job's state is missing, ends it. It is never offered again.
-		p.log.Warn("The claiming job left before its answer; its worker stays claimed", "instance_id", a.Lease.InstanceID, "job_key", req.Job.Key)
+	_ = c.SetDeadline(time.Time{})
+	switch {
+	case req.Status:
+		st, err := json.Marshal(p.status())
+		if err != nil {
+			_ = send(workers.Refusal(err.Error()))
+			return
+		}
+		_ = send(workers.Answer{Status: st})
+	case req.Release != nil:
+		a := p.takeBack(ctx, *req.Release)
+		_ = send(workers.Answer{Release: &a})
+	case req.Claim != nil:
+		a := p.claim(ctx, *req.Claim, func(why string) { _ = send(workers.Answer{Waiting: why}) })
+		if err := send(workers.Answer{Claim: &a}); err != nil && a.Lease != nil {
+			// The job is gone; the worker stays claimed for it, and its cleanup, or the
+			// reaper once the job's state is missing, ends it. It is never offered again.
+			p.log.Warn("The claiming job left before its answer; its worker stays claimed", "instance_id", a.Lease.InstanceID, "job_key", req.Claim.Job.Key)
+		}
+	default:
+		_ = send(workers.Refusal("the request asks for nothing (no claim, release or status)"))
 	}
 }
 
@@ -214,24 +218,13 @@ func (p *Pool) serveMetrics() (stop func(), err error) {
 
 // QueryStatus asks the pool on socket for its status.
 func QueryStatus(ctx context.Context, socket string) (Status, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", socket)
-	if err != nil {
-		return Status{}, fmt.Errorf("no pool answers on %s: %w", socket, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := json.NewEncoder(c).Encode(request{Status: true}); err != nil {
-		return Status{}, err
-	}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
-		return Status{}, fmt.Errorf("reading the pool's status: %w", err)
-	}
 	var st Status
-	var refused workers.ClaimAnswer
-	if json.Unmarshal(line, &refused) == nil && refused.Error != "" {
-		return st, errors.New(refused.Error)
+	a, err := workers.Ask(ctx, socket, workers.Request{Status: true}, 5*time.Second, 5*time.Second, func(string) {})
+	switch {
+	case err != nil:
+		return st, fmt.Errorf("asking the pool on %s for its status: %w", socket, err)
+	case a.Error != "":
+		return st, errors.New(a.Error)
 	}
-	return st, json.Unmarshal(line, &st)
+	return st, json.Unmarshal(a.Status, &st)
 }

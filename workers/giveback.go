@@ -1,10 +1,8 @@
 package workers
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"net"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -16,36 +14,20 @@ func (f *Fleet) GiveBack(ctx context.Context, job Job, l Lease) bool {
 	if l.Source != SourcePool || f.Settings.Pool.MaxBuilds <= 1 {
 		return false
 	}
-	a, err := release(ctx, f.Settings.PoolSocket(), ReleaseRequest{Job: job, InstanceID: l.InstanceID},
-		f.Settings.SSH.CleanupConnectTimeout.Duration+time.Minute)
+	within := f.Settings.SSH.CleanupConnectTimeout.Duration + time.Minute
+	a, err := Ask(ctx, f.Settings.PoolSocket(), Request{Release: &ReleaseRequest{Job: job, InstanceID: l.InstanceID}}, within, within, func(string) {})
+	if err == nil && a.Release == nil {
+		err = fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
+	}
 	switch {
 	case err != nil:
 		f.Log.Info("Terminating the worker: the pool did not take it back", "reason", err.Error())
 		return false
-	case !a.Kept:
-		f.Log.Info("Terminating the worker: " + a.Why + a.Error)
+	case !a.Release.Kept:
+		f.Log.Info("Terminating the worker: " + a.Release.Why)
 		return false
 	}
-	f.Log.Info("Returned worker "+l.InstanceID+" to the pool, wiped ("+strconv.Itoa(a.Builds)+" of "+
+	f.Log.Info("Returned worker "+l.InstanceID+" to the pool, wiped ("+strconv.Itoa(a.Release.Builds)+" of "+
 		strconv.Itoa(f.Settings.Pool.MaxBuilds)+" builds)", "instance_id", l.InstanceID)
 	return true
-}
-
-func release(ctx context.Context, socket string, req ReleaseRequest, within time.Duration) (ReleaseAnswer, error) {
-	var a ReleaseAnswer
-	d := net.Dialer{Timeout: poolAnswerWithin}
-	conn, err := d.DialContext(ctx, "unix", socket)
-	if err != nil {
-		return a, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(within))
-	if err := json.NewEncoder(conn).Encode(map[string]any{"release": req}); err != nil {
-		return a, err
-	}
-	line, err := bufio.NewReader(conn).ReadBytes('\n')
-	if err != nil {
-		return a, err
-	}
-	return a, json.Unmarshal(line, &a)
 }

@@ -209,7 +209,7 @@ func claimAsNobody(t *testing.T, p *poolSetup) string {
 	}
 	script := `import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b'{"job":{"key":"intruder-1"},"spec":{"types":["t3.micro"],"market":"on-demand"}}\n')
+s.sendall(b'{"version":2,"claim":{"job":{"key":"intruder-1"},"spec":{"types":["t3.micro"],"market":"on-demand"}}}\n')
 print(s.recv(65536).decode())`
 	cmd := exec.Command("/usr/bin/python3", "-c", script, p.socket) // Debian's (cloud-init needs it), which nobody may run
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
