@@ -30,4 +30,3 @@ func (s Spec) Fits(typ string, spot bool, rootGiB int) bool {
 	marketOK := s.Market == market || (s.Market == settings.MarketSpotFallback)
 	return marketOK && slices.Contains(s.Types, typ) && s.RootGiB == rootGiB
 }
-
