@@ -188,7 +188,7 @@ func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot
 // cold.
 func coldReason(log string) (string, bool) {
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "The warm pool did not answer") || strings.Contains(line, "has no idle worker") {
+		if strings.Contains(line, "The warm pool did not answer") || strings.Contains(line, "has no worker for this job") {
 			return strings.TrimSpace(line), true
 		}
 	}

@@ -30,6 +30,9 @@ type Worker struct {
 	// Since is when it entered its state: launched, ready or claimed.
 	Since     time.Time `json:"since"`
 	ClaimedBy string    `json:"claimed_by,omitempty"`
+	// ReservedFor is the key of the job whose claim this booting worker was launched
+	// for: once ready it is that job's, never offered to another.
+	ReservedFor *workers.Job `json:"reserved_for,omitempty"`
 	// Builds is how many jobs it served; Project the project of the last (for
 	// pool.reuse_scope).
 	Builds  int    `json:"builds,omitempty"`

@@ -18,10 +18,11 @@ type ClaimRecord struct {
 }
 
 // claim answers one job: an idle worker that fits its spec (recorded as claimed, on
-// disk, before the answer leaves), a miss (launch cold), or, at max_instances, a
-// wait for a worker up to pool.claim_timeout and then an error naming the cap.
-// waiting is called once if the claim waits.
-func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func(string)) workers.ClaimAnswer {
+// disk, before the answer leaves), a stopped one started for it, one launched for
+// it (when it asks for that), a miss (launch cold), or, at max_instances, a wait for
+// a worker up to pool.claim_timeout and then an error naming the cap. waiting is
+// called whenever the claim waits, with why; gone closes when the job stops waiting.
+func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func(string), gone <-chan struct{}) workers.ClaimAnswer {
 	start := p.now()
 	deadline := time.NewTimer(p.s.Pool.ClaimTimeout.Duration)
 	defer deadline.Stop()
@@ -32,6 +33,10 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 			waiting("starting stopped worker " + a.stopped.Lease.InstanceID)
 			waited = true
 			a, result = p.startFor(ctx, *a.stopped)
+		}
+		if result == claimLaunch {
+			waited = true
+			a, result = p.launchFor(ctx, req, gone, waiting)
 		}
 		if result == "" && !waited {
 			waiting(fmt.Sprintf("all %d workers allowed by pool.max_instances are busy; waiting up to %s (pool.claim_timeout)",
@@ -45,12 +50,14 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 			case <-deadline.C:
 				a.ClaimAnswer, result = workers.ClaimAnswer{Error: fmt.Sprintf("no worker within pool.claim_timeout (%s): this manager's %d workers are at pool.max_instances",
 					p.s.Pool.ClaimTimeout.Duration, p.s.Pool.MaxInstances)}, ClaimCap
+			case <-gone:
+				a.ClaimAnswer, result = workers.ClaimAnswer{Error: "the job stopped waiting"}, ClaimError
 			case <-ctx.Done():
 				a.ClaimAnswer, result = workers.ClaimAnswer{Error: "the pool is stopping"}, ClaimError
 			}
 		}
 		p.record(req.Job.Key, result, a.ClaimAnswer, start)
-		if result == ClaimHit || result == ClaimStarted {
+		if result == ClaimHit || result == ClaimStarted || result == ClaimLaunched {
 			go p.tagClaim(context.WithoutCancel(ctx), a.Lease.InstanceID, req.Job)
 			p.kick()
 		}
@@ -86,8 +93,12 @@ func (p *Pool) claimIdle(req workers.ClaimRequest) (decision, bool) {
 	return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: ready}, result: ClaimHit}, true
 }
 
-// claimStart is tryClaim's result for a claim that takes a stopped worker.
-const claimStart = "start"
+// tryClaim's results for a claim that takes a stopped worker, and for one that has
+// the pool launch a worker.
+const (
+	claimStart  = "start"
+	claimLaunch = "launch"
+)
 
 // decision is tryClaim's answer, with the stopped worker to start when it took one.
 type decision struct {
@@ -98,7 +109,8 @@ type decision struct {
 
 // tryClaim decides under the lock: an idle worker that fits (recorded as claimed
 // on disk before the answer leaves), else a stopped one (recorded as starting), else
-// a miss, or at the cap an empty result: wait for changed.
+// a launch for it (counted as pending against the cap) when it asks, else a miss,
+// or at the cap an empty result: wait for changed.
 func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan struct{}) {
 	if d, ok := p.claimIdle(req); ok {
 		return d, d.result, nil
@@ -114,8 +126,12 @@ func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan stru
 		w := *best
 		return decision{stopped: &w}, claimStart, nil
 	}
-	if limit := p.s.Pool.MaxInstances; limit > 0 && p.total >= limit {
+	if limit := p.s.Pool.MaxInstances; limit > 0 && p.total+p.pending >= limit {
 		return decision{}, "", p.changed
+	}
+	if req.Launch {
+		p.pending++
+		return decision{}, claimLaunch, nil
 	}
 	n := p.book.count()
 	return decision{ClaimAnswer: workers.ClaimAnswer{Miss: fmt.Sprintf("%d idle, %d stopped, %d booting, none of type %v, market %s", n[workers.PoolIdle],

@@ -26,6 +26,7 @@ const (
 	ClaimHit      = "hit"
 	ClaimStarted  = "started_stopped"
 	ClaimCold     = "cold_overflow"
+	ClaimLaunched = "launched_for_job"
 	ClaimCap      = "cap_reached"
 	ClaimError    = "error"
 	ClaimRefused  = "refused_peer"
@@ -49,7 +50,7 @@ func newMetrics() *metrics {
 	m.idleDesired = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ec2x_pool_idle_desired",
 		Help: "Idle workers the pool wants now: pool.idle_count (or the schedule's), raised by pool.scale_factor for the workers in use; ec2x_pool_workers{state=\"idle\"} is how many it has."})
 	m.claims = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_claims_total",
-		Help: "Claims by result: hit (an idle pool worker), started_stopped (a stopped worker started for it), cold_overflow (no idle worker fit: the job launched cold), cap_reached, error, refused_peer."}, []string{"result"})
+		Help: "Claims by result: hit (an idle pool worker), started_stopped (a stopped worker started for it), launched_for_job (the pool launched a worker for it, batched with the claims that came with it), cold_overflow (the job launched its own: the reason is in its log), cap_reached, error, refused_peer."}, []string{"result"})
 	m.claimTime = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ec2x_pool_claim_seconds",
 		Help: "Time to answer a claim, waiting at the cap included.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)})
 	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ec2x_pool_launch_phase_seconds",

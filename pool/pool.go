@@ -46,9 +46,12 @@ type Pool struct {
 	recent   []ClaimRecord        // the latest claims, for `pool status`
 	seen     map[string]time.Time // when the pool first saw a booting worker running
 	refill   chan struct{}
-	batchMax int // workers per RunInstances call, halved while their user data does not fit
+	batchMax atomic.Int64 // workers per RunInstances call, halved while their user data does not fit
 	resumes  chan resumeReq
-	running  map[string]bool // starting workers EC2 reports running again, by key
+	running  map[string]bool   // starting workers EC2 reports running again, by key
+	launches chan launchReq    // claims that found no worker, for the launcher
+	pending  int               // workers claims are waiting to have launched (counted against max_instances)
+	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
 }
 
 // New opens the pool's records under state_dir. api is the EC2 client; the pool paces
@@ -61,8 +64,9 @@ func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hc
 	m := newMetrics()
 	fleet := &workers.Fleet{Settings: s, EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm, Log: log, Now: now}
 	p := &Pool{s: s, fleet: fleet, log: log, now: now, m: m, book: b, checking: map[string]bool{},
-		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1), batchMax: 16,
-		resumes: make(chan resumeReq, 64), running: map[string]bool{}}
+		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
+		resumes: make(chan resumeReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), failed: map[string]string{}}
+	p.batchMax.Store(16)
 	for _, w := range b.Workers {
 		switch w.State {
 		case workers.PoolIdle: // adopted: checked over SSH again before it is offered
@@ -70,6 +74,7 @@ func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hc
 		case workers.PoolStarting: // a claim the earlier run died answering: never offered again
 			w.State = workers.PoolClaimed
 		}
+		w.ReservedFor = nil // its claim's connection ended with the earlier run: the worker joins the pool
 	}
 	return p, nil
 }
@@ -92,6 +97,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	served.Add(1)
 	go func() { defer served.Done(); p.serve(ctx, l) }()
 	go p.resumer(ctx)
+	go p.launcher(ctx)
 	go p.heartbeat(ctx)
 	p.log.Info("Pool serving claims", "socket", p.s.PoolSocket(), "idle_count", p.s.Pool.IdleCount, "max_instances", p.s.Pool.MaxInstances)
 	for {
@@ -250,6 +256,9 @@ func (p *Pool) forget(w *Worker) {
 	delete(p.seen, w.Key)
 	delete(p.running, w.Key)
 	reason := ReasonGone
+	if w.ReservedFor != nil {
+		p.failed[w.Key] = "EC2 reports it gone while it booted"
+	}
 	if w.State == workers.PoolClaimed {
 		reason = ReasonJobDone
 	} else {
@@ -278,17 +287,17 @@ func (p *Pool) fill(ctx context.Context) {
 	idleWant, stoppedWant, _ := p.size()
 	p.mu.Lock()
 	n := p.book.count()
-	missing := idleWant + stoppedWant - n[workers.PoolIdle] - n[workers.PoolBooting] - n[workers.PoolStopped]
+	missing := idleWant + stoppedWant - n[workers.PoolIdle] - (n[workers.PoolBooting] - p.reservedLocked()) - n[workers.PoolStopped]
 	if limit := p.s.Pool.MaxInstances; limit > 0 {
-		missing = min(missing, limit-p.total)
+		missing = min(missing, limit-p.total-p.pending)
 	}
 	p.mu.Unlock()
 	for missing > 0 && ctx.Err() == nil {
-		size := min(missing, p.batchMax)
-		got, err := p.launchBatch(ctx, size)
+		size := min(missing, int(p.batchMax.Load()))
+		_, got, err := p.launchBatch(ctx, p.s.Instance, size, nil)
 		switch {
 		case errors.Is(err, cloudinit.ErrBatchTooBig) && size > 1:
-			p.batchMax = size / 2
+			p.batchMax.Store(int64(size / 2))
 			continue
 		case err != nil:
 			if ctx.Err() == nil {
@@ -300,10 +309,13 @@ func (p *Pool) fill(ctx context.Context) {
 	}
 }
 
-// launchBatch starts up to n pool workers with one RunInstances call and returns how
-// many EC2 launched. Their records (with their keys) are saved before the launch
-// and again with their ids, so no restart loses track of them.
-func (p *Pool) launchBatch(ctx context.Context, n int) (int, error) {
+// launchBatch starts up to n pool workers of the instance settings in with one
+// RunInstances call and returns the batch's key and how many EC2 launched. With
+// jobs (one per worker), worker i is reserved for jobs[i]: its check hands it to
+// that job's claim instead of offering it. Their records (with their keys) are
+// saved before the launch and again with their ids, so no restart loses track of
+// them.
+func (p *Pool) launchBatch(ctx context.Context, in settings.Instance, n int, jobs []workers.Job) (string, int, error) {
 	batch, start := newKey(), p.now()
 	saved := func(ls []workers.Lease) error {
 		p.mu.Lock()
@@ -311,14 +323,17 @@ func (p *Pool) launchBatch(ctx context.Context, n int) (int, error) {
 		for i, l := range ls {
 			key := slot(batch, i)
 			if p.book.Workers[key] == nil {
-				p.book.Workers[key] = &Worker{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start,
-					RootGiB: p.s.Instance.RootVolume.SizeGiB}
+				w := &Worker{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start, RootGiB: in.RootVolume.SizeGiB}
+				if jobs != nil {
+					w.ReservedFor, w.Project = &jobs[i], jobs[i].ProjectID
+				}
+				p.book.Workers[key] = w
 			}
 			p.book.Workers[key].Lease = l
 		}
 		return p.book.save()
 	}
-	_, err := p.fleet.StartPoolBatch(ctx, batch, n, saved)
+	_, err := p.fleet.StartPoolBatch(ctx, in, batch, n, saved)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	launched := 0
@@ -339,10 +354,10 @@ func (p *Pool) launchBatch(ctx context.Context, n int) (int, error) {
 	p.total += launched
 	if launched > 0 {
 		p.m.phases.WithLabelValues(PhaseRun).Observe(p.now().Sub(start).Seconds())
-		p.log.Info("Launched pool workers with one RunInstances call", "count", launched, "batch", batch)
+		p.log.Info("Launched pool workers with one RunInstances call", "count", launched, "batch", batch, "for_jobs", len(jobs))
 	}
 	p.saveLocked()
-	return launched, err
+	return batch, launched, err
 }
 
 // slot names a worker by its batch and launch index.
@@ -473,12 +488,12 @@ func (p *Pool) publish() {
 	}
 }
 
-// pollInterval is pool.poll_interval, or a second while a stopped worker starts for
-// a waiting claim.
+// pollInterval is pool.poll_interval, or a second while a stopped worker starts, or
+// a worker boots, for a waiting claim.
 func (p *Pool) pollInterval() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.book.count()[workers.PoolStarting] > 0 {
+	if p.book.count()[workers.PoolStarting] > 0 || p.reservedLocked() > 0 {
 		return min(time.Second, p.s.Pool.PollInterval.Duration)
 	}
 	return p.s.Pool.PollInterval.Duration

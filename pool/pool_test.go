@@ -41,7 +41,7 @@ func idle(p *Pool, key, id, typ string) {
 
 func claimFor(p *Pool, job string, types ...string) workers.ClaimAnswer {
 	return p.claim(context.Background(), workers.ClaimRequest{Job: workers.Job{Key: job},
-		Spec: workers.Spec{Types: types, Market: settings.MarketOnDemand}}, func(string) {})
+		Spec: workers.Spec{Types: types, Market: settings.MarketOnDemand}}, func(string) {}, nil)
 }
 
 func TestAClaimIsOnDiskBeforeItIsAnswered(t *testing.T) {
@@ -81,7 +81,7 @@ func TestAtTheCapAClaimWaitsThenFailsNamingIt(t *testing.T) {
 	p.s.Pool.ClaimTimeout = settings.Duration{Duration: 50 * time.Millisecond}
 	var waited string
 	a := p.claim(context.Background(), workers.ClaimRequest{Job: workers.Job{Key: "42-abcd"},
-		Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}}, func(w string) { waited = w })
+		Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}}, func(w string) { waited = w }, nil)
 	if !strings.Contains(waited, "pool.max_instances") || !strings.Contains(a.Error, "pool.max_instances") {
 		t.Fatalf("waited %q, answer %+v", waited, a)
 	}

@@ -10,8 +10,9 @@ import (
 )
 
 // check reaches a booting (or adopted) worker over SSH with its pinned keys, waits
-// for Docker, pulls pool.prepull_images and then offers it as idle. A worker that
-// does not get there within ssh.connect_timeout is terminated.
+// for Docker, pulls pool.prepull_images and then offers it as idle, or hands it to
+// the job it was launched for. A worker that does not get there within
+// ssh.connect_timeout is terminated.
 func (p *Pool) check(ctx context.Context, w Worker) {
 	defer func() {
 		p.mu.Lock()
@@ -28,7 +29,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 		return // shutting down: the next start checks it again
 	}
 	if err != nil {
-		p.drop(w.Key)
+		p.drop(w.Key, err.Error())
 		p.terminate(ctx, w.Lease.InstanceID, ReasonBoot, "it did not get ready: "+err.Error())
 		return
 	}
@@ -36,6 +37,11 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 	p.mu.Lock()
 	rec := p.book.Workers[w.Key]
 	if rec == nil || rec.State != workers.PoolBooting {
+		p.mu.Unlock()
+		return
+	}
+	if rec.ReservedFor != nil {
+		p.handOver(rec, w.Lease.Address)
 		p.mu.Unlock()
 		return
 	}
@@ -53,10 +59,25 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 	p.publish()
 }
 
-// drop forgets a worker the pool is about to terminate.
-func (p *Pool) drop(key string) {
+// handOver gives a worker that got ready to the job it was launched for, whose
+// claim waits for the change. Called with the lock held.
+func (p *Pool) handOver(rec *Worker, addr string) {
+	rec.State, rec.Since, rec.Lease.Address = workers.PoolClaimed, p.now(), addr
+	rec.ClaimedBy, rec.ReservedFor = rec.ReservedFor.Key, nil
+	p.saveLocked()
+	p.broadcastLocked()
+	p.log.Info("A worker launched for a job is ready", "instance_id", rec.Lease.InstanceID, "job_key", rec.ClaimedBy)
+}
+
+// drop forgets a worker the pool is about to terminate, keeping why for the claim
+// it was launched for, if any.
+func (p *Pool) drop(key, why string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if w := p.book.Workers[key]; w != nil && w.ReservedFor != nil {
+		p.failed[key] = why
+		p.broadcastLocked()
+	}
 	delete(p.book.Workers, key)
 	p.saveLocked()
 }

@@ -34,7 +34,7 @@ func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers
 	w := *rec
 	p.mu.Unlock()
 	if err := p.wipe(ctx, w); err != nil {
-		p.drop(w.Key)
+		p.drop(w.Key, "its wipe failed")
 		p.terminate(context.WithoutCancel(ctx), w.Lease.InstanceID, ReasonWipe, "its wipe failed: "+err.Error())
 		return workers.ReleaseAnswer{Why: "its wipe failed: " + err.Error()}
 	}

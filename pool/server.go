@@ -96,7 +96,8 @@ func (p *Pool) answer(ctx context.Context, c *net.UnixConn) {
 	enc := json.NewEncoder(c)
 	send := func(a workers.Answer) error { a.Version = workers.ProtocolVersion; return enc.Encode(a) }
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(c).ReadBytes('\n')
+	r := bufio.NewReader(c)
+	line, err := r.ReadBytes('\n')
 	var req workers.Request
 	if err == nil {
 		err = json.Unmarshal(line, &req)
@@ -128,7 +129,9 @@ func (p *Pool) answer(ctx context.Context, c *net.UnixConn) {
 		a := p.takeBack(ctx, *req.Release)
 		_ = send(workers.Answer{Release: &a})
 	case req.Claim != nil:
-		a := p.claim(ctx, *req.Claim, func(why string) { _ = send(workers.Answer{Waiting: why}) })
+		gone := make(chan struct{}) // the job sends nothing more: a read ends when it hangs up
+		go func() { _, _ = r.ReadByte(); close(gone) }()
+		a := p.claim(ctx, *req.Claim, func(why string) { _ = send(workers.Answer{Waiting: why}) }, gone)
 		if err := send(workers.Answer{Claim: &a}); err != nil && a.Lease != nil {
 			// The job is gone; the worker stays claimed for it, and its cleanup, or the
 			// reaper once the job's state is missing, ends it. It is never offered again.

@@ -89,7 +89,7 @@ func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
 		err = p.reachable(ctx, lease)
 	}
 	if err != nil {
-		p.drop(w.Key)
+		p.drop(w.Key, "it did not start")
 		p.terminate(context.WithoutCancel(ctx), w.Lease.InstanceID, ReasonBoot, "the stopped worker did not start: "+err.Error())
 		return decision{ClaimAnswer: workers.ClaimAnswer{Miss: "the stopped worker " + w.Lease.InstanceID + " did not start: " + err.Error()}}, ClaimCold
 	}

@@ -30,3 +30,13 @@ func (s Spec) Fits(typ string, spot bool, rootGiB int) bool {
 	marketOK := s.Market == market || (s.Market == settings.MarketSpotFallback)
 	return marketOK && slices.Contains(s.Types, typ) && s.RootGiB == rootGiB
 }
+
+// Instance is base with the spec's types, market and root volume: the instance
+// settings of the job that asked for it (its overrides change only these).
+func (s Spec) Instance(base settings.Instance) settings.Instance {
+	base.Types, base.Market, base.RootVolume.SizeGiB = s.Types, s.Market, s.RootGiB
+	if s.Market == settings.MarketOnDemand {
+		base.SpotMaxPrice = ""
+	}
+	return base
+}

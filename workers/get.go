@@ -15,15 +15,16 @@ import (
 // cold: a job never waits on a dead pool.
 const poolAnswerWithin = time.Second
 
-// Get gives the job a worker: an idle one from the pool when a pool runs and has one
-// that fits the job's spec (no EC2 call), else a stopped one the pool starts (one
-// StartInstances), else a fresh launch. The job log says
-// which, and why. saved is called as in Launch.
+// Get gives the job a worker. When a pool runs: an idle one that fits the job's
+// spec (no EC2 call), else a stopped one the pool starts (one StartInstances), else
+// one the pool launches for the job, batched with the launches of the jobs that
+// ask with it and paced within EC2's limits. Without a pool, or when the pool
+// cannot serve it, a launch of its own. The job log says which, and why. saved is
+// called as in Launch.
 func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, error) {
 	start := time.Now()
 	socket := f.Settings.PoolSocket()
-	a, err := Claim(ctx, socket, ClaimRequest{Job: job, Spec: SpecOf(in)}, poolAnswerWithin,
-		f.Settings.Pool.ClaimTimeout.Duration+poolAnswerWithin, f.waiting)
+	a, err := Claim(ctx, socket, ClaimRequest{Job: job, Spec: SpecOf(in), Launch: true}, poolAnswerWithin, f.claimWait(), f.waiting)
 	switch {
 	case errors.Is(err, errNoPool):
 		f.noPool(socket, err)
@@ -31,6 +32,11 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 		return Lease{}, err
 	case a.Error != "":
 		return Lease{}, fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
+	case a.Lease != nil && a.Launched != "":
+		l := *a.Lease
+		f.Log.Info("Using worker "+l.InstanceID+", launched by the pool for this job "+a.Launched+"; ready after "+
+			time.Since(start).Round(100*time.Millisecond).String(), "instance_id", l.InstanceID)
+		return l, saved(l)
 	case a.Lease != nil && a.StartedIn > 0:
 		l := *a.Lease
 		f.Log.Info("Started stopped worker "+l.InstanceID+" in "+a.StartedIn.Round(100*time.Millisecond).String(), "instance_id", l.InstanceID)
@@ -41,7 +47,7 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 			"), claimed in "+time.Since(start).Round(time.Millisecond).String(), "instance_id", l.InstanceID)
 		return l, saved(l)
 	default:
-		f.Log.Info("The warm pool has no idle worker for this job (" + a.Miss + "); launching a fresh worker")
+		f.Log.Info("The warm pool has no worker for this job (" + a.Miss + "); launching a fresh worker")
 	}
 	return f.Launch(ctx, job, in, saved)
 }
@@ -57,6 +63,13 @@ func (f *Fleet) noPool(socket string, err error) {
 		return
 	}
 	f.Log.Warn("The warm pool did not answer on "+socket+"; launching a fresh worker", "reason", err.Error())
+}
+
+// claimWait is the longest a claim waits for the pool's next word: at the cap, up
+// to pool.claim_timeout; for a worker the pool launches, its launch and boot.
+func (f *Fleet) claimWait() time.Duration {
+	boot := f.Settings.Instance.LaunchTimeout.Duration + f.Settings.SSH.ConnectTimeout.Duration
+	return max(f.Settings.Pool.ClaimTimeout.Duration, boot) + poolAnswerWithin
 }
 
 // waiting says in the job log why the claim waits.

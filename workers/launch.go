@@ -44,14 +44,15 @@ func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved
 	return lease, nil
 }
 
-// StartPoolBatch launches up to n workers for the pool with one RunInstances call.
+// StartPoolBatch launches up to n workers of the instance settings in for the pool
+// with one RunInstances call.
 // EC2 gives a call's instances one user data, so it is a batch document
 // (cloudinit.RenderBatch) in which each launch index has keys of its own. They are
 // tagged with the batch's key. saved is called with the leases, by launch index,
 // first with their keys only and then with the ids of the instances EC2 launched
 // (it may launch fewer than n), before anything else can fail. A batch whose user
 // data would not fit is cloudinit.ErrBatchTooBig: launch fewer.
-func (f *Fleet) StartPoolBatch(ctx context.Context, batch string, n int, saved func([]Lease) error) ([]Lease, error) {
+func (f *Fleet) StartPoolBatch(ctx context.Context, in settings.Instance, batch string, n int, saved func([]Lease) error) ([]Lease, error) {
 	leases := make([]Lease, n)
 	ws := make([]cloudinit.Worker, n)
 	for i := range n {
@@ -69,7 +70,7 @@ func (f *Fleet) StartPoolBatch(ctx context.Context, batch string, n int, saved f
 	if err := saved(leases); err != nil {
 		return nil, err
 	}
-	spec, err := f.launchSpec(ctx, f.Settings.Instance, Job{Key: batch}, userData)
+	spec, err := f.launchSpec(ctx, in, Job{Key: batch}, userData)
 	if err != nil {
 		return nil, err
 	}

@@ -109,9 +109,10 @@ var errNoPool = errors.New("no pool answered")
 var ErrPoolRefused = errors.New("the pool refused")
 
 // Ask sends req to the pool on socket and returns its final answer. A pool that is
-// not there, says nothing within answerWithin or speaks another version is
-// errNoPool. A pool that says it waits is given up to wait for each next line, and
-// waiting is told why, each time.
+// not there, says nothing within answerWithin, speaks another version or goes away
+// (a restart) is errNoPool. A pool that says it waits is given up to wait for each
+// next line, and waiting is told why, each time; one that then says nothing for
+// that long is ErrPoolRefused.
 func Ask(ctx context.Context, socket string, req Request, answerWithin, wait time.Duration, waiting func(string)) (Answer, error) {
 	req.Version = ProtocolVersion
 	d := net.Dialer{Timeout: answerWithin}
@@ -131,10 +132,14 @@ func Ask(ctx context.Context, socket string, req Request, answerWithin, wait tim
 	for {
 		var a Answer
 		if err := readAnswer(r, &a); err != nil {
-			if last == "" {
+			var nerr net.Error
+			switch {
+			case last == "":
 				return a, fmt.Errorf("%w: %v", errNoPool, err)
+			case errors.As(err, &nerr) && nerr.Timeout():
+				return a, fmt.Errorf("%w: no answer while %s: %v", ErrPoolRefused, last, err)
 			}
-			return a, fmt.Errorf("%w while %s: %v", ErrPoolRefused, last, err)
+			return a, fmt.Errorf("%w: it went away while %s: %v", errNoPool, last, err)
 		}
 		if a.Version != ProtocolVersion {
 			return a, fmt.Errorf("%w: %s", errNoPool, versionMismatch("this driver", ProtocolVersion, "the pool on "+socket, a.Version))

@@ -27,9 +27,15 @@ func fakePool(t *testing.T, lines ...string) string {
 			}
 			_, _ = bufio.NewReader(c).ReadBytes('\n')
 			for _, line := range lines {
+				if line == "hold" { // say nothing more, and keep the connection
+					t.Cleanup(func() { c.Close() })
+					break
+				}
 				_, _ = c.Write([]byte(line + "\n"))
 			}
-			c.Close()
+			if lines[len(lines)-1] != "hold" {
+				c.Close()
+			}
 		}
 	}()
 	return socket
@@ -45,8 +51,9 @@ func TestAPoolOfAnotherVersionIsNotBelieved(t *testing.T) {
 	}
 }
 
-// Every waiting line is passed on; a pool that goes quiet after saying it waits is
-// a refusal (a system failure), not a reason to launch cold.
+// Every waiting line is passed on. A pool that goes away after saying it waits (a
+// restart) leaves the job to launch its own worker; one that stays but says
+// nothing more is a refusal (a system failure).
 func TestWaitingLinesThenSilence(t *testing.T) {
 	socket := fakePool(t, `{"version":2,"waiting":"launching a worker for this job"}`, `{"version":2,"waiting":"launched i-1"}`,
 		`{"version":2,"claim":{"lease":{"instance_id":"i-1"},"launched":"in one call with 3 others"}}`)
@@ -55,9 +62,14 @@ func TestWaitingLinesThenSilence(t *testing.T) {
 	if err != nil || a.Lease == nil || a.Launched == "" || len(said) != 2 {
 		t.Fatalf("got %+v, %v, waiting %q", a, err, said)
 	}
-	quiet := fakePool(t, `{"version":2,"waiting":"at the cap"}`)
-	_, err = Claim(context.Background(), quiet, ClaimRequest{}, time.Second, time.Second, func(string) {})
-	if !errors.Is(err, ErrPoolRefused) || !strings.Contains(err.Error(), "while at the cap") {
+	gone := fakePool(t, `{"version":2,"waiting":"launching"}`)
+	_, err = Claim(context.Background(), gone, ClaimRequest{}, time.Second, time.Second, func(string) {})
+	if !errors.Is(err, errNoPool) || !strings.Contains(err.Error(), "went away while launching") {
+		t.Fatalf("a pool that went away: %v", err)
+	}
+	quiet := fakePool(t, `{"version":2,"waiting":"at the cap"}`, "hold")
+	_, err = Claim(context.Background(), quiet, ClaimRequest{}, time.Second, 100*time.Millisecond, func(string) {})
+	if !errors.Is(err, ErrPoolRefused) || !strings.Contains(err.Error(), "no answer while at the cap") {
 		t.Fatalf("a pool that went quiet: %v", err)
 	}
 }

@@ -498,7 +498,7 @@ func TestPoolStopStartAndWipeFaults(t *testing.T) {
 	res := p.job(job)
 	p.poolProxy.SetFault(nil)
 	msg := "did not start"
-	contains(t, res.Log, "The warm pool has no idle worker for this job (the stopped worker i-", msg, "launching a fresh worker", "Job succeeded")
+	contains(t, res.Log, "The warm pool has no worker for this job (the stopped worker i-", msg, "launching a fresh worker", "Job succeeded")
 	p.note("fault", "a stopped worker EC2 cannot start (`InsufficientInstanceCapacity` on StartInstances)",
 		saw(res, "")+", the stopped worker terminated, the job launched cold")
 	p.finish()
