@@ -39,6 +39,7 @@ type burst struct {
 	failures   []string
 	fromPool   int      // jobs whose worker came from the pool
 	coldWhy    []string // why jobs that could have had a pool worker launched cold
+	brokered   bool     // the pool had no idle worker and launched for the jobs
 }
 
 // burstJob is one job's side of the burst: the worker-getting part of prepare (Get,
@@ -184,6 +185,39 @@ func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot
 	return b, err
 }
 
+// brokeredBurst serves the burst from a running pool with no idle worker: each
+// job's claim asks it to launch one, and it batches and paces the launches.
+func brokeredBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot time.Duration) (burst, error) {
+	b := burst{name: "ec2-executor with a pool of no idle workers, launching for the jobs (measured)", brokered: true}
+	proxy, limits := throttledProxy()
+	defer proxy.Close()
+	dir := filepath.Join(s.Dir, "burst-brokered")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return b, err
+	}
+	set, path, err := burstSettings(s, proxy.URL, "burst-brokered", func(c *settings.Settings) {
+		c.StateDir = dir
+		c.Pool.IdleCount = 0
+		c.Pool.PollInterval = settings.Duration{Duration: time.Second}
+	})
+	if err != nil {
+		return b, err
+	}
+	s.Boot.SetBootDelay(boot)
+	defer s.Boot.SetBootDelay(0)
+	p, err := startPool(binary, path)
+	if err != nil {
+		return b, err
+	}
+	defer p.stop()
+	if err := waitReady(ctx, set.PoolSocket(), 0, false, time.Minute); err != nil {
+		return b, err
+	}
+	err = runBurst(ctx, set, n, &b)
+	b.calls, b.throttled = proxy.Counts(), limits.Throttled()
+	return b, err
+}
+
 // coldReason is the job log's line saying why a job that asked a pool launched
 // cold.
 func coldReason(log string) (string, bool) {
@@ -271,6 +305,16 @@ func burstSection(bs []burst, n int, boot time.Duration) string {
 			perJob(x.calls, x.jobs), total(x.calls), total(x.throttled), perJob(x.throttled, 1))
 	}
 	for _, x := range bs {
+		if x.brokered {
+			fmt.Fprintf(&b, "\nWith the pool running and no idle worker (`idle_count = 0`), %d of the %d jobs had a worker the pool launched for\n", x.fromPool, x.jobs)
+			b.WriteString("them, in RunInstances calls shared by the claims that arrived together and paced by its token buckets")
+			if len(x.coldWhy) > 0 {
+				fmt.Fprintf(&b, "; %d launched their own, the first saying: %s", len(x.coldWhy), x.coldWhy[0])
+			}
+			lc := x.calls["RunInstances"] + x.calls["DescribeInstances"] + x.calls["TerminateInstances"]
+			fmt.Fprintf(&b, ". Launch, describe and terminate calls: %.2f per job; throttled: %.1f%% of all calls.\n",
+				float64(lc)/float64(max(x.jobs, 1)), 100*float64(total(x.throttled))/float64(max(total(x.calls), 1)))
+		}
 		if x.fill > 0 {
 			fmt.Fprintf(&b, "\nThe pool was filled before the burst: %d idle workers in %s with %d EC2 calls (%s), paced by its own\n", x.jobs, round(x.fill), total(x.fillCalls), perJob(x.fillCalls, 1))
 			b.WriteString("token buckets below EC2's, so that filling it left the account's buckets for everything else.\n")

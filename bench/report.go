@@ -83,19 +83,24 @@ type report struct {
 	holderCPU             time.Duration // a job's holder, for its own stages
 }
 
-// bursts measures the cold and pooled bursts and computes docker+machine's.
+// bursts measures the cold, brokered and pooled bursts and computes docker+machine's.
 func (r *report) bursts(ctx context.Context, s *stack.Stack, o options) error {
 	cold, err := coldBurst(ctx, s, o.burst, o.boot)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: cold burst: %d of %d in %s\n", cold.got, cold.jobs, round(cold.lastWorker))
+	brokered, err := brokeredBurst(ctx, s, o.binary, o.burst, o.boot)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: brokered burst: %d of %d in %s\n", brokered.got, brokered.jobs, round(brokered.lastWorker))
 	pooled, err := pooledBurst(ctx, s, o.binary, o.burst, o.boot)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: pooled burst: %d of %d in %s\n", pooled.got, pooled.jobs, round(pooled.lastWorker))
-	r.burst = []burst{dockerMachineBurst(o.burst, o.boot), cold, pooled}
+	r.burst = []burst{dockerMachineBurst(o.burst, o.boot), cold, brokered, pooled}
 	return nil
 }
 

@@ -19,7 +19,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 		delete(p.checking, w.Key)
 		p.mu.Unlock()
 	}()
-	eng, err := p.fleet.Reach(ctx, w.Lease)
+	eng, err := p.fleet.Check(ctx, w.Lease)
 	if err == nil {
 		p.m.phases.WithLabelValues(PhaseSSH).Observe(p.now().Sub(w.Since).Seconds())
 		err = p.prepull(ctx, eng)

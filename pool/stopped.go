@@ -150,7 +150,7 @@ func (p *Pool) awaitRunning(ctx context.Context, key string) (workers.Lease, err
 
 // reachable checks the worker's sshd answers with its pinned host key, and Docker.
 func (p *Pool) reachable(ctx context.Context, l workers.Lease) error {
-	eng, err := p.fleet.Reach(ctx, l)
+	eng, err := p.fleet.Check(ctx, l)
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,20 @@ import (
 // marker (not for a claimed pool worker: the pool waited for it) and Docker. A boot
 // step that failed ends the wait at once, with the worker's report.
 func (f *Fleet) Reach(ctx context.Context, l Lease) (*engine.Worker, error) {
+	// The pool looked at a pooled worker's markers (Check) before it handed it out.
+	return f.reach(ctx, l, l.Source != SourcePool)
+}
+
+// Check is the pool's Reach of a worker it launched or started: boot markers
+// included, since every one of its leases is a pool lease.
+func (f *Fleet) Check(ctx context.Context, l Lease) (*engine.Worker, error) {
+	return f.reach(ctx, l, true)
+}
+
+func (f *Fleet) reach(ctx context.Context, l Lease, markers bool) (*engine.Worker, error) {
 	start := f.Now()
 	t := f.target(l, f.Settings.SSH.ConnectTimeout.Duration)
-	if l.Source != SourcePool { // the pool looked at a pooled worker's markers before it offered it
+	if markers {
 		t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile, Earlier: cloudinit.EarlierReadyFile}
 	}
 	w, err := engine.Connect(ctx, t, f.Log)
