@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/docker/docker-credential-helpers/client"
+
+	"github.com/ec2-executor/ec2-executor/statefile"
 )
 
 // SourceECRManager and SourceECRWorker name the ECR fallbacks in the job log.
@@ -110,25 +112,12 @@ func (c *TokenCache) read(path string) (cachedToken, error) {
 	return t, err
 }
 
-// write replaces the cache file atomically with mode 0600: it holds a secret.
+// write replaces the cache file (statefile: 0600, atomic, synced): it holds a secret.
 func (c *TokenCache) write(path string, t cachedToken) error {
-	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+	if err := statefile.Write(path, t); err != nil {
 		return fmt.Errorf("caching the ECR token: %w", err)
 	}
-	b, _ := json.Marshal(t)
-	f, err := os.CreateTemp(c.Dir, ".token-*")
-	if err != nil {
-		return fmt.Errorf("caching the ECR token: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("caching the ECR token: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("caching the ECR token: %w", err)
-	}
-	return os.Rename(f.Name(), path)
+	return nil
 }
 
 // WorkerHelper asks the worker's docker-credential-ecr-login (installed by cloud-init)

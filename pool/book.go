@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ec2-executor/ec2-executor/statefile"
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
@@ -83,25 +84,9 @@ func openBook(dir string) (*book, error) {
 	return b, nil
 }
 
-// save writes the records atomically (temp file, fsync, rename) with mode 0600.
+// save writes the records (statefile: 0600, atomic, synced).
 func (b *book) save() error {
-	if err := os.MkdirAll(filepath.Dir(b.path), 0o700); err != nil {
-		return fmt.Errorf("saving the pool's records: %w", err)
-	}
-	data, err := json.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("saving the pool's records: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(b.path), ".workers-*.tmp")
-	if err != nil {
-		return fmt.Errorf("saving the pool's records: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err = errors.Join(err, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("saving the pool's records: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), b.path); err != nil {
+	if err := statefile.Write(b.path, b); err != nil {
 		return fmt.Errorf("saving the pool's records: %w", err)
 	}
 	b.saved = b.gen

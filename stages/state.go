@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ec2-executor/ec2-executor/statefile"
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
@@ -41,33 +42,10 @@ type Store struct{ Dir string }
 
 func (s Store) path(key string) string { return filepath.Join(s.Dir, key+".json") }
 
-// Save writes st atomically (temp file, fsync, rename) with mode 0600, so a process
-// killed mid-write leaves the previous state, never half a file.
+// Save writes st (statefile: 0600, atomic, synced), so a process killed mid-write
+// leaves the previous state, never half a file.
 func (s Store) Save(st State) error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
-	}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding job state: %w", err)
-	}
-	tmp, err := os.CreateTemp(s.Dir, "."+st.JobKey+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("saving job state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving job state: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving job state: %w", err)
-	}
-	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("saving job state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(st.JobKey)); err != nil {
+	if err := statefile.Write(s.path(st.JobKey), st); err != nil {
 		return fmt.Errorf("saving job state: %w", err)
 	}
 	return nil
