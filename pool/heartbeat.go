@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -22,7 +21,9 @@ func (p *Pool) heartbeat(ctx context.Context) {
 		case <-beat.C:
 			p.beat(ctx)
 		case <-reap.C:
-			if err := p.fleet.ReapDeadManagers(ctx, false, logLines{p}); err != nil && ctx.Err() == nil {
+			done, err := p.fleet.ReapDeadManagers(ctx, false)
+			p.fleet.LogReaped(done)
+			if err != nil && ctx.Err() == nil {
 				p.log.Warn("Reaping the workers of managers that stopped", "error", err)
 			}
 		}
@@ -33,16 +34,4 @@ func (p *Pool) beat(ctx context.Context) {
 	if err := p.fleet.Beat(ctx); err != nil && ctx.Err() == nil {
 		p.log.Warn("Renewing this manager's heartbeat", "error", err)
 	}
-}
-
-// logLines turns the reaper's lines into log lines.
-type logLines struct{ p *Pool }
-
-func (l logLines) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if line != "" {
-			l.p.log.Info("Reaper " + line)
-		}
-	}
-	return len(b), nil
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 
@@ -59,13 +60,18 @@ func (d *Driver) holder(key string) (string, error) {
 	return st.InstanceID, err
 }
 
-// Reap terminates the workers no job holds any more (the `reap` command).
+// Reap terminates the workers no job holds any more (the `reap` command) and
+// prints a line for each.
 func (d *Driver) Reap(ctx context.Context, opts workers.ReapOptions, out io.Writer) error {
 	f, _, err := d.fleet(ctx)
 	if err != nil {
 		return err
 	}
-	return f.Reap(ctx, opts, d.holder, out)
+	done, err := f.Reap(ctx, opts, d.holder)
+	for _, r := range done {
+		fmt.Fprintln(out, r)
+	}
+	return err
 }
 
 // Instances lists this manager's workers, or every manager's (the `instances` command).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/provision"
@@ -16,15 +15,16 @@ func (f *Fleet) Beat(ctx context.Context) error {
 }
 
 // ReapDeadManagers terminates the workers of every other manager whose heartbeat is
-// older than reap.manager_timeout, printing a line for each (or, with dryRun, what
-// it would terminate). A manager that never renewed a heartbeat is left alone: only
-// the expiry tag ends its workers.
-func (f *Fleet) ReapDeadManagers(ctx context.Context, dryRun bool, out io.Writer) error {
+// older than reap.manager_timeout and returns them (with dryRun, what it would
+// terminate). A manager that never renewed a heartbeat is left alone: only the
+// expiry tag ends its workers.
+func (f *Fleet) ReapDeadManagers(ctx context.Context, dryRun bool) ([]Reaped, error) {
 	beats, err := provision.Heartbeats(ctx, f.SSM)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	timeout := f.Settings.Reap.ManagerTimeout.Duration
+	var done []Reaped
 	var errs []error
 	for manager, at := range beats {
 		age := f.Now().Sub(at)
@@ -38,16 +38,8 @@ func (f *Fleet) ReapDeadManagers(ctx context.Context, dryRun bool, out io.Writer
 		}
 		why := fmt.Sprintf("its manager's heartbeat is %s old (reap.manager_timeout %s)", age.Round(time.Second), timeout)
 		for _, inst := range found {
-			if dryRun {
-				fmt.Fprintf(out, "would terminate %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], manager, why)
-				continue
-			}
-			if err := f.provisioner().Terminate(ctx, inst.ID); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			fmt.Fprintf(out, "terminated %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], manager, why)
+			done, errs = f.end(ctx, inst, manager, why, dryRun, done, errs)
 		}
 	}
-	return errors.Join(errs...)
+	return done, errors.Join(errs...)
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/provision"
@@ -32,34 +30,60 @@ type ReapOptions struct {
 	AllManagers bool
 }
 
-// Reap terminates this manager's workers that no job holds (after the grace period)
-// and any worker past its expiry, printing one line per worker it acts on.
-func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Holder, out io.Writer) error {
-	prov := f.provisioner()
-	found, err := prov.Find(ctx, f.ownership(opts.AllManagers))
-	if err != nil {
-		return err
+// Reaped is one worker the reaper terminated or, in a dry run, would terminate.
+type Reaped struct {
+	InstanceID, JobKey, Manager, Why string
+	DryRun                           bool
+}
+
+func (r Reaped) String() string {
+	verb := "terminated"
+	if r.DryRun {
+		verb = "would terminate"
 	}
+	return fmt.Sprintf("%s %s (job %s, manager %s): %s", verb, r.InstanceID, r.JobKey, r.Manager, r.Why)
+}
+
+// Reap terminates this manager's workers that no job holds (after the grace period)
+// and any worker past its expiry, and returns what it terminated; with
+// opts.AllManagers, also the workers of managers that stopped (ReapDeadManagers).
+// A worker it could not terminate is in the error, not in the list.
+func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Holder) ([]Reaped, error) {
+	found, err := f.provisioner().Find(ctx, f.ownership(opts.AllManagers))
+	if err != nil {
+		return nil, err
+	}
+	var done []Reaped
 	var errs []error
 	for _, inst := range found {
-		reason := f.orphaned(inst, holder)
-		if reason == "" {
-			continue
+		if why := f.orphaned(inst, holder); why != "" {
+			done, errs = f.end(ctx, inst, inst.Tags[TagManager], why, opts.DryRun, done, errs)
 		}
-		if opts.DryRun {
-			fmt.Fprintf(out, "would terminate %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], inst.Tags[TagManager], reason)
-			continue
-		}
-		if err := prov.Terminate(ctx, inst.ID); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(out, "terminated %s (job %s, manager %s): %s\n", inst.ID, inst.Tags[TagJobKey], inst.Tags[TagManager], reason)
 	}
 	if opts.AllManagers {
-		errs = append(errs, f.ReapDeadManagers(ctx, opts.DryRun, out))
+		dead, err := f.ReapDeadManagers(ctx, opts.DryRun)
+		done, errs = append(done, dead...), append(errs, err)
 	}
-	return errors.Join(errs...)
+	return done, errors.Join(errs...)
+}
+
+// end terminates inst (unless dryRun) and adds it to done, or its failure to errs.
+func (f *Fleet) end(ctx context.Context, inst provision.Instance, manager, why string, dryRun bool, done []Reaped, errs []error) ([]Reaped, []error) {
+	r := Reaped{InstanceID: inst.ID, JobKey: inst.Tags[TagJobKey], Manager: manager, Why: why, DryRun: dryRun}
+	if !dryRun {
+		if err := f.provisioner().Terminate(ctx, inst.ID); err != nil {
+			return done, append(errs, err)
+		}
+	}
+	return append(done, r), errs
+}
+
+// LogReaped writes what a reap did into the log, one line per worker, with its ids as
+// fields.
+func (f *Fleet) LogReaped(rs []Reaped) {
+	for _, r := range rs {
+		f.Log.Info("Reaper terminated a worker", "instance_id", r.InstanceID, "job_key", r.JobKey, "manager", r.Manager, "why", r.Why)
+	}
 }
 
 // orphaned says why inst should be terminated, or "" to keep it.
@@ -130,15 +154,9 @@ func (f *Fleet) ReapIfDue(ctx context.Context, holder Holder) {
 	}
 	now := f.Now()
 	_ = os.Chtimes(marker, now, now)
-	if err := f.Reap(ctx, ReapOptions{}, holder, logWriter{f}); err != nil {
+	done, err := f.Reap(ctx, ReapOptions{}, holder)
+	f.LogReaped(done)
+	if err != nil {
 		f.Log.Warn("Reaping orphaned workers", "error", err)
 	}
-}
-
-// logWriter turns the reaper's lines into log lines.
-type logWriter struct{ f *Fleet }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.f.Log.Info("Reaper " + strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }

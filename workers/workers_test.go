@@ -130,16 +130,12 @@ func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
 	held := states(map[string]string{"1-live": live, "4-killed": "", "5-old": expired})
 
 	var dry strings.Builder
-	if err := fl.Reap(t.Context(), ReapOptions{DryRun: true}, held, &dry); err != nil {
-		t.Fatal(err)
-	}
+	dry.WriteString(reap(t, fl, ReapOptions{DryRun: true}, held))
 	if len(f.Running()) != 7 || !strings.Contains(dry.String(), "would terminate "+noState) {
 		t.Fatalf("dry run acted or said nothing: %v\n%s", f.Running(), dry.String())
 	}
 	var out strings.Builder
-	if err := fl.Reap(t.Context(), ReapOptions{}, held, &out); err != nil {
-		t.Fatal(err)
-	}
+	out.WriteString(reap(t, fl, ReapOptions{}, held))
 	f.AssertRunning(t, live, young, otherLive, otherOld)
 	for _, want := range []string{noState + " (job 2-gone, manager m1): its job state is gone", noID + " (job 4-killed, manager m1): its job state has no instance id",
 		expired + " (job 5-old, manager m1): it outlived instance.max_lifetime"} {
@@ -147,9 +143,7 @@ func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
 			t.Errorf("reap output lacks %q:\n%s", want, out.String())
 		}
 	}
-	if err := fl.Reap(t.Context(), ReapOptions{AllManagers: true}, held, &out); err != nil {
-		t.Fatal(err)
-	}
+	out.WriteString(reap(t, fl, ReapOptions{AllManagers: true}, held))
 	f.AssertRunning(t, live, young, otherLive)
 }
 
@@ -213,9 +207,7 @@ func TestReapLeavesAPoolsWorkersToTheirExpiry(t *testing.T) {
 	booting := pooled("pool-a-1", PoolBooting, now.Add(-time.Hour))
 	gone := pooled("pool-b-0", PoolIdle, now.Add(-7*time.Hour)) // its pool stopped renewing
 	var out strings.Builder
-	if err := fl.Reap(t.Context(), ReapOptions{}, states(nil), &out); err != nil {
-		t.Fatal(err)
-	}
+	out.WriteString(reap(t, fl, ReapOptions{}, states(nil)))
 	f.AssertRunning(t, idle, booting)
 	if !strings.Contains(out.String(), "terminated "+gone) {
 		t.Errorf("reap output:\n%s", out.String())
@@ -236,9 +228,7 @@ func TestAManagerWhoseHeartbeatStoppedHasItsWorkersReaped(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	if err := fl.Reap(t.Context(), ReapOptions{AllManagers: true}, states(nil), &out); err != nil {
-		t.Fatal(err)
-	}
+	out.WriteString(reap(t, fl, ReapOptions{AllManagers: true}, states(nil)))
 	f.AssertRunning(t, alive, silent)
 	if !strings.Contains(out.String(), "terminated "+dead+" (job 2-b, manager m3): its manager's heartbeat is 11m0s old (reap.manager_timeout 10m0s)") {
 		t.Errorf("reap output:\n%s", out.String())
@@ -319,11 +309,23 @@ func TestReapKeepsAWorkerWhoseStateItCannotRead(t *testing.T) {
 		return "", &os.PathError{Op: "open", Path: "/var/lib/ec2-executor/x", Err: os.ErrPermission}
 	}
 	var out strings.Builder
-	if err := fl.Reap(t.Context(), ReapOptions{}, denied, &out); err != nil {
-		t.Fatal(err)
-	}
+	out.WriteString(reap(t, fl, ReapOptions{}, denied))
 	f.AssertRunning(t, running)
 	if !strings.Contains(out.String(), "terminated "+expired) {
 		t.Errorf("the expired worker was kept:\n%s", out.String())
 	}
+}
+
+// reap runs fl.Reap and returns its lines, as the reap command prints them.
+func reap(t *testing.T, fl *Fleet, opts ReapOptions, holder Holder) string {
+	t.Helper()
+	done, err := fl.Reap(t.Context(), opts, holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, r := range done {
+		b.WriteString(r.String() + "\n")
+	}
+	return b.String()
 }
