@@ -10,7 +10,9 @@
 //   - output: 200 MB through each of those ways;
 //   - manager cost: CPU and peak RSS of a job's driver processes and the pool's share;
 //   - the EC2 API budget of a burst of jobs against EC2's documented token buckets,
-//     cold and pooled, with docker+machine's documented pattern computed as the peer.
+//     cold and pooled, with docker+machine's documented pattern computed as the peer;
+//   - a ramp of jobs served by a pool that follows demand (pool.scale_factor) and by
+//     one of a fixed idle_count of the same average size: hit rate and idle cost.
 //
 // Run it with `make bench` (go run ./bench -binary bin/ec2-executor -out docs/performance.md).
 package main
@@ -38,7 +40,11 @@ func main() {
 	flag.DurationVar(&o.start, "start", 10*time.Second, "modelled start of a stopped worker: StartInstances to sshd (an assumption, not measured)")
 	flag.IntVar(&o.burst, "burst", 200, "jobs in the EC2 API budget's burst")
 	flag.BoolVar(&o.burstOnly, "burst-only", false, "measure only the burst and write its section alone")
+	flag.IntVar(&o.ramp.jobs, "ramp", 100, "jobs in the ramp that compares pool.scale_factor with a fixed idle_count")
+	flag.DurationVar(&o.ramp.over, "ramp-over", time.Minute, "how long the ramp's arrivals take")
+	flag.DurationVar(&o.ramp.hold, "ramp-hold", 30*time.Second, "how long each of the ramp's jobs holds its worker")
 	flag.Parse()
+	o.ramp.boot = o.boot
 	if abs, err := filepath.Abs(o.binary); err == nil { // stage processes run in the job's directory
 		o.binary = abs
 	}

@@ -37,6 +37,7 @@ type options struct {
 	boot, start     time.Duration
 	burst           int
 	burstOnly       bool
+	ramp            rampShape
 }
 
 func bench(ctx context.Context, o options) error {
@@ -69,6 +70,9 @@ func bench(ctx context.Context, o options) error {
 	if err := r.bursts(ctx, s, o); err != nil {
 		return err
 	}
+	if r.ramp, err = ramps(ctx, s, o.binary, o.ramp); err != nil {
+		return err
+	}
 	return os.WriteFile(o.out, []byte(r.String(o)), 0o644)
 }
 
@@ -80,6 +84,7 @@ type report struct {
 	poolRSS               int64
 	stages, output        []wayResult
 	burst                 []burst
+	ramp                  []rampRun
 	holderCPU             time.Duration // a job's holder, for its own stages
 }
 
@@ -201,6 +206,8 @@ func (r *report) String(o options) string {
 	b.WriteString(r.costSection())
 	b.WriteString("\n## EC2 API budget at scale\n\n")
 	b.WriteString(burstSection(r.burst, o.burst, o.boot))
+	b.WriteString("\n## Idle workers that follow demand\n\n")
+	b.WriteString(rampSection(r.ramp, o.ramp))
 	return b.String()
 }
 

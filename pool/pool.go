@@ -24,6 +24,13 @@ import (
 // before the pool forgets it.
 const neverLaunched = 5 * time.Minute
 
+// describeLag is how long a booting worker may be missing from DescribeInstances
+// before the pool takes it for gone: EC2's DescribeInstances is eventually
+// consistent (a new instance may be missing from it for seconds), and a launch
+// for a claim can complete while a poll's call is under way, after EC2 took its
+// snapshot.
+const describeLag = time.Minute
+
 // restopAfter is how long a worker recorded as stopped may still run before the pool
 // stops it again (its first StopInstances was lost with a pool that died).
 const restopAfter = 30 * time.Second
@@ -177,7 +184,10 @@ func (p *Pool) reconcile(found []provision.Instance) tickPlan {
 		}
 		in, ok := byID[w.Lease.InstanceID]
 		known[w.Lease.InstanceID] = true
-		if !ok {
+		switch {
+		case !ok && w.State == workers.PoolBooting && now.Sub(w.Since) < describeLag:
+			continue
+		case !ok:
 			p.forget(w)
 			continue
 		}

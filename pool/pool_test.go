@@ -132,6 +132,24 @@ func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
 	}
 }
 
+// A booting worker DescribeInstances does not show yet (EC2 is eventually
+// consistent; a launch for a claim can end while a poll is under way) is kept for
+// describeLag, then taken for gone.
+func TestABootingWorkerMissingFromDescribeIsKeptAWhile(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	p.book.Workers["pool-new-0"] = &Worker{Key: "pool-new-0", Batch: "pool-new", State: workers.PoolBooting, Since: now.Add(-10 * time.Second),
+		Lease: workers.Lease{InstanceID: "i-fresh"}}
+	p.book.Workers["pool-old-0"] = &Worker{Key: "pool-old-0", Batch: "pool-old", State: workers.PoolBooting, Since: now.Add(-2 * describeLag),
+		Lease: workers.Lease{InstanceID: "i-long-gone"}}
+	plan := p.reconcile(nil)
+	if _, ok := p.book.Workers["pool-new-0"]; !ok || len(plan.terminate) != 0 {
+		t.Fatalf("a worker launched 10s ago was dropped (%+v)", plan)
+	}
+	if _, ok := p.book.Workers["pool-old-0"]; ok {
+		t.Fatal("a booting worker missing for longer than describeLag is still recorded")
+	}
+}
+
 func TestAdoptedIdleWorkersAreCheckedBeforeTheyAreOffered(t *testing.T) {
 	p := testPool(t, provisiontest.New())
 	idle(p, "pool-a", "i-a", "t3.micro")
