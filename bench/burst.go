@@ -61,7 +61,7 @@ func newBurstJob(ctx context.Context, set settings.Settings, i int) (*burstJob, 
 	key := fmt.Sprintf("%d-burst", 30000+i)
 	b := &burstJob{job: workers.Job{Key: key, ID: fmt.Sprint(30000 + i), ProjectID: "7", PipelineID: "900", RunnerID: "1"}}
 	log := hclog.New(&hclog.LoggerOptions{Output: &b.log, Level: hclog.Info, DisableTime: true})
-	b.fleet = &workers.Fleet{Settings: set, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Log: log, Now: time.Now}
+	b.fleet = workers.New(set, workers.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg)}, log, time.Now)
 	return b, nil
 }
 
@@ -69,7 +69,7 @@ func newBurstJob(ctx context.Context, set settings.Settings, i int) (*burstJob, 
 func (b *burstJob) getWorker(ctx context.Context) error {
 	var err error
 	for range prepareAttempts {
-		if b.lease, err = b.fleet.Get(ctx, b.job, b.fleet.Settings.Instance, func(workers.Lease) error { return nil }); err != nil {
+		if b.lease, err = b.fleet.Get(ctx, b.job, b.fleet.Settings().Instance, func(workers.Lease) error { return nil }); err != nil {
 			_ = b.fleet.Release(ctx, b.job.Key, b.lease)
 			continue
 		}

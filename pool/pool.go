@@ -69,7 +69,7 @@ func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hc
 		return nil, err
 	}
 	m := newMetrics()
-	fleet := &workers.Fleet{Settings: s, EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm, Log: log, Now: now}
+	fleet := workers.New(s, workers.Clients{EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm}, log, now)
 	p := &Pool{s: s, fleet: fleet, log: log, now: now, m: m, book: b, checking: map[string]bool{},
 		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
 		resumes: make(chan resumeReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), failed: map[string]string{}}

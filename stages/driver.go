@@ -51,7 +51,7 @@ func (d *Driver) fleet(ctx context.Context) (*workers.Fleet, Clients, error) {
 	if err != nil {
 		return nil, c, err
 	}
-	return &workers.Fleet{Settings: d.Settings, EC2: c.EC2, SSM: c.SSM, Log: d.Log, Now: d.Now}, c, nil
+	return workers.New(d.Settings, workers.Clients{EC2: c.EC2, SSM: c.SSM}, d.Log, d.Now), c, nil
 }
 
 // holder answers the reaper from this manager's job states.

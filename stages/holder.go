@@ -45,7 +45,7 @@ func (d *Driver) Hold(ctx context.Context, key string) error {
 		_, err := os.Stat(state)
 		return err == nil
 	}
-	fleet := &workers.Fleet{Settings: d.Settings, Log: d.Log, Now: d.Now}
+	fleet := workers.New(d.Settings, workers.Clients{}, d.Log, d.Now)
 	prestart := func(w *engine.Worker) { w.Prestart(ctx, jobContainers(st)...) }
 	return fleet.Hold(ctx, st.Lease, d.holderSocket(key), keep, prestart)
 }

@@ -23,7 +23,7 @@ const poolAnswerWithin = time.Second
 // called as in Launch.
 func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, error) {
 	start := time.Now()
-	socket := f.Settings.PoolSocket()
+	socket := f.s.PoolSocket()
 	a, err := Claim(ctx, socket, ClaimRequest{Job: job, Spec: SpecOf(in), Launch: true}, poolAnswerWithin, f.claimWait(), f.waiting)
 	switch {
 	case errors.Is(err, errNoPool):
@@ -34,20 +34,20 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 		return Lease{}, fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
 	case a.Lease != nil && a.Launched != "":
 		l := *a.Lease
-		f.Log.Info("Using worker "+l.InstanceID+", launched by the pool for this job "+a.Launched+"; ready after "+
+		f.log.Info("Using worker "+l.InstanceID+", launched by the pool for this job "+a.Launched+"; ready after "+
 			time.Since(start).Round(100*time.Millisecond).String(), "instance_id", l.InstanceID)
 		return l, saved(l)
 	case a.Lease != nil && a.StartedIn > 0:
 		l := *a.Lease
-		f.Log.Info("Started stopped worker "+l.InstanceID+" in "+a.StartedIn.Round(100*time.Millisecond).String(), "instance_id", l.InstanceID)
+		f.log.Info("Started stopped worker "+l.InstanceID+" in "+a.StartedIn.Round(100*time.Millisecond).String(), "instance_id", l.InstanceID)
 		return l, saved(l)
 	case a.Lease != nil:
 		l := *a.Lease
-		f.Log.Info("Using worker "+l.InstanceID+" from the pool (ready for "+time.Since(a.ReadySince).Round(time.Second).String()+
+		f.log.Info("Using worker "+l.InstanceID+" from the pool (ready for "+time.Since(a.ReadySince).Round(time.Second).String()+
 			"), claimed in "+time.Since(start).Round(time.Millisecond).String(), "instance_id", l.InstanceID)
 		return l, saved(l)
 	default:
-		f.Log.Info("The warm pool has no worker for this job (" + a.Miss + "); launching a fresh worker")
+		f.log.Info("The warm pool has no worker for this job (" + a.Miss + "); launching a fresh worker")
 	}
 	return f.Launch(ctx, job, in, saved)
 }
@@ -58,21 +58,21 @@ func (f *Fleet) Get(ctx context.Context, job Job, in settings.Instance, saved fu
 // by design.
 func (f *Fleet) noPool(socket string, err error) {
 	_, statErr := os.Stat(socket)
-	if !f.Settings.Pool.Configured() && errors.Is(statErr, fs.ErrNotExist) {
-		f.Log.Debug("no warm pool; launching a fresh worker", "socket", socket, "reason", err.Error())
+	if !f.s.Pool.Configured() && errors.Is(statErr, fs.ErrNotExist) {
+		f.log.Debug("no warm pool; launching a fresh worker", "socket", socket, "reason", err.Error())
 		return
 	}
-	f.Log.Warn("The warm pool did not answer on "+socket+"; launching a fresh worker", "reason", err.Error())
+	f.log.Warn("The warm pool did not answer on "+socket+"; launching a fresh worker", "reason", err.Error())
 }
 
 // claimWait is the longest a claim waits for the pool's next word: at the cap, up
 // to pool.claim_timeout; for a worker the pool launches, its launch and boot.
 func (f *Fleet) claimWait() time.Duration {
-	boot := f.Settings.Instance.LaunchTimeout.Duration + f.Settings.SSH.ConnectTimeout.Duration
-	return max(f.Settings.Pool.ClaimTimeout.Duration, boot) + poolAnswerWithin
+	boot := f.s.Instance.LaunchTimeout.Duration + f.s.SSH.ConnectTimeout.Duration
+	return max(f.s.Pool.ClaimTimeout.Duration, boot) + poolAnswerWithin
 }
 
 // waiting says in the job log why the claim waits.
 func (f *Fleet) waiting(why string) {
-	f.Log.Info("Waiting for a worker from the pool: " + why)
+	f.log.Info("Waiting for a worker from the pool: " + why)
 }

@@ -11,23 +11,23 @@ import (
 // and reports whether the pool kept it. Any doubt (no pool, no answer, a refusal)
 // is false: the caller then terminates the worker as for one job.
 func (f *Fleet) GiveBack(ctx context.Context, job Job, l Lease) bool {
-	if l.Source != SourcePool || f.Settings.Pool.MaxBuilds <= 1 {
+	if l.Source != SourcePool || f.s.Pool.MaxBuilds <= 1 {
 		return false
 	}
-	within := f.Settings.SSH.CleanupConnectTimeout.Duration + time.Minute
-	a, err := Ask(ctx, f.Settings.PoolSocket(), Request{Release: &ReleaseRequest{Job: job, InstanceID: l.InstanceID}}, within, within, func(string) {})
+	within := f.s.SSH.CleanupConnectTimeout.Duration + time.Minute
+	a, err := Ask(ctx, f.s.PoolSocket(), Request{Release: &ReleaseRequest{Job: job, InstanceID: l.InstanceID}}, within, within, func(string) {})
 	if err == nil && a.Release == nil {
 		err = fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
 	}
 	switch {
 	case err != nil:
-		f.Log.Info("Terminating the worker: the pool did not take it back", "reason", err.Error())
+		f.log.Info("Terminating the worker: the pool did not take it back", "reason", err.Error())
 		return false
 	case !a.Release.Kept:
-		f.Log.Info("Terminating the worker: " + a.Release.Why)
+		f.log.Info("Terminating the worker: " + a.Release.Why)
 		return false
 	}
-	f.Log.Info("Returned worker "+l.InstanceID+" to the pool, wiped ("+strconv.Itoa(a.Release.Builds)+" of "+
-		strconv.Itoa(f.Settings.Pool.MaxBuilds)+" builds)", "instance_id", l.InstanceID)
+	f.log.Info("Returned worker "+l.InstanceID+" to the pool, wiped ("+strconv.Itoa(a.Release.Builds)+" of "+
+		strconv.Itoa(f.s.Pool.MaxBuilds)+" builds)", "instance_id", l.InstanceID)
 	return true
 }

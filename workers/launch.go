@@ -26,15 +26,15 @@ func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved
 	if err != nil {
 		return lease, err
 	}
-	start := f.Now()
-	inst, err := f.provisioner().Create(ctx, spec, func(i provision.Instance) error {
+	start := f.now()
+	inst, err := f.prov.Create(ctx, spec, func(i provision.Instance) error {
 		lease.InstanceID = i.ID
 		return saved(lease)
 	})
 	if err != nil {
 		return lease, err
 	}
-	f.Log.Info("Instance "+inst.ID+" ("+inst.Type+", "+inst.Market()+") running", "after", f.Now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
+	f.log.Info("Instance "+inst.ID+" ("+inst.Type+", "+inst.Market()+") running", "after", f.now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
 	if lease.Address, err = f.address(inst); err != nil {
 		return lease, f.Rollback(ctx, lease, err)
 	}
@@ -60,10 +60,10 @@ func (f *Fleet) StartPoolBatch(ctx context.Context, in settings.Instance, batch 
 		if err != nil {
 			return nil, err
 		}
-		leases[i] = Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourcePool}
-		ws[i] = cloudWorker(f.Settings.SSH.User, keys)
+		leases[i] = Lease{SSHUser: f.s.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourcePool}
+		ws[i] = cloudWorker(f.s.SSH.User, keys)
 	}
-	userData, err := cloudinit.RenderBatch(ws, CloudOptions(f.Settings))
+	userData, err := cloudinit.RenderBatch(ws, CloudOptions(f.s))
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (f *Fleet) StartPoolBatch(ctx context.Context, in settings.Instance, batch 
 	}
 	spec.Tags["Name"] = "ec2-executor pool worker"
 	spec.Tags[TagPoolState] = PoolBooting
-	_, err = f.provisioner().StartBatch(ctx, spec, n, func(insts []provision.Instance) error {
+	_, err = f.prov.StartBatch(ctx, spec, n, func(insts []provision.Instance) error {
 		for _, in := range insts {
 			if in.LaunchIndex < 0 || in.LaunchIndex >= n {
 				return fmt.Errorf("instance %s has launch index %d in a batch of %d", in.ID, in.LaunchIndex, n)
@@ -95,11 +95,11 @@ func (f *Fleet) prepareLaunch(ctx context.Context, job Job, in settings.Instance
 	if err != nil {
 		return Lease{}, provision.LaunchSpec{}, err
 	}
-	userData, err := cloudinit.Render(cloudWorker(f.Settings.SSH.User, keys), CloudOptions(f.Settings))
+	userData, err := cloudinit.Render(cloudWorker(f.s.SSH.User, keys), CloudOptions(f.s))
 	if err != nil {
 		return Lease{}, provision.LaunchSpec{}, err
 	}
-	lease := Lease{SSHUser: f.Settings.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourceLaunch}
+	lease := Lease{SSHUser: f.s.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourceLaunch}
 	if err := saved(lease); err != nil {
 		return lease, provision.LaunchSpec{}, err
 	}
@@ -111,9 +111,9 @@ func (f *Fleet) prepareLaunch(ctx context.Context, job Job, in settings.Instance
 func (f *Fleet) address(inst provision.Instance) (string, error) {
 	host := f.sshHost(inst)
 	if host == "" {
-		return "", fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, f.Settings.SSH.Address, f.Settings.SSH.Address)
+		return "", fmt.Errorf("instance %s has no %s address to reach it on (ssh.address = %q)", inst.ID, f.s.SSH.Address, f.s.SSH.Address)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(f.Settings.SSH.Port)), nil
+	return net.JoinHostPort(host, strconv.Itoa(f.s.SSH.Port)), nil
 }
 
 // Address is host:port of a worker's sshd, for a worker the caller watches itself.
@@ -125,7 +125,7 @@ func (f *Fleet) Rollback(ctx context.Context, l Lease, cause error) error {
 	if l.InstanceID == "" {
 		return cause
 	}
-	return f.provisioner().Rollback(ctx, l.InstanceID, cause)
+	return f.prov.Rollback(ctx, l.InstanceID, cause)
 }
 
 // launchSpec turns the job's instance settings into what provision needs. The AMI is
@@ -134,10 +134,10 @@ func (f *Fleet) launchSpec(ctx context.Context, in settings.Instance, job Job, u
 	ami := in.AMI
 	if in.AMIParameter != "" {
 		var err error
-		if ami, err = provision.ResolveAMI(ctx, f.SSM, in.AMIParameter); err != nil {
+		if ami, err = provision.ResolveAMI(ctx, f.ssm, in.AMIParameter); err != nil {
 			return provision.LaunchSpec{}, err
 		}
-		f.Log.Info("Using AMI "+ami+" from SSM parameter "+in.AMIParameter, "ami", ami)
+		f.log.Info("Using AMI "+ami+" from SSM parameter "+in.AMIParameter, "ami", ami)
 	}
 	v := in.RootVolume
 	return provision.LaunchSpec{
@@ -149,11 +149,11 @@ func (f *Fleet) launchSpec(ctx context.Context, in settings.Instance, job Job, u
 		SpotMaxPrice:     in.SpotMaxPrice,
 		EBSOptimized:     in.EBSOptimized,
 		Monitoring:       in.DetailedMonitoring,
-		PublicIP:         f.Settings.SSHPublic(),
+		PublicIP:         f.s.SSHPublic(),
 		RootVolume: provision.Volume{DeviceName: v.DeviceName, SizeGiB: int32(v.SizeGiB), Type: v.Type,
 			IOPS: int32(v.IOPS), Throughput: int32(v.Throughput), Encrypted: v.Encrypted, KMSKeyID: v.KMSKeyID},
 		LaunchTemplate: provision.Template(in.LaunchTemplate),
-		Tags:           f.tags(job, f.Now()),
+		Tags:           f.tags(job, f.now()),
 		UserData:       userData,
 		ClientToken:    job.Key + "-" + nonce(),
 	}, nil

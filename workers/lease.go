@@ -27,5 +27,5 @@ type Lease struct {
 // target says how to reach the lease's worker; deadline bounds the wait for it.
 func (f *Fleet) target(l Lease, deadline time.Duration) engine.Target {
 	return engine.Target{Addr: l.Address, User: l.SSHUser, ClientKey: l.ClientKey, HostKey: l.HostKey,
-		Deadline: deadline, RetryInterval: f.Settings.SSH.RetryInterval.Duration}
+		Deadline: deadline, RetryInterval: f.s.SSH.RetryInterval.Duration}
 }

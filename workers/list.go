@@ -11,7 +11,7 @@ import (
 
 // List prints the workers the driver owns: this manager's, or every manager's.
 func (f *Fleet) List(ctx context.Context, allManagers bool, out io.Writer) error {
-	found, err := f.provisioner().Find(ctx, f.ownership(allManagers))
+	found, err := f.prov.Find(ctx, f.ownership(allManagers))
 	if err != nil {
 		return err
 	}
@@ -19,7 +19,7 @@ func (f *Fleet) List(ctx context.Context, allManagers bool, out io.Writer) error
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tTYPE\tMARKET\tSTATE\tPOOL\tJOB\tMANAGER\tAGE\tADDRESS")
 	for _, i := range found {
-		age := f.Now().Sub(created(i)).Round(time.Second)
+		age := f.now().Sub(created(i)).Round(time.Second)
 		poolState := i.Tags[TagPoolState]
 		if poolState == "" {
 			poolState = "-"

@@ -11,7 +11,7 @@ import (
 
 // Beat renews this manager's heartbeat: its pool is alive.
 func (f *Fleet) Beat(ctx context.Context) error {
-	return provision.Beat(ctx, f.SSM, f.Settings.ManagerID, f.Now())
+	return provision.Beat(ctx, f.ssm, f.s.ManagerID, f.now())
 }
 
 // ReapDeadManagers terminates the workers of every other manager whose heartbeat is
@@ -19,19 +19,19 @@ func (f *Fleet) Beat(ctx context.Context) error {
 // terminate). A manager that never renewed a heartbeat is left alone: only the
 // expiry tag ends its workers.
 func (f *Fleet) ReapDeadManagers(ctx context.Context, dryRun bool) ([]Reaped, error) {
-	beats, err := provision.Heartbeats(ctx, f.SSM)
+	beats, err := provision.Heartbeats(ctx, f.ssm)
 	if err != nil {
 		return nil, err
 	}
-	timeout := f.Settings.Reap.ManagerTimeout.Duration
+	timeout := f.s.Reap.ManagerTimeout.Duration
 	var done []Reaped
 	var errs []error
 	for manager, at := range beats {
-		age := f.Now().Sub(at)
-		if manager == f.Settings.ManagerID || age <= timeout {
+		age := f.now().Sub(at)
+		if manager == f.s.ManagerID || age <= timeout {
 			continue
 		}
-		found, err := f.provisioner().Find(ctx, map[string]string{TagManagedBy: ManagedByThis, TagManager: manager})
+		found, err := f.prov.Find(ctx, map[string]string{TagManagedBy: ManagedByThis, TagManager: manager})
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -26,18 +26,18 @@ func (f *Fleet) Check(ctx context.Context, l Lease) (*engine.Worker, error) {
 }
 
 func (f *Fleet) reach(ctx context.Context, l Lease, markers bool) (*engine.Worker, error) {
-	start := f.Now()
-	t := f.target(l, f.Settings.SSH.ConnectTimeout.Duration)
+	start := f.now()
+	t := f.target(l, f.s.SSH.ConnectTimeout.Duration)
 	if markers {
 		t.Boot = &engine.BootMarkers{Ready: cloudinit.ReadyFile, Failed: cloudinit.FailedFile, Earlier: cloudinit.EarlierReadyFile}
 	}
-	w, err := engine.Connect(ctx, t, f.Log)
+	w, err := engine.Connect(ctx, t, f.log)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for instance %s: %w", l.InstanceID, err)
 	}
-	f.Log.Info("Instance "+l.InstanceID+" answers over SSH and Docker", "after", f.Now().Sub(start).Round(10*time.Millisecond).String())
+	f.log.Info("Instance "+l.InstanceID+" answers over SSH and Docker", "after", f.now().Sub(start).Round(10*time.Millisecond).String())
 	if len(w.Boot.Stages) > 0 {
-		f.Log.Info("Instance " + l.InstanceID + " booted: cloud-init " + w.Boot.String())
+		f.log.Info("Instance " + l.InstanceID + " booted: cloud-init " + w.Boot.String())
 	}
 	return w, nil
 }
@@ -48,19 +48,19 @@ func (f *Fleet) reach(ctx context.Context, l Lease, markers bool) (*engine.Worke
 // terminated worker fails the stage at once instead of after the whole deadline.
 // lost says an earlier stage already lost it: then only the first try is made.
 func (f *Fleet) Reconnect(ctx context.Context, l Lease, deadline time.Duration, lost bool) (*engine.Worker, error) {
-	deadline = min(deadline, f.Settings.SSH.ConnectTimeout.Duration)
-	first := min(f.Settings.SSH.ReconnectFirstTry.Duration, deadline)
+	deadline = min(deadline, f.s.SSH.ConnectTimeout.Duration)
+	first := min(f.s.SSH.ReconnectFirstTry.Duration, deadline)
 	if lost {
 		deadline = first
 	}
-	w, err := engine.Connect(ctx, f.target(l, first), f.Log)
+	w, err := engine.Connect(ctx, f.target(l, first), f.log)
 	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
 		return w, err
 	}
 	if reason := f.GoneReason(ctx, l); reason != "" {
 		return nil, fmt.Errorf("%s: %w", reason, err)
 	}
-	return engine.Connect(ctx, f.target(l, deadline-first), f.Log)
+	return engine.Connect(ctx, f.target(l, deadline-first), f.log)
 }
 
 // Lost adds what EC2 says about a worker a stage lost, so a terminated or
@@ -81,7 +81,7 @@ func (f *Fleet) GoneReason(ctx context.Context, l Lease) string {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	inst, err := f.provisioner().Describe(dctx, l.InstanceID)
+	inst, err := f.prov.Describe(dctx, l.InstanceID)
 	switch {
 	case err != nil || !inst.Gone():
 		return ""
@@ -96,7 +96,7 @@ func (f *Fleet) GoneReason(ctx context.Context, l Lease) string {
 // serves its Docker socket on socket (engine.Worker.Serve) until keep says stop or
 // the connection ends; connected is called, beside the serving, once it has the worker.
 func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bool, connected func(*engine.Worker)) error {
-	w, err := engine.Connect(ctx, f.target(l, f.Settings.SSH.RunConnectTimeout.Duration), f.Log)
+	w, err := engine.Connect(ctx, f.target(l, f.s.SSH.RunConnectTimeout.Duration), f.log)
 	if err != nil {
 		return fmt.Errorf("holding instance %s: %w", l.InstanceID, err)
 	}

@@ -49,7 +49,7 @@ func (r Reaped) String() string {
 // opts.AllManagers, also the workers of managers that stopped (ReapDeadManagers).
 // A worker it could not terminate is in the error, not in the list.
 func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Holder) ([]Reaped, error) {
-	found, err := f.provisioner().Find(ctx, f.ownership(opts.AllManagers))
+	found, err := f.prov.Find(ctx, f.ownership(opts.AllManagers))
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Holder) ([]Re
 func (f *Fleet) end(ctx context.Context, inst provision.Instance, manager, why string, dryRun bool, done []Reaped, errs []error) ([]Reaped, []error) {
 	r := Reaped{InstanceID: inst.ID, JobKey: inst.Tags[TagJobKey], Manager: manager, Why: why, DryRun: dryRun}
 	if !dryRun {
-		if err := f.provisioner().Terminate(ctx, inst.ID); err != nil {
+		if err := f.prov.Terminate(ctx, inst.ID); err != nil {
 			return done, append(errs, err)
 		}
 	}
@@ -82,23 +82,23 @@ func (f *Fleet) end(ctx context.Context, inst provision.Instance, manager, why s
 // fields.
 func (f *Fleet) LogReaped(rs []Reaped) {
 	for _, r := range rs {
-		f.Log.Info("Reaper terminated a worker", "instance_id", r.InstanceID, "job_key", r.JobKey, "manager", r.Manager, "why", r.Why)
+		f.log.Info("Reaper terminated a worker", "instance_id", r.InstanceID, "job_key", r.JobKey, "manager", r.Manager, "why", r.Why)
 	}
 }
 
 // orphaned says why inst should be terminated, or "" to keep it.
 func (f *Fleet) orphaned(inst provision.Instance, holder Holder) string {
-	now := f.Now()
+	now := f.now()
 	if exp := f.expiry(inst); now.After(exp) {
 		return "it outlived instance.max_lifetime (expired " + exp.UTC().Format(time.RFC3339) + ")"
 	}
-	if inst.Tags[TagManager] != f.Settings.ManagerID {
+	if inst.Tags[TagManager] != f.s.ManagerID {
 		return ""
 	}
 	if s := inst.Tags[TagPoolState]; s == PoolBooting || s == PoolIdle || s == PoolStopped || s == PoolStarting {
 		return "" // a pool holds it, renewing its expiry tag; once the pool is gone, that tag ends it
 	}
-	if now.Sub(created(inst)) < f.Settings.Reap.GracePeriod.Duration {
+	if now.Sub(created(inst)) < f.s.Reap.GracePeriod.Duration {
 		return ""
 	}
 	id, err := holder(inst.Tags[TagJobKey])
@@ -126,7 +126,7 @@ func (f *Fleet) expiry(inst provision.Instance) time.Time {
 	if t, err := time.Parse(time.RFC3339, inst.Tags[TagExpiresAt]); err == nil {
 		return t
 	}
-	return created(inst).Add(f.Settings.Instance.MaxLifetime.Duration)
+	return created(inst).Add(f.s.Instance.MaxLifetime.Duration)
 }
 
 func created(inst provision.Instance) time.Time {
@@ -140,23 +140,23 @@ func created(inst provision.Instance) time.Time {
 // calls it), remembered by the modification time of a marker file in the state
 // directory. Its failures are logged, never the job's.
 func (f *Fleet) ReapIfDue(ctx context.Context, holder Holder) {
-	r := f.Settings.Reap
+	r := f.s.Reap
 	if !r.FromCleanup {
 		return
 	}
-	marker := filepath.Join(f.Settings.StateDir, "reap.last")
-	if fi, err := os.Stat(marker); err == nil && f.Now().Sub(fi.ModTime()) < r.Interval.Duration {
+	marker := filepath.Join(f.s.StateDir, "reap.last")
+	if fi, err := os.Stat(marker); err == nil && f.now().Sub(fi.ModTime()) < r.Interval.Duration {
 		return
 	}
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
-		f.Log.Warn("Not reaping: cannot write the reap marker", "error", err)
+		f.log.Warn("Not reaping: cannot write the reap marker", "error", err)
 		return
 	}
-	now := f.Now()
+	now := f.now()
 	_ = os.Chtimes(marker, now, now)
 	done, err := f.Reap(ctx, ReapOptions{}, holder)
 	f.LogReaped(done)
 	if err != nil {
-		f.Log.Warn("Reaping orphaned workers", "error", err)
+		f.log.Warn("Reaping orphaned workers", "error", err)
 	}
 }

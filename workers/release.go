@@ -14,7 +14,7 @@ import (
 // retry EC2 did not recognise as one) or a prepare killed before it saved the id
 // leaves nothing running. It says in the log when it finds more than one.
 func (f *Fleet) Release(ctx context.Context, key string, l Lease) error {
-	prov := f.provisioner()
+	prov := f.prov
 	found, err := prov.Find(ctx, f.jobTags(key))
 	if err != nil {
 		return err
@@ -28,7 +28,7 @@ func (f *Fleet) Release(ctx context.Context, key string, l Lease) error {
 	}
 	list := slices.Sorted(maps.Keys(ids))
 	if len(list) > 1 {
-		f.Log.Warn("Found more than one instance tagged with this job; terminating all of them",
+		f.log.Warn("Found more than one instance tagged with this job; terminating all of them",
 			"instance_ids", strings.Join(list, ","), "lease_instance_id", l.InstanceID)
 	}
 	var errs []error
@@ -37,7 +37,7 @@ func (f *Fleet) Release(ctx context.Context, key string, l Lease) error {
 			errs = append(errs, err)
 			continue
 		}
-		f.Log.Info("Terminated instance "+id, "instance_id", id)
+		f.log.Info("Terminated instance "+id, "instance_id", id)
 	}
 	return errors.Join(errs...)
 }

@@ -45,21 +45,21 @@ type Job struct {
 // tags merges the operator's tags with the driver's own, which win; empty values are
 // left out (EC2 accepts them, but they say nothing).
 func (f *Fleet) tags(job Job, now time.Time) map[string]string {
-	tags := maps.Clone(f.Settings.Instance.Tags)
+	tags := maps.Clone(f.s.Instance.Tags)
 	if tags == nil {
 		tags = map[string]string{}
 	}
 	own := map[string]string{
 		"Name":        "ec2-executor job " + job.ID,
 		TagManagedBy:  ManagedByThis,
-		TagManager:    f.Settings.ManagerID,
+		TagManager:    f.s.ManagerID,
 		TagJobKey:     job.Key,
 		TagJobID:      job.ID,
 		TagProjectID:  job.ProjectID,
 		TagPipelineID: job.PipelineID,
 		TagRunnerID:   job.RunnerID,
 		TagCreatedAt:  now.UTC().Format(timeFormat),
-		TagExpiresAt:  now.Add(f.Settings.Instance.MaxLifetime.Duration).UTC().Format(timeFormat),
+		TagExpiresAt:  now.Add(f.s.Instance.MaxLifetime.Duration).UTC().Format(timeFormat),
 	}
 	for k, v := range own {
 		if v != "" {
@@ -71,14 +71,14 @@ func (f *Fleet) tags(job Job, now time.Time) map[string]string {
 
 // jobTags select this manager's instances for a job.
 func (f *Fleet) jobTags(key string) map[string]string {
-	return map[string]string{TagManagedBy: ManagedByThis, TagManager: f.Settings.ManagerID, TagJobKey: key}
+	return map[string]string{TagManagedBy: ManagedByThis, TagManager: f.s.ManagerID, TagJobKey: key}
 }
 
 // ownership selects the driver's workers: this manager's, or every manager's.
 func (f *Fleet) ownership(allManagers bool) map[string]string {
 	tags := map[string]string{TagManagedBy: ManagedByThis}
 	if !allManagers {
-		tags[TagManager] = f.Settings.ManagerID
+		tags[TagManager] = f.s.ManagerID
 	}
 	return tags
 }

@@ -24,7 +24,7 @@ func testFleet(t *testing.T, f *provisiontest.FakeEC2) *Fleet {
 	s.Instance.AMI = "ami-0123456789abcdef0"
 	s.Instance.Types = []string{"c6i.large", "c5.large"}
 	s.Instance.SubnetIDs = []string{"subnet-0123456789abcdef0"}
-	return &Fleet{Settings: s, EC2: f, SSM: provisiontest.NewSSM(), Log: hclog.NewNullLogger(), Now: func() time.Time { return now }}
+	return New(s, Clients{EC2: f, SSM: provisiontest.NewSSM()}, hclog.NewNullLogger(), func() time.Time { return now })
 }
 
 // states is a Holder over a map of job key to instance id.
@@ -40,7 +40,7 @@ func states(m map[string]string) Holder {
 
 func TestLaunchSpecOrdersSpotBeforeOnDemandAndTagsExpiry(t *testing.T) {
 	fl := testFleet(t, provisiontest.New())
-	in := fl.Settings.Instance
+	in := fl.s.Instance
 	in.Market = settings.MarketSpotFallback
 	spec, err := fl.launchSpec(t.Context(), in, Job{Key: "42-abcd", ID: "42"}, nil)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestLaunchSavesTheLeaseAtEachStep(t *testing.T) {
 	f := provisiontest.New()
 	fl := testFleet(t, f)
 	var saved []Lease
-	lease, err := fl.Launch(t.Context(), Job{Key: "42-abcd"}, fl.Settings.Instance, func(l Lease) error {
+	lease, err := fl.Launch(t.Context(), Job{Key: "42-abcd"}, fl.s.Instance, func(l Lease) error {
 		saved = append(saved, l)
 		return nil
 	})
@@ -81,7 +81,7 @@ func TestLaunchSavesTheLeaseAtEachStep(t *testing.T) {
 		t.Fatalf("lease %+v", lease)
 	}
 	failing := errors.New("disk full")
-	_, err = fl.Launch(t.Context(), Job{Key: "43-abcd"}, fl.Settings.Instance, func(l Lease) error {
+	_, err = fl.Launch(t.Context(), Job{Key: "43-abcd"}, fl.s.Instance, func(l Lease) error {
 		if l.Address != "" {
 			return failing
 		}
@@ -150,14 +150,14 @@ func TestReapTerminatesOrphansAndExpiredOnly(t *testing.T) {
 func TestReapFromCleanupIsRateLimited(t *testing.T) {
 	f := provisiontest.New()
 	fl := testFleet(t, f)
-	fl.Settings.Reap.Interval = settings.Duration{Duration: 5 * time.Minute}
+	fl.s.Reap.Interval = settings.Duration{Duration: 5 * time.Minute}
 	none := states(nil)
 	fl.ReapIfDue(t.Context(), none)
 	fl.ReapIfDue(t.Context(), none)
 	if f.Calls["DescribeInstances"] != 1 {
 		t.Fatalf("reaped %d times within the interval", f.Calls["DescribeInstances"])
 	}
-	fl.Now = func() time.Time { return now.Add(time.Hour) }
+	fl.now = func() time.Time { return now.Add(time.Hour) }
 	fl.ReapIfDue(t.Context(), none)
 	if f.Calls["DescribeInstances"] != 2 {
 		t.Fatalf("not reaped after the interval: %v", f.Calls)
@@ -182,7 +182,7 @@ func TestListShowsOwnWorkers(t *testing.T) {
 
 func TestAClaimedPoolWorkerBelongsToItsJob(t *testing.T) {
 	fl := testFleet(t, provisiontest.New())
-	fl.Settings.Instance.Tags = map[string]string{"team": "ci"}
+	fl.s.Instance.Tags = map[string]string{"team": "ci"}
 	tags := fl.ClaimTags(Job{Key: "42-abcd", ID: "42", ProjectID: "7"})
 	if tags[TagJobKey] != "42-abcd" || tags[TagPoolState] != PoolClaimed || tags[TagExpiresAt] != "2026-11-22T18:00:00Z" ||
 		tags[TagCreatedAt] != "2026-11-22T12:00:00Z" || tags[TagProjectID] != "7" {
@@ -222,7 +222,7 @@ func TestAManagerWhoseHeartbeatStoppedHasItsWorkersReaped(t *testing.T) {
 	silent := launch(t, fl, f, "3-c", "m4", now) // never ran a pool: no heartbeat
 	for manager, at := range map[string]time.Time{"m2": now.Add(-time.Minute), "m3": now.Add(-11 * time.Minute)} {
 		other := *fl
-		other.Settings.ManagerID, other.Now = manager, func() time.Time { return at }
+		other.s.ManagerID, other.now = manager, func() time.Time { return at }
 		if err := other.Beat(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -239,8 +239,8 @@ func TestAManagerWhoseHeartbeatStoppedHasItsWorkersReaped(t *testing.T) {
 // tokens of their own: EC2 refuses a token reused with other parameters.
 func TestEachLaunchOfAJobKeyHasItsOwnClientToken(t *testing.T) {
 	fl := testFleet(t, provisiontest.New())
-	a, errA := fl.launchSpec(t.Context(), fl.Settings.Instance, Job{Key: "job-42", ID: "42"}, nil)
-	b, errB := fl.launchSpec(t.Context(), fl.Settings.Instance, Job{Key: "job-42", ID: "42"}, nil)
+	a, errA := fl.launchSpec(t.Context(), fl.s.Instance, Job{Key: "job-42", ID: "42"}, nil)
+	b, errB := fl.launchSpec(t.Context(), fl.s.Instance, Job{Key: "job-42", ID: "42"}, nil)
 	if errA != nil || errB != nil || a.ClientToken == b.ClientToken {
 		t.Fatalf("tokens %q and %q (%v, %v)", a.ClientToken, b.ClientToken, errA, errB)
 	}
@@ -253,18 +253,18 @@ func TestNoPoolIsQuietUnlessOneIsAskedFor(t *testing.T) {
 	var out strings.Builder
 	s := settings.Default()
 	s.StateDir = t.TempDir()
-	f := &Fleet{Settings: s, Log: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})}
+	f := New(s, Clients{}, hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}), time.Now)
 	f.noPool(s.PoolSocket(), errNoPool)
 	if out.Len() != 0 {
 		t.Errorf("no pool asked for, yet the job log says %q", out.String())
 	}
-	f.Settings.Pool.IdleCount = 2
+	f.s.Pool.IdleCount = 2
 	f.noPool(s.PoolSocket(), errNoPool)
 	if !strings.Contains(out.String(), "[WARN]  The warm pool did not answer on "+s.PoolSocket()) {
 		t.Errorf("a configured pool that does not answer: %q", out.String())
 	}
 	out.Reset()
-	f.Settings.Pool.IdleCount = 0
+	f.s.Pool.IdleCount = 0
 	if err := os.WriteFile(s.PoolSocket(), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
