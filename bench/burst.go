@@ -40,6 +40,8 @@ type burst struct {
 	fromPool   int      // jobs whose worker came from the pool
 	coldWhy    []string // why jobs that could have had a pool worker launched cold
 	brokered   bool     // the pool had no idle worker and launched for the jobs
+	start      time.Time
+	launched   time.Duration // from the burst to its last RunInstances call
 }
 
 // burstJob is one job's side of the burst: the worker-getting part of prepare (Get,
@@ -96,6 +98,7 @@ func runBurst(ctx context.Context, set settings.Settings, n int, b *burst) error
 	times := make([]time.Duration, n)
 	errs := make([]error, n)
 	start := time.Now()
+	b.start = start
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Go(func() {
@@ -215,6 +218,7 @@ func brokeredBurst(ctx context.Context, s *stack.Stack, binary string, n int, bo
 	}
 	err = runBurst(ctx, set, n, &b)
 	b.calls, b.throttled = proxy.Counts(), limits.Throttled()
+	b.launched = proxy.LastCall("RunInstances").Sub(b.start)
 	return b, err
 }
 
@@ -314,6 +318,9 @@ func burstSection(bs []burst, n int, boot time.Duration) string {
 			lc := x.calls["RunInstances"] + x.calls["DescribeInstances"] + x.calls["TerminateInstances"]
 			fmt.Fprintf(&b, ". Launch, describe and terminate calls: %.2f per job; throttled: %.1f%% of all calls.\n",
 				float64(lc)/float64(max(x.jobs, 1)), 100*float64(total(x.throttled))/float64(max(total(x.calls), 1)))
+			fmt.Fprintf(&b, "Its last RunInstances call was made %s after the burst; the rest of the wait is the workers' boots (%s\n", round(x.launched), boot)
+			b.WriteString("modelled, on the stack's simulator, which boots at most 16 workers at once on this machine: the pool's fill of as\n")
+			b.WriteString("many workers below shows the same ceiling) and the pool's check of each.\n")
 		}
 		if x.fill > 0 {
 			fmt.Fprintf(&b, "\nThe pool was filled before the burst: %d idle workers in %s with %d EC2 calls (%s), paced by its own\n", x.jobs, round(x.fill), total(x.fillCalls), perJob(x.fillCalls, 1))

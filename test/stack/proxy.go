@@ -243,6 +243,18 @@ func (p *Proxy) CountsBetween(from, to time.Time) map[string]int {
 	return out
 }
 
+// LastCall is when action was last requested (zero if never).
+func (p *Proxy) LastCall(action string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.log) - 1; i >= 0; i-- {
+		if p.log[i].action == action {
+			return p.log[i].at
+		}
+	}
+	return time.Time{}
+}
+
 // Close stops the proxy.
 func (p *Proxy) Close() { p.srv.Close() }
 
