@@ -95,7 +95,7 @@ func (b *book) save() error {
 
 // count returns how many records are in each state.
 func (b *book) count() map[string]int {
-	n := map[string]int{workers.PoolBooting: 0, workers.PoolIdle: 0, workers.PoolStopped: 0, workers.PoolStarting: 0, workers.PoolClaimed: 0}
+	n := map[string]int{workers.PoolBooting: 0, workers.PoolIdle: 0, workers.PoolStopped: 0, workers.PoolStarting: 0, workers.PoolClaimed: 0, workers.PoolEnding: 0}
 	for _, w := range b.Workers {
 		n[w.State]++
 	}

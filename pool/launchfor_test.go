@@ -146,3 +146,40 @@ func TestALaunchThatFailsSendsTheJobsToLaunchTheirOwn(t *testing.T) {
 		t.Fatalf("%d of 2 claims got a worker, %d pending", got, p.pending)
 	}
 }
+
+// The cleanups of a burst give their workers back together: the pool ends them
+// with one TerminateInstances call, and each cleanup is told it has nothing left
+// to end.
+func TestReleasesThatComeTogetherEndWithOneCall(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.ender(ctx)
+	const n = 5
+	for i := range n {
+		id := f.Launched(t, map[string]string{workers.TagJobKey: fmt.Sprintf("%d-j", i)})
+		idle(p, fmt.Sprintf("k%d", i), id, "t3.micro")
+		w := p.book.Workers[fmt.Sprintf("k%d", i)]
+		w.State, w.ClaimedBy = workers.PoolClaimed, fmt.Sprintf("%d-j", i)
+	}
+	answers, ids := make([]workers.ReleaseAnswer, n), make([]string, n)
+	for i := range n {
+		ids[i] = p.book.Workers[fmt.Sprintf("k%d", i)].Lease.InstanceID
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			answers[i] = p.takeBack(ctx, workers.ReleaseRequest{Job: workers.Job{Key: fmt.Sprintf("%d-j", i)}, InstanceID: ids[i]})
+		})
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if !a.Ended || a.Kept {
+			t.Fatalf("release %d: %+v", i, a)
+		}
+	}
+	if calls := f.Calls["TerminateInstances"]; calls != 1 || len(f.Running()) != 0 || len(p.book.Workers) != 0 {
+		t.Fatalf("%d TerminateInstances calls, running %v, records %d", calls, f.Running(), len(p.book.Workers))
+	}
+}

@@ -19,6 +19,8 @@ type metrics struct {
 	phases      *prometheus.HistogramVec
 	ec2Calls    *prometheus.CounterVec
 	terminated  *prometheus.CounterVec
+	// prepullFailing is 1 for a pool.prepull_images image the pool gave up pulling.
+	prepullFailing *prometheus.GaugeVec
 }
 
 // Claim results, launch phases and termination reasons (label values).
@@ -60,7 +62,9 @@ func newMetrics() *metrics {
 		Help: "EC2 API calls the pool made, by action and error code (empty for success)."}, []string{"action", "code"})
 	m.terminated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_terminated_total",
 		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown, wipe_failed."}, []string{"reason"})
-	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated)
+	m.prepullFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_prepull_failing",
+		Help: "1 for a pool.prepull_images image whose last pulls all failed: the pool stopped pulling it until it restarts (the reason is in its log)."}, []string{"image"})
+	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing)
 	return m
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
+	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/workers"
@@ -57,28 +58,47 @@ type Pool struct {
 	resumes  chan resumeReq
 	running  map[string]bool   // starting workers EC2 reports running again, by key
 	launches chan launchReq    // claims that found no worker, for the launcher
+	ends     chan endReq       // workers of finished jobs, for the ender
 	pending  int               // workers claims are waiting to have launched (counted against max_instances)
 	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
+
+	ecr func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
+	// prepullFailures counts each pool.prepull_images image's failed pulls in a row;
+	// at prepullGiveUp the pool stops pulling it (ready.go).
+	prepullMu       sync.Mutex
+	prepullFailures map[string]int
 }
 
-// New opens the pool's records under state_dir. api is the EC2 client; the pool paces
-// and counts every call it makes through it.
-func New(s settings.Settings, api provision.EC2API, ssm provision.SSMAPI, log hclog.Logger, now func() time.Time) (*Pool, error) {
+// Clients are the AWS clients the pool calls.
+type Clients struct {
+	EC2 provision.EC2API // paced and counted by the pool
+	SSM provision.SSMAPI
+	// ECR returns a client for a registry's region (registry.ecr = "manager").
+	ECR func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
+}
+
+// New opens the pool's records under state_dir. The pool paces and counts every EC2
+// call it makes.
+func New(s settings.Settings, c Clients, log hclog.Logger, now func() time.Time) (*Pool, error) {
 	b, err := openBook(s.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	m := newMetrics()
-	fleet := workers.New(s, workers.Clients{EC2: newPaced(api, m, s.Pool.LaunchesPerSecond), SSM: ssm}, log, now)
-	p := &Pool{s: s, fleet: fleet, log: log, now: now, m: m, book: b, checking: map[string]bool{},
+	fleet := workers.New(s, workers.Clients{EC2: newPaced(c.EC2, m, s.Pool.LaunchesPerSecond), SSM: c.SSM}, log, now)
+	p := &Pool{s: s, fleet: fleet, ecr: c.ECR, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
 		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
-		resumes: make(chan resumeReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), failed: map[string]string{}}
+		resumes: make(chan resumeReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan endReq, 1024), failed: map[string]string{}}
 	p.batchMax.Store(16)
 	for _, w := range b.Workers {
 		switch w.State {
 		case workers.PoolIdle: // adopted: checked over SSH again before it is offered
 			w.State = workers.PoolBooting
 		case workers.PoolStarting: // a claim the earlier run died answering: never offered again
+			w.State = workers.PoolClaimed
+		case workers.PoolEnding:
+			// The earlier run died before EC2 confirmed: the job's cleanup got no
+			// answer and terminates it itself; the record goes when EC2 shows it gone.
 			w.State = workers.PoolClaimed
 		}
 		w.ReservedFor = nil // its claim's connection ended with the earlier run: the worker joins the pool
@@ -105,6 +125,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	go func() { defer served.Done(); p.serve(ctx, l) }()
 	go p.resumer(ctx)
 	go p.launcher(ctx)
+	go p.ender(ctx)
 	go p.heartbeat(ctx)
 	p.log.Info("Pool serving claims", "socket", p.s.PoolSocket(), "idle_count", p.s.Pool.IdleCount, "max_instances", p.s.Pool.MaxInstances)
 	for {

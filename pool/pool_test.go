@@ -27,7 +27,7 @@ func testPool(t *testing.T, f *provisiontest.FakeEC2) *Pool {
 	s.Instance.Types = []string{"t3.micro"}
 	s.Instance.SubnetIDs = []string{"subnet-1"}
 	s.Pool.IdleCount = 2
-	p, err := New(s, f, provisiontest.NewSSM(), hclog.NewNullLogger(), func() time.Time { return now })
+	p, err := New(s, Clients{EC2: f, SSM: provisiontest.NewSSM()}, hclog.NewNullLogger(), func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestAdoptedIdleWorkersAreCheckedBeforeTheyAreOffered(t *testing.T) {
 	if err := p.book.save(); err != nil {
 		t.Fatal(err)
 	}
-	restarted, err := New(p.s, provisiontest.New(), nil, hclog.NewNullLogger(), p.now)
+	restarted, err := New(p.s, Clients{EC2: provisiontest.New()}, hclog.NewNullLogger(), p.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,5 +365,28 @@ func TestIdleFollowsTheWorkersInUse(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.m.idleDesired); got != 2 {
 		t.Errorf("ec2x_pool_idle_desired %v, want 2", got)
+	}
+}
+
+// A pre-pull that fails is retried on the next worker, which is offered all the
+// same; after prepullGiveUp failures in a row the image is given up and shown.
+func TestAnImageWhosePullsKeepFailingIsGivenUp(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	p.s.Pool.PrepullImages = []string{"registry.example/ok:1", "registry.example/broken:1"}
+	boom := errors.New("manifest unknown")
+	p.notePrepull("registry.example/broken:1", boom)
+	p.notePrepull("registry.example/broken:1", nil) // a success starts the count again
+	for range prepullGiveUp - 1 {
+		p.notePrepull("registry.example/broken:1", boom)
+	}
+	if got := p.prepullImages(); len(got) != 2 {
+		t.Fatalf("given up too early: %v", got)
+	}
+	p.notePrepull("registry.example/broken:1", boom)
+	if got := p.prepullImages(); len(got) != 1 || got[0] != "registry.example/ok:1" {
+		t.Fatalf("still pulling %v", got)
+	}
+	if v := testutil.ToFloat64(p.m.prepullFailing.WithLabelValues("registry.example/broken:1")); v != 1 {
+		t.Fatalf("ec2x_pool_prepull_failing is %v", v)
 	}
 }

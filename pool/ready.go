@@ -22,7 +22,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 	eng, err := p.fleet.Check(ctx, w.Lease)
 	if err == nil {
 		p.m.phases.WithLabelValues(PhaseSSH).Observe(p.now().Sub(w.Since).Seconds())
-		err = p.prepull(ctx, eng)
+		p.prepull(ctx, eng, w.Lease.InstanceID)
 		eng.Close()
 	}
 	if ctx.Err() != nil {
@@ -82,37 +82,64 @@ func (p *Pool) drop(key, why string) {
 	p.saveLocked()
 }
 
-// prepull pulls every pool.prepull_images image the worker lacks, with the manager's
-// Docker credentials or, for ECR, the worker's own helper.
-func (p *Pool) prepull(ctx context.Context, eng *engine.Worker) error {
-	if len(p.s.Pool.PrepullImages) == 0 {
-		return nil
+// prepullGiveUp is how many pulls in a row of a pool.prepull_images image may fail
+// before the pool stops pulling it: then the image (its name, a credential, its
+// registry) is what is broken, not the workers.
+const prepullGiveUp = 3
+
+// prepull pulls each pool.prepull_images image the worker lacks, the way a job's
+// prepare pulls (workers.Images: registry.rewrites first, then the manager's Docker
+// config and the ECR source registry.ecr names). A failed pull does not fail the
+// worker, whose job pulls the image itself; an image whose pulls keep failing is
+// given up, in the log and on ec2x_pool_prepull_failing.
+func (p *Pool) prepull(ctx context.Context, eng *engine.Worker, id string) {
+	images := p.prepullImages()
+	if len(images) == 0 {
+		return
 	}
 	path, config, err := dockerauth.ManagerConfig(p.s.Registry.DockerConfig)
 	if err != nil {
 		p.log.Warn("Not using the manager's Docker config", "error", err)
 	}
-	var fallback dockerauth.RegistryFallback
-	if p.s.Registry.ECR == settings.ECRWorker {
-		fallback = dockerauth.WorkerHelper{Run: eng.Exec}
-	}
 	creds := dockerauth.NewResolver(ctx, dockerauth.Sources{ManagerConfig: config, ManagerConfigPath: path,
-		Helpers: dockerauth.Helpers{Timeout: p.s.Registry.HelperTimeout.Duration}, Fallback: fallback})
-	for _, image := range p.s.Pool.PrepullImages {
-		if ok, err := eng.Present(ctx, image); err == nil && ok {
-			continue
-		}
-		auth := ""
-		if c, ok, err := creds.For(ctx, image); err != nil {
-			return err
-		} else if ok {
-			if auth, err = c.Encode(); err != nil {
-				return err
-			}
-		}
-		if err := eng.Pull(ctx, image, auth, ""); err != nil {
-			return err
+		Helpers: dockerauth.Helpers{Timeout: p.s.Registry.HelperTimeout.Duration}, Fallback: workers.ECRFallback(p.s, p.ecr, eng, p.now)})
+	im := workers.Images{Rewrites: p.s.Registry.Rewrites, Creds: creds, Log: p.log.With("instance_id", id)}
+	for _, image := range images {
+		_, err := im.Ensure(ctx, eng, image, "", []string{settings.PullIfNotPresent})
+		if ctx.Err() == nil {
+			p.notePrepull(image, err)
 		}
 	}
-	return nil
+}
+
+// prepullImages are the pool.prepull_images the pool has not given up.
+func (p *Pool) prepullImages() []string {
+	p.prepullMu.Lock()
+	defer p.prepullMu.Unlock()
+	var out []string
+	for _, image := range p.s.Pool.PrepullImages {
+		if p.prepullFailures[image] < prepullGiveUp {
+			out = append(out, image)
+		}
+	}
+	return out
+}
+
+// notePrepull counts a pre-pull's outcome; the one failure too many gives the
+// image up until the pool restarts.
+func (p *Pool) notePrepull(image string, err error) {
+	p.prepullMu.Lock()
+	defer p.prepullMu.Unlock()
+	if err == nil {
+		p.prepullFailures[image] = 0
+		return
+	}
+	p.prepullFailures[image]++
+	if p.prepullFailures[image] < prepullGiveUp {
+		p.log.Warn("Pre-pulling an image failed; the worker is offered without it", "image", image, "error", err)
+		return
+	}
+	p.m.prepullFailing.WithLabelValues(image).Set(1)
+	p.log.Error("Giving up pre-pulling an image: its last pulls all failed; jobs pull it themselves until the pool restarts",
+		"image", image, "failures", prepullGiveUp, "error", err)
 }

@@ -10,8 +10,8 @@ import (
 
 // takeBack answers a job's cleanup that gives its worker back: a worker with builds
 // left is wiped (every container, volume and network; images stay) and offered again
-// to jobs within pool.reuse_scope. A worker whose wipe fails is terminated, never
-// offered. Until the wipe is done the records keep it claimed, so a pool that dies
+// to jobs within pool.reuse_scope; any other is terminated (endFor). A worker whose
+// wipe fails is terminated, never offered. Until the wipe is done the records keep it claimed, so a pool that dies
 // meanwhile never offers it, and the job's cleanup, getting no answer, terminates it.
 func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers.ReleaseAnswer {
 	p.mu.Lock()
@@ -26,10 +26,9 @@ func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers
 		return workers.ReleaseAnswer{Why: "the pool holds no claim of this job on " + req.InstanceID}
 	}
 	if rec.Builds+1 >= p.s.Pool.MaxBuilds {
-		delete(p.book.Workers, rec.Key)
-		p.saveLocked()
+		key := rec.Key
 		p.mu.Unlock()
-		return workers.ReleaseAnswer{Why: fmt.Sprintf("it served pool.max_builds (%d) jobs", p.s.Pool.MaxBuilds)}
+		return p.endFor(ctx, key, fmt.Sprintf("it served pool.max_builds (%d) jobs", p.s.Pool.MaxBuilds))
 	}
 	w := *rec
 	p.mu.Unlock()

@@ -81,26 +81,49 @@ func (p *Provisioner) Find(ctx context.Context, tags map[string]string) ([]Insta
 // Terminate terminates id and confirms EC2 reports it shutting-down or terminated.
 // An instance EC2 no longer knows counts as terminated, so cleanup can run twice.
 func (p *Provisioner) Terminate(ctx context.Context, id string) error {
-	out, err := p.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}, patientRetries)
-	if err != nil {
-		var apiErr smithy.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidInstanceID.NotFound" {
-			return nil
+	return p.TerminateAll(ctx, []string{id})[id]
+}
+
+// TerminateAll terminates ids with one TerminateInstances call and returns, by id,
+// what kept each from being confirmed shutting-down or terminated (nil when it was).
+// A call that names an id EC2 does not know fails whole: then each is tried alone,
+// so one gone instance does not keep the others running.
+func (p *Provisioner) TerminateAll(ctx context.Context, ids []string) map[string]error {
+	res := make(map[string]error, len(ids))
+	out, err := p.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}, patientRetries)
+	var apiErr smithy.APIError
+	notFound := errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidInstanceID.NotFound"
+	switch {
+	case notFound && len(ids) == 1:
+		res[ids[0]] = nil
+		return res
+	case notFound:
+		for _, id := range ids {
+			res[id] = p.Terminate(ctx, id)
 		}
-		return fmt.Errorf("terminating %s: %w", id, err)
+		return res
+	case err != nil:
+		for _, id := range ids {
+			res[id] = fmt.Errorf("terminating %s: %w", id, err)
+		}
+		return res
+	}
+	for _, id := range ids {
+		res[id] = fmt.Errorf("terminating %s: EC2 did not confirm the termination", id)
 	}
 	for _, c := range out.TerminatingInstances {
-		if aws.ToString(c.InstanceId) != id || c.CurrentState == nil {
+		id := aws.ToString(c.InstanceId)
+		if _, asked := res[id]; !asked || c.CurrentState == nil {
 			continue
 		}
 		switch c.CurrentState.Name {
 		case types.InstanceStateNameShuttingDown, types.InstanceStateNameTerminated:
-			return nil
+			res[id] = nil
 		default:
-			return fmt.Errorf("terminating %s: EC2 reports it %s", id, c.CurrentState.Name)
+			res[id] = fmt.Errorf("terminating %s: EC2 reports it %s", id, c.CurrentState.Name)
 		}
 	}
-	return fmt.Errorf("terminating %s: EC2 did not confirm the termination", id)
+	return res
 }
 
 // Tag sets tags on the instances with one CreateTags call (EC2 takes up to 1000

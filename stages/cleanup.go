@@ -35,8 +35,8 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if st.InstanceID != "" && st.Address != "" { // by label: a prepare killed mid-way may not have saved their ids
 		d.removeContainers(ctx, fleet, st)
 	}
-	// A pooled worker with builds left goes back to the pool, wiped; any other is
-	// terminated, with every instance tagged with the job.
+	// A pooled worker goes back to the pool, which keeps it (wiped) or ends it; any
+	// other, or one no pool took, is terminated with every instance tagged with the job.
 	if !(st.Address != "" && fleet.GiveBack(ctx, d.workerJob(key), st.Lease)) {
 		if err := fleet.Release(ctx, key, st.Lease); err != nil {
 			return err

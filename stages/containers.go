@@ -82,7 +82,7 @@ func (d *Driver) createContainers(ctx context.Context, w *engine.Worker, st *Sta
 	if err != nil {
 		return err
 	}
-	image, err := d.ensureImage(ctx, w, creds, p.image, job.Image.ExecutorOpts.Docker.Platform, p.policies)
+	image, err := d.images(creds).Ensure(ctx, w, p.image, job.Image.ExecutorOpts.Docker.Platform, p.policies)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (d *Driver) pullHelper(ctx context.Context, w *engine.Worker, creds *docker
 		return "", err
 	}
 	// The helper's tag names a runner version: what is on the worker is what a pull would bring.
-	return d.ensureImage(ctx, w, creds, helper, "", []string{settings.PullIfNotPresent})
+	return d.images(creds).Ensure(ctx, w, helper, "", []string{settings.PullIfNotPresent})
 }
 
 // helperSetup gives the helper image the `gitlab-runner` command the runner's scripts

@@ -2,17 +2,11 @@ package stages
 
 import (
 	"context"
-	"path/filepath"
-	"time"
 
 	"github.com/ec2-executor/ec2-executor/dockerauth"
 	"github.com/ec2-executor/ec2-executor/engine"
-	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
-
-// ecrTokenMargin is how long before expiry a cached ECR token is replaced (they live
-// 12 hours): long enough for any prepare's pulls.
-const ecrTokenMargin = 30 * time.Minute
 
 // credentials builds the job's credential resolver once per prepare: the job's
 // DOCKER_AUTH_CONFIG, the manager's config.json, the payload's credentials[], then
@@ -28,20 +22,10 @@ func (d *Driver) credentials(ctx context.Context, c Clients, w *engine.Worker, j
 		ManagerConfig:    config, ManagerConfigPath: path,
 		JobCredentials: creds,
 		Helpers:        dockerauth.Helpers{Timeout: d.Settings.Registry.HelperTimeout.Duration},
-		Fallback:       d.ecrFallback(c, w),
+		Fallback:       workers.ECRFallback(d.Settings, c.ECR, w, d.Now),
 	})
-	d.logWarnings(r)
+	d.images(r).Warnings()
 	return r
-}
-
-func (d *Driver) ecrFallback(c Clients, w *engine.Worker) dockerauth.RegistryFallback {
-	switch d.Settings.Registry.ECR {
-	case settings.ECRManager:
-		return &dockerauth.TokenCache{Dir: filepath.Join(d.Settings.StateDir, "ecr"), Margin: ecrTokenMargin, Now: d.Now, API: c.ECR}
-	case settings.ECRWorker:
-		return dockerauth.WorkerHelper{Run: w.Exec}
-	}
-	return nil
 }
 
 // managerDockerConfig reads the manager's Docker config.json; an unreadable one is
@@ -52,12 +36,4 @@ func (d *Driver) managerDockerConfig() (string, string) {
 		d.Log.Warn("Not using the manager's Docker config: " + err.Error())
 	}
 	return path, config
-}
-
-// logWarnings reports skipped sources once each.
-func (d *Driver) logWarnings(r *dockerauth.Resolver) {
-	for _, w := range r.Warnings {
-		d.Log.Warn(w)
-	}
-	r.Warnings = nil
 }

@@ -1,21 +1,17 @@
 package stages
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/ec2-executor/ec2-executor/dockerauth"
-	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 // pullPolicies is the job's list (else the operator's default) bounded by the
@@ -91,74 +87,7 @@ func helperImage(template, runnerVersion, arch string) (string, error) {
 	return out, nil
 }
 
-// ensureImage makes image available on the worker following the pull policies in
-// order: never only inspects, if-not-present pulls when missing, always pulls. A
-// failed policy falls through to the next one, as in the docker executor. The
-// operator's rewrites apply first. It returns the name the image has on the worker.
-func (d *Driver) ensureImage(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, image, platform string, policies []string) (string, error) {
-	image, err := d.rewrite(image)
-	if err != nil {
-		return "", err
-	}
-	// Nothing but a successful pull (which returns) changes whether the image is
-	// there, so one inspect serves every policy.
-	present := sync.OnceValue(func() bool {
-		ok, err := w.Present(ctx, image)
-		return err == nil && ok
-	})
-	var errs []error
-	for _, p := range policies {
-		if p != settings.PullAlways {
-			if present() {
-				d.Log.Info("Using locally found image "+image+" (pull policy "+p+")", "image", image)
-				return image, nil
-			}
-			if p == settings.PullNever {
-				errs = append(errs, fmt.Errorf("image %s is not on the worker and the pull policy is never", image))
-				continue
-			}
-		}
-		err := d.pull(ctx, w, creds, image, platform)
-		if err == nil {
-			return image, nil
-		}
-		errs = append(errs, err)
-	}
-	return "", errors.Join(errs...)
-}
-
-func (d *Driver) rewrite(image string) (string, error) {
-	rules := make([]dockerauth.Rewrite, 0, len(d.Settings.Registry.Rewrites))
-	for _, r := range d.Settings.Registry.Rewrites {
-		rules = append(rules, dockerauth.Rewrite(r))
-	}
-	out, changed, err := dockerauth.ApplyRewrites(image, rules)
-	if changed {
-		d.Log.Info("Rewrote image "+image+" to "+out+" (registry.rewrites)", "image", out)
-	}
-	return out, err
-}
-
-// pull pulls image with the credential the resolver picks, saying in the job log
-// which source was used (never the secret).
-func (d *Driver) pull(ctx context.Context, w *engine.Worker, creds *dockerauth.Resolver, image, platform string) error {
-	cred, ok, err := creds.For(ctx, image)
-	d.logWarnings(creds)
-	if err != nil {
-		return fmt.Errorf("finding credentials for %s: %w", image, err)
-	}
-	auth, source := "", "no credentials"
-	if ok {
-		if auth, err = cred.Encode(); err != nil {
-			return err
-		}
-		source = "credentials from " + cred.Source + " for " + cred.Key
-	}
-	d.Log.Info("Pulling image "+image+" with "+source, "image", image)
-	start := d.Now()
-	if err := w.Pull(ctx, image, auth, platform); err != nil {
-		return err
-	}
-	d.Log.Info("Pulled image "+image, "after", d.Now().Sub(start).Round(time.Millisecond).String())
-	return nil
+// images is how the job puts images on its worker (workers.Images), with creds.
+func (d *Driver) images(creds *dockerauth.Resolver) workers.Images {
+	return workers.Images{Rewrites: d.Settings.Registry.Rewrites, Creds: creds, Log: d.Log}
 }

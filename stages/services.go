@@ -123,7 +123,7 @@ func (d *Driver) startServices(ctx context.Context, w *engine.Worker, creds *doc
 			d.Log.Warn("Service " + svc.Name + " is already created. Ignoring.")
 			continue
 		}
-		image, err := d.ensureImage(ctx, w, creds, svc.Name, svc.ExecutorOpts.Docker.Platform, p.servicePolicies[i])
+		image, err := d.images(creds).Ensure(ctx, w, svc.Name, svc.ExecutorOpts.Docker.Platform, p.servicePolicies[i])
 		if err != nil {
 			return err
 		}

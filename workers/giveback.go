@@ -7,11 +7,14 @@ import (
 	"time"
 )
 
-// GiveBack offers a pooled job's worker back to the pool (pool.max_builds above 1)
-// and reports whether the pool kept it. Any doubt (no pool, no answer, a refusal)
-// is false: the caller then terminates the worker as for one job.
+// GiveBack gives a pooled job's worker back to the pool, which keeps it for another
+// job (pool.max_builds above 1) or terminates it, batched with the releases that
+// come with it (no DescribeInstances: the pool launched it, so there is no
+// duplicate to look for), and reports whether the pool took it. Any doubt (no
+// pool, no answer, a refusal) is false: the caller then terminates the worker
+// itself.
 func (f *Fleet) GiveBack(ctx context.Context, job Job, l Lease) bool {
-	if l.Source != SourcePool || f.s.Pool.MaxBuilds <= 1 {
+	if l.Source != SourcePool {
 		return false
 	}
 	within := f.s.SSH.CleanupConnectTimeout.Duration + time.Minute
@@ -23,6 +26,9 @@ func (f *Fleet) GiveBack(ctx context.Context, job Job, l Lease) bool {
 	case err != nil:
 		f.log.Info("Terminating the worker: the pool did not take it back", "reason", err.Error())
 		return false
+	case a.Release.Ended:
+		f.log.Info("The pool terminated worker "+l.InstanceID+": "+a.Release.Why, "instance_id", l.InstanceID)
+		return true
 	case !a.Release.Kept:
 		f.log.Info("Terminating the worker: " + a.Release.Why)
 		return false

@@ -18,6 +18,12 @@ func (f *Fleet) Terminate(ctx context.Context, id string) error {
 	return f.prov.Terminate(ctx, id)
 }
 
+// TerminateAll terminates workers with one TerminateInstances call and returns
+// what kept each from ending, by id (nil when it ended).
+func (f *Fleet) TerminateAll(ctx context.Context, ids []string) map[string]error {
+	return f.prov.TerminateAll(ctx, ids)
+}
+
 // Tag sets tags on workers with one CreateTags call.
 func (f *Fleet) Tag(ctx context.Context, ids []string, tags map[string]string) error {
 	return f.prov.Tag(ctx, ids, tags)

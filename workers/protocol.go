@@ -86,16 +86,21 @@ type ClaimAnswer struct {
 }
 
 // ReleaseRequest gives a claimed worker back to the pool after its job's cleanup
-// removed the job's containers (pool.max_builds above 1).
+// removed the job's containers: the pool wipes and keeps it (pool.max_builds above
+// 1) or terminates it.
 type ReleaseRequest struct {
 	Job        Job    `json:"job"`
 	InstanceID string `json:"instance_id"`
 }
 
 // ReleaseAnswer says whether the pool kept the worker (wiped, to be offered again)
-// or not, and why; a worker not kept is terminated by the job's cleanup.
+// or ended it, or neither, and why; a worker neither kept nor ended is terminated
+// by the job's cleanup.
 type ReleaseAnswer struct {
-	Kept   bool   `json:"kept"`
+	Kept bool `json:"kept"`
+	// Ended says the pool terminated the worker itself (with the releases that came
+	// with it, in one call): the job's cleanup has nothing left to end.
+	Ended  bool   `json:"ended,omitempty"`
 	Why    string `json:"why,omitempty"`
 	Builds int    `json:"builds,omitempty"`
 }

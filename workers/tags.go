@@ -33,6 +33,7 @@ const (
 	PoolStopped  = "stopped"  // ready once, then stopped: costs only its disks
 	PoolStarting = "starting" // a stopped worker being started for a claim
 	PoolClaimed  = "claimed"
+	PoolEnding   = "ending" // its job is done: the pool terminates it (records only)
 )
 
 // Job is what a worker is tagged with for one job. Key names the job's state and

@@ -329,3 +329,22 @@ func reap(t *testing.T, fl *Fleet, opts ReapOptions, holder Holder) string {
 	}
 	return b.String()
 }
+
+// The pool could not pull an image that is no reference after the rewrites, nor an
+// ECR image with registry.ecr off; a rewrite into ECR counts.
+func TestCheckPrepullNamesWhatThePoolCannotPull(t *testing.T) {
+	s := settings.Default()
+	s.Registry.ECR = settings.ECROff
+	s.Registry.Rewrites = []settings.Rewrite{{Prefix: "docker.io/library/", Replacement: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hub/"}}
+	s.Pool.PrepullImages = []string{"registry.example/ok:1", "alpine:3", "Not A Reference"}
+	err := CheckPrepull(s)
+	if err == nil || !strings.Contains(err.Error(), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hub/alpine:3 is in ECR and registry.ecr = \"off\"") ||
+		!strings.Contains(err.Error(), "pool.prepull_images: Not A Reference") || strings.Contains(err.Error(), "registry.example") {
+		t.Fatalf("got %v", err)
+	}
+	s.Registry.ECR = settings.ECRWorker
+	s.Pool.PrepullImages = s.Pool.PrepullImages[:2]
+	if err := CheckPrepull(s); err != nil {
+		t.Fatalf("with ECR through the worker: %v", err)
+	}
+}

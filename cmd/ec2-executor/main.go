@@ -179,6 +179,7 @@ func validate(c *cli.Context) error {
 	if _, err := workers.CheckWorker(s); err != nil {
 		problems = append(problems, fmt.Errorf("worker cloud-config: %w", err))
 	}
+	problems = append(problems, workers.CheckPrepull(s))
 	if err := errors.Join(problems...); err != nil {
 		return fmt.Errorf("%s has problems:\n%w", path, err)
 	}

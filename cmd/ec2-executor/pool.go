@@ -11,6 +11,7 @@ import (
 
 	"github.com/ec2-executor/ec2-executor/pool"
 	"github.com/ec2-executor/ec2-executor/settings"
+	"github.com/ec2-executor/ec2-executor/workers"
 )
 
 // poolCommand runs the warm pool until SIGTERM, or asks a running one for its status.
@@ -23,11 +24,14 @@ func poolCommand(load func(*cli.Context) (settings.Settings, error), log func() 
 			if err != nil {
 				return err
 			}
+			if err := workers.CheckPrepull(s); err != nil {
+				return err
+			}
 			clients, err := newAWS(s, log())(c.Context)
 			if err != nil {
 				return err
 			}
-			p, err := pool.New(s, clients.EC2, clients.SSM, log(), time.Now)
+			p, err := pool.New(s, pool.Clients{EC2: clients.EC2, SSM: clients.SSM, ECR: clients.ECR}, log(), time.Now)
 			if err != nil {
 				return err
 			}

@@ -371,7 +371,7 @@ func TestPoolReusesAWipedWorkerWithinItsProject(t *testing.T) {
 		t.Errorf("the second job of the project ran on %s, not on the used worker %s", got, worker)
 	}
 	contains(t, res.Log, "Using locally found image "+stack.ServiceImage+" (pull policy if-not-present)", "no-leftover-from-the-first-job", "Job succeeded")
-	contains(t, res.RunnerLog, "Terminating the worker: it served pool.max_builds (2) jobs")
+	contains(t, res.RunnerLog, "The pool terminated worker "+worker+": it served pool.max_builds (2) jobs")
 
 	other := baseJob(8403)
 	other.ProjectID = 8
