@@ -85,16 +85,20 @@ func TestAtTheCapAClaimWaitsThenFailsNamingIt(t *testing.T) {
 	if !strings.Contains(waited, "pool.max_instances") || !strings.Contains(a.Error, "pool.max_instances") {
 		t.Fatalf("waited %q, answer %+v", waited, a)
 	}
-	// A worker that gets ready while the claim waits is handed to it.
+	// A worker that gets ready while the claim waits (once it said it waits) is
+	// handed to it.
 	p.s.Pool.ClaimTimeout = settings.Duration{Duration: 5 * time.Second}
+	waiting := make(chan struct{})
 	go func() {
-		time.Sleep(20 * time.Millisecond)
+		<-waiting
 		p.mu.Lock()
 		idle(p, "pool-b", "i-b", "t3.micro")
 		p.broadcastLocked()
 		p.mu.Unlock()
 	}()
-	if a := claimFor(p, "43-abcd", "t3.micro"); a.Lease == nil || a.Lease.InstanceID != "i-b" {
+	a = p.claim(context.Background(), workers.ClaimRequest{Job: workers.Job{Key: "43-abcd"},
+		Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}}, func(string) { close(waiting) }, nil)
+	if a.Lease == nil || a.Lease.InstanceID != "i-b" {
 		t.Fatalf("answer %+v", a)
 	}
 }
