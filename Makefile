@@ -66,7 +66,7 @@ release: ## static, reproducible binaries for linux/amd64 and arm64, .deb and .r
 release-check: ## build the release twice (same bytes), install the .deb here, run it, remove it, nothing left
 	bash test/release/check.sh
 
-bench: build gitlab-runner ## every benchmark against its named peer on the local stack; rewrites docs/performance.md (about 15 minutes)
+bench: build gitlab-runner ## every benchmark against its named peer on the local stack; rewrites docs/performance.md from a quiet run (about 20 minutes)
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md
 
 bench-smoke: build gitlab-runner ## every benchmark section, small and with 2 s modelled boots, so the suite cannot rot; no timing is asserted

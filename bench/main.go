@@ -40,6 +40,7 @@ func main() {
 	flag.DurationVar(&o.start, "start", 10*time.Second, "modelled start of a stopped worker: StartInstances to sshd (an assumption, not measured)")
 	flag.IntVar(&o.burst, "burst", 200, "jobs in the EC2 API budget's burst")
 	flag.BoolVar(&o.burstOnly, "burst-only", false, "measure only the burst and write its section alone")
+	flag.BoolVar(&o.allowBusy, "allow-busy", false, "write the report even when the machine was busy (load before the run, or steal time during it)")
 	flag.IntVar(&o.ramp.jobs, "ramp", 100, "jobs in the ramp that compares pool.scale_factor with a fixed idle_count")
 	flag.DurationVar(&o.ramp.over, "ramp-over", time.Minute, "how long the ramp's arrivals take")
 	flag.DurationVar(&o.ramp.hold, "ramp-hold", 30*time.Second, "how long each of the ramp's jobs holds its worker")

@@ -38,6 +38,7 @@ type options struct {
 	burst           int
 	burstOnly       bool
 	ramp            rampShape
+	allowBusy       bool
 }
 
 func bench(ctx context.Context, o options) error {
@@ -54,7 +55,7 @@ func bench(ctx context.Context, o options) error {
 		return err
 	}
 	defer s.Down()
-	r := &report{}
+	r := &report{machine: watchMachine()}
 	if o.burstOnly {
 		if err := r.bursts(ctx, s, o); err != nil {
 			return err
@@ -73,7 +74,7 @@ func bench(ctx context.Context, o options) error {
 	if r.ramp, err = ramps(ctx, s, o.binary, o.ramp); err != nil {
 		return err
 	}
-	return os.WriteFile(o.out, []byte(r.String(o)), 0o644)
+	return r.write(o)
 }
 
 // report gathers each section's measurements as the benchmark goes.
@@ -85,6 +86,7 @@ type report struct {
 	stages, output        []wayResult
 	burst                 []burst
 	ramp                  []rampRun
+	machine               *quiet
 	holderCPU             time.Duration // a job's holder, for its own stages
 }
 
@@ -196,7 +198,8 @@ func (r *report) String(o options) string {
 	b.WriteString("typed by hand. Reproduce with `make bench` after the README's set-up.\n\n")
 	fmt.Fprintf(&b, "- Run: %s, %s, %d CPUs (%s), %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.GOOS+"/"+runtime.GOARCH,
 		runtime.NumCPU(), cpuModel(), runtime.Version())
-	b.WriteString("- Stack: moto_server behind the stack's proxy, real sshd per worker, Debian's dockerd, the runner simulator.\n\n")
+	b.WriteString("- Stack: moto_server behind the stack's proxy, real sshd per worker, Debian's dockerd, the runner simulator.\n")
+	fmt.Fprintf(&b, "- Machine: %s; steal time below %.0f%% throughout (a busier run is not written here).\n\n", r.machine.summary(), 100*busySteal)
 	r.jobStartSection(&b, o)
 	b.WriteString("\n## Each run stage: the driver's `run` against the ways a user could do the same\n\n")
 	b.WriteString(stageTable(r.stages, o.stageRuns))
@@ -295,3 +298,24 @@ func (r *report) costSection() string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// write writes the report, unless the machine was busy: then the figures could not
+// be reproduced, so a busy run writes its report beside o.out (as o.out.busy) and
+// fails, unless -allow-busy says to write it anyway.
+func (r *report) write(o options) error {
+	busy := r.machine.finish()
+	out := o.out
+	if busy != "" && !o.allowBusy && out != os.DevNull {
+		out += ".busy"
+	}
+	if err := os.WriteFile(out, []byte(r.String(o)), 0o644); err != nil {
+		return err
+	}
+	if out != o.out {
+		return fmt.Errorf("the machine was busy: %s; %s is left as it was and this run's report is in %s (-allow-busy writes it anyway)", busy, o.out, out)
+	}
+	if busy != "" {
+		fmt.Fprintf(os.Stderr, "bench: warning: the machine was busy: %s\n", busy)
+	}
+	return nil
+}
