@@ -21,6 +21,8 @@ type metrics struct {
 	terminated  *prometheus.CounterVec
 	// prepullFailing is 1 for a pool.prepull_images image the pool gave up pulling.
 	prepullFailing *prometheus.GaugeVec
+	// jobCost and idleCost are what workers cost: the jobs', and the pool's idle time.
+	jobCost, idleCost *prometheus.CounterVec
 }
 
 // Claim results, launch phases and termination reasons (label values).
@@ -64,7 +66,12 @@ func newMetrics() *metrics {
 		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown, wipe_failed."}, []string{"reason"})
 	m.prepullFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_prepull_failing",
 		Help: "1 for a pool.prepull_images image whose last pulls all failed: the pool stopped pulling it until it restarts (the reason is in its log)."}, []string{"image"})
-	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing)
+	m.jobCost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2_executor_job_cost_dollars_total",
+		Help: "What this manager's jobs' workers cost them (USD), from the job's start to its cleanup, by CI_PROJECT_PATH and instance type; jobs whose price is unknown are not counted (the cost record and `ec2-executor costs` list them)."},
+		[]string{"project", "instance_type"})
+	m.idleCost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2_executor_pool_idle_cost_dollars_total",
+		Help: "What the pool's idle workers cost while they waited for a job (USD), by instance type."}, []string{"instance_type"})
+	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing, m.jobCost, m.idleCost)
 	return m
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ec2-executor/ec2-executor/cloudinit"
 	"github.com/ec2-executor/ec2-executor/dockerauth"
+	"github.com/ec2-executor/ec2-executor/prices"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/workers"
@@ -62,7 +63,9 @@ type Pool struct {
 	pending  int               // workers claims are waiting to have launched (counted against max_instances)
 	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
 
-	ecr func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
+	ecr   func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
+	spot  prices.SpotAPI
+	costs *costs
 	// prepullFailures counts each pool.prepull_images image's failed pulls in a row;
 	// at prepullGiveUp the pool stops pulling it (ready.go).
 	prepullMu       sync.Mutex
@@ -75,6 +78,8 @@ type Clients struct {
 	SSM provision.SSMAPI
 	// ECR returns a client for a registry's region (registry.ecr = "manager").
 	ECR func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
+	// Spot reads spot prices, for what idle spot workers cost.
+	Spot prices.SpotAPI
 }
 
 // New opens the pool's records under state_dir. The pool paces and counts every EC2
@@ -86,10 +91,11 @@ func New(s settings.Settings, c Clients, log hclog.Logger, now func() time.Time)
 	}
 	m := newMetrics()
 	fleet := workers.New(s, workers.Clients{EC2: newPaced(c.EC2, m, s.Pool.LaunchesPerSecond), SSM: c.SSM}, log, now)
-	p := &Pool{s: s, fleet: fleet, ecr: c.ECR, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
+	p := &Pool{s: s, fleet: fleet, ecr: c.ECR, spot: c.Spot, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
 		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
 		resumes: make(chan resumeReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan endReq, 1024), failed: map[string]string{}}
 	p.batchMax.Store(16)
+	p.costs = newCosts(p)
 	for _, w := range b.Workers {
 		switch w.State {
 		case workers.PoolIdle: // adopted: checked over SSH again before it is offered
@@ -163,6 +169,7 @@ func (p *Pool) tick(ctx context.Context) {
 	}
 	p.resize(ctx)
 	p.fill(ctx)
+	p.countCosts(ctx)
 	p.publish()
 }
 
@@ -243,6 +250,7 @@ func inUse(found []provision.Instance) int {
 // plan decides what one recorded worker that EC2 still reports needs.
 func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.Time) {
 	w.Type, w.Spot = in.Type, in.Spot
+	w.Lease.Type, w.Lease.Zone, w.Lease.Spot = in.Type, in.Zone, in.Spot
 	switch w.State {
 	case workers.PoolBooting:
 		if in.State != "running" || p.checking[w.Key] {

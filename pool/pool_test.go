@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ec2-executor/ec2-executor/prices"
 	"github.com/ec2-executor/ec2-executor/provision/provisiontest"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/workers"
@@ -392,5 +393,37 @@ func TestAnImageWhosePullsKeepFailingIsGivenUp(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(p.m.prepullFailing.WithLabelValues("registry.example/broken:1")); v != 1 {
 		t.Fatalf("ec2x_pool_prepull_failing is %v", v)
+	}
+}
+
+// /metrics shows what the jobs' workers cost (from the cost record the cleanups
+// append to, from the pool's start on) and what the pool's idle workers cost.
+func TestCostsOnMetrics(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	d := 0.5
+	if err := prices.Append(prices.RecordPath(p.s.StateDir), prices.Job{Project: "old/one", Type: "t3.micro", Dollars: &d}); err != nil {
+		t.Fatal(err)
+	}
+	p.costs = newCosts(p) // as at the pool's start: what is recorded before is not counted
+	for _, proj := range []string{"group/a", "group/a", "group/b"} {
+		if err := prices.Append(prices.RecordPath(p.s.StateDir), prices.Job{Project: proj, Type: "t3.micro", Dollars: &d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle(p, "k1", "i-1", "t3.micro")
+	p.book.Workers["k1"].Lease.Type = "t3.micro"
+	clock := now
+	p.now = func() time.Time { return clock }
+	p.costs.last = now
+	clock = now.Add(time.Hour)
+	p.countCosts(context.Background())
+	if v := testutil.ToFloat64(p.m.jobCost.WithLabelValues("group/a", "t3.micro")); v != 1 {
+		t.Errorf("group/a cost %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(p.m.jobCost.WithLabelValues("old/one", "t3.micro")); v != 0 {
+		t.Errorf("a job recorded before the pool started was counted: %v", v)
+	}
+	if v := testutil.ToFloat64(p.m.idleCost.WithLabelValues("t3.micro")); v != 0.0104 {
+		t.Errorf("an hour idle of t3.micro in us-east-1 cost %v, want 0.0104", v)
 	}
 }

@@ -12,6 +12,7 @@ type Instance struct {
 	ID          string
 	Type        string
 	SubnetID    string
+	Zone        string // availability zone
 	State       string // pending, running, shutting-down, terminated, ...
 	StateReason string // EC2's reason for the last state change, if any
 	// StateReasonCode is the reason's code, e.g. Server.SpotInstanceTermination.
@@ -60,6 +61,9 @@ func fromSDK(in types.Instance) Instance {
 	}
 	if in.State != nil {
 		out.State = string(in.State.Name)
+	}
+	if in.Placement != nil {
+		out.Zone = aws.ToString(in.Placement.AvailabilityZone)
 	}
 	if in.StateReason != nil {
 		out.StateReason = aws.ToString(in.StateReason.Message)

@@ -28,7 +28,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	case err != nil && !errors.Is(err, ErrNoState):
 		d.Log.Warn("Job state unreadable; finding the instance by its tags", "error", err)
 	}
-	fleet, _, err := d.fleet(ctx)
+	fleet, clients, err := d.fleet(ctx)
 	if err != nil {
 		return err
 	}
@@ -42,6 +42,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 			return err
 		}
 	}
+	d.reportCost(ctx, clients, st)
 	if err := store.Remove(key); err != nil {
 		return err
 	}

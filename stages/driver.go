@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ec2-executor/ec2-executor/dockerauth"
+	"github.com/ec2-executor/ec2-executor/prices"
 	"github.com/ec2-executor/ec2-executor/provision"
 	"github.com/ec2-executor/ec2-executor/settings"
 	"github.com/ec2-executor/ec2-executor/workers"
@@ -41,6 +42,8 @@ type Clients struct {
 	SSM provision.SSMAPI
 	// ECR returns a client for a registry's region (manager-mode ECR tokens).
 	ECR func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
+	// Spot reads spot prices, for what a spot worker cost its job.
+	Spot prices.SpotAPI
 }
 
 func (d *Driver) store() Store { return Store{Dir: d.Settings.StateDir + "/jobs"} }

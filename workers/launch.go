@@ -35,6 +35,7 @@ func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved
 		return lease, err
 	}
 	f.log.Info("Instance "+inst.ID+" ("+inst.Type+", "+inst.Market()+") running", "after", f.now().Sub(start).Round(10*time.Millisecond).String(), "private_ip", inst.PrivateIP)
+	lease.Type, lease.Zone, lease.Spot = inst.Type, inst.Zone, inst.Spot
 	if lease.Address, err = f.address(inst); err != nil {
 		return lease, f.Rollback(ctx, lease, err)
 	}

@@ -22,6 +22,10 @@ type Lease struct {
 	ClientKey  string `json:"client_key"` // secret
 	HostKey    string `json:"host_key"`   // pinned host public key
 	Source     string `json:"source,omitempty"`
+	// Type, Zone and Spot describe the worker, for what it cost the job.
+	Type string `json:"type,omitempty"`
+	Zone string `json:"zone,omitempty"`
+	Spot bool   `json:"spot,omitempty"`
 }
 
 // target says how to reach the lease's worker; deadline bounds the wait for it.

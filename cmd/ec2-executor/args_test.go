@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestGlobalFlagsWorkAfterTheCommand(t *testing.T) {
@@ -92,5 +93,18 @@ func TestValidateListsEveryProblemAtOnce(t *testing.T) {
 	errs.Reset()
 	if code := run([]string{"ec2-executor", "validate", p, runner}, nil, &out, &errs); code == 0 || !strings.Contains(errs.String(), "validate checks one settings file, got 2 arguments") {
 		t.Errorf("two files: exit %d %q", code, errs.String())
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute} {
+		if got, err := parseSince(in); err != nil || got != want {
+			t.Errorf("parseSince(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "0d", "-1h", "week"} {
+		if _, err := parseSince(bad); err == nil {
+			t.Errorf("parseSince(%q) took it", bad)
+		}
 	}
 }

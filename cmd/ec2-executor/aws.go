@@ -52,7 +52,8 @@ func buildAWS(ctx context.Context, s settings.Settings, log hclog.Logger) (stage
 		}
 		return ecrs[region], nil
 	}
-	return stages.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), ECR: ecrFor}, nil
+	client := ec2.NewFromConfig(cfg)
+	return stages.Clients{EC2: client, SSM: ssm.NewFromConfig(cfg), ECR: ecrFor, Spot: client}, nil
 }
 
 // noCredentials replaces the SDK's account of a credential chain that found nothing

@@ -31,7 +31,7 @@ func poolCommand(load func(*cli.Context) (settings.Settings, error), log func() 
 			if err != nil {
 				return err
 			}
-			p, err := pool.New(s, pool.Clients{EC2: clients.EC2, SSM: clients.SSM, ECR: clients.ECR}, log(), time.Now)
+			p, err := pool.New(s, pool.Clients{EC2: clients.EC2, SSM: clients.SSM, ECR: clients.ECR, Spot: clients.Spot}, log(), time.Now)
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,12 @@ func TestPassingJobRunsEveryStageOnAWorkerLaunchedWithTheSettings(t *testing.T) 
 	checkLaunchOptions(t, in)
 	if entries, _ := os.ReadDir(filepath.Join(st.Dir, "state", "jobs")); len(entries) != 0 {
 		t.Errorf("cleanup left state files: %v", entries)
+	}
+	// What the worker cost: the on-demand price of t3.micro in the stack's region.
+	contains(t, res.RunnerLog, "The job's worker, t3.micro on-demand in us-east-1", ": about $0.00", "($0.0104 an hour, on-demand price list)")
+	out, err := exec.Command(binary, "--config", st.SettingsFile, "costs", "--since", "1h").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^group/demo +2301 +1 `).Match(out) {
+		t.Errorf("costs --since 1h: %v\n%s", err, out)
 	}
 }
 
