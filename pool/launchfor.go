@@ -79,7 +79,16 @@ func bySpec(reqs []launchReq) [][]launchReq {
 // launchGroup launches one worker per request, reserved for its job, in batches
 // of at most batchMax (halved while the user data does not fit), and answers each.
 func (p *Pool) launchGroup(ctx context.Context, reqs []launchReq) {
-	in := reqs[0].spec.Instance(p.s.Instance)
+	in, err := reqs[0].spec.Instance(p.s.Instance)
+	if err != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, r := range reqs {
+			p.pending--
+			r.done <- launchResult{err: err}
+		}
+		return
+	}
 	for len(reqs) > 0 {
 		size := min(len(reqs), int(p.batchMax.Load()))
 		jobs := make([]workers.Job, size)

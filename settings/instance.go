@@ -34,6 +34,11 @@ type Instance struct {
 	MaxLifetime   Duration `toml:"max_lifetime"`
 	LaunchTimeout Duration `toml:"launch_timeout"`
 	PollInterval  Duration `toml:"poll_interval"`
+	// ARM64 and X86_64 give the image (and types) of the architecture that
+	// instance.types are not, for jobs that ask for it (EC2_EXECUTOR_ARCH, or an
+	// instance type override of that architecture).
+	ARM64  ArchImage `toml:"arm64"`
+	X86_64 ArchImage `toml:"x86_64"`
 }
 
 // LaunchTemplate names an EC2 launch template by id or name.
@@ -96,6 +101,7 @@ func (i Instance) validate(add func(error)) {
 		add(problem("instance.metadata_hop_limit", "must be between 1 and 64, got %d", i.MetadataHopLimit))
 	}
 	validateTags(add, i.Tags)
+	i.validateArch(add)
 	positive(add, "instance.max_lifetime", i.MaxLifetime.Duration)
 	positive(add, "instance.launch_timeout", i.LaunchTimeout.Duration)
 	positive(add, "instance.poll_interval", i.PollInterval.Duration)

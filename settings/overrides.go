@@ -11,6 +11,8 @@ type Overrides struct {
 	Markets []string `toml:"markets"`
 	// MaxRootVolumeGiB bounds EC2_EXECUTOR_ROOT_VOLUME_GIB.
 	MaxRootVolumeGiB int `toml:"max_root_volume_gib"`
+	// Architectures bounds EC2_EXECUTOR_ARCH (x86_64, arm64).
+	Architectures []string `toml:"architectures"`
 }
 
 func (o Overrides) validate(add func(error)) {

@@ -304,3 +304,40 @@ func TestIdleFollowsDemand(t *testing.T) {
 		t.Errorf("without a factor: %d idle, want the idle count", got)
 	}
 }
+
+func TestArchOfInstanceTypes(t *testing.T) {
+	for typ, want := range map[string]string{"t4g.micro": ArchARM, "m7g.large": ArchARM, "c6gn.xlarge": ArchARM, "m6gd.large": ArchARM,
+		"im4gn.large": ArchARM, "g5g.xlarge": ArchARM, "a1.large": ArchARM, "t3.micro": ArchX86, "m7i-flex.large": ArchX86,
+		"g5.xlarge": ArchX86, "c6i.large": ArchX86, "inf2.xlarge": ArchX86} {
+		if got := ArchOf(typ); got != want {
+			t.Errorf("ArchOf(%s) = %s, want %s", typ, got, want)
+		}
+	}
+}
+
+// validate refuses types of two architectures together, a section of the other
+// architecture without an image or with a type of the wrong one, and an override
+// of an architecture that has no image.
+func TestArchitecturesAreValidated(t *testing.T) {
+	s := Default()
+	s.Instance.AMI, s.Instance.SubnetIDs = "ami-0123456789abcdef0", []string{"subnet-0123456789abcdef0"}
+	s.Instance.Types = []string{"c6i.large", "c7g.large"}
+	s.Instance.ARM64 = ArchImage{Types: []string{"m7g.large", "m6i.large"}}
+	s.Overrides.Architectures = []string{"arm64", "sparc"}
+	s.Overrides.InstanceTypes = []string{"t4g.large"}
+	err := s.Validate()
+	for _, want := range []string{"instance.types: mix architectures (c6i.large is x86_64, c7g.large is arm64)",
+		"instance.arm64: needs ami or ami_ssm_parameter", "instance.arm64.types: m6i.large is x86_64, not arm64",
+		`overrides.architectures: entry 1 "sparc"`, "overrides.architectures: arm64: no arm64 image",
+		"overrides.instance_types: t4g.large is arm64: set instance.arm64.ami"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	s.Instance.Types = []string{"c6i.large"}
+	s.Instance.ARM64 = ArchImage{AMIParameter: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64", Types: []string{"m7g.large"}}
+	s.Overrides.Architectures = []string{"arm64"}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("a good arm64 section: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ func (s Settings) Validate() error {
 	s.AWS.validate(add)
 	s.Instance.validate(add)
 	s.Overrides.validate(add)
+	s.validateArchOverrides(add)
 	s.Worker.validate(add)
 	s.Reap.validate(add)
 	s.SSH.validate(add)

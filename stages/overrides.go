@@ -19,22 +19,30 @@ const (
 	VarInstanceType     = overridePrefix + "INSTANCE_TYPE"
 	VarMarket           = overridePrefix + "MARKET"
 	VarRootVolumeGiB    = overridePrefix + "ROOT_VOLUME_GIB"
+	VarArch             = overridePrefix + "ARCH"
 	overridesSettingsAt = "the runner's ec2-executor settings, [overrides]"
 )
 
 // jobInstance returns the instance settings with the job's overrides applied. Every
-// refused override is reported at once, as a build failure naming the variable.
+// refused override is reported at once, as a build failure naming the variable. An
+// architecture other than instance.types' (asked for by EC2_EXECUTOR_ARCH, or by
+// an instance type of it) takes its image, and its types, from [instance.<arch>].
 func (d *Driver) jobInstance() (settings.Instance, error) {
 	in := d.Settings.Instance // a copy; an override replaces a list, never edits it
 	allow := d.Settings.Overrides
 	var errs []error
+	var arch string
+	var types []string
 	for _, name := range overrideVars(d.Env.Vars) {
 		v := d.Env.Vars[name]
 		var err error
 		switch name {
 		case VarInstanceType:
 			err = oneOf(v, allow.InstanceTypes, "instance type")
-			in.Types = []string{v}
+			types = []string{v}
+		case VarArch:
+			err = oneOf(v, allow.Architectures, "architecture")
+			arch = v
 		case VarMarket:
 			err = oneOf(v, allow.Markets, "market")
 			in.Market = v
@@ -44,10 +52,19 @@ func (d *Driver) jobInstance() (settings.Instance, error) {
 		case VarRootVolumeGiB:
 			in.RootVolume.SizeGiB, err = volumeSize(v, allow.MaxRootVolumeGiB)
 		default:
-			err = fmt.Errorf("is not a variable ec2-executor knows (%s, %s or %s)", VarInstanceType, VarMarket, VarRootVolumeGiB)
+			err = fmt.Errorf("is not a variable ec2-executor knows (%s, %s, %s or %s)", VarInstanceType, VarMarket, VarRootVolumeGiB, VarArch)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("CI variable %s=%q %w", name, v, err))
+		}
+	}
+	if arch == "" && len(types) > 0 {
+		arch = settings.ArchOf(types[0])
+	}
+	if arch != "" && len(errs) == 0 {
+		var err error
+		if in, err = in.ForArch(arch, types); err != nil {
+			errs = append(errs, fmt.Errorf("CI variables %s: %w", strings.Join(overrideVars(d.Env.Vars), ", "), err))
 		}
 	}
 	if len(errs) > 0 {

@@ -165,3 +165,45 @@ func TestLosingTheWorkerShortensLaterStagesUnlessCancelled(t *testing.T) {
 		}
 	}
 }
+
+// A job asks for Graviton by EC2_EXECUTOR_ARCH (the [instance.arm64] image and
+// types) or by an arm64 instance type (the arm64 image, its own type); an
+// architecture without an image is the job's configuration error.
+func TestArchitectureOverridesPickTheImage(t *testing.T) {
+	f := provisiontest.New()
+	allow := settings.Overrides{InstanceTypes: []string{"c6i.2xlarge", "c7g.2xlarge"}, Architectures: []string{"x86_64", "arm64"}}
+	arm := settings.ArchImage{AMI: "ami-0aaaaaaaaaaaaaaaa", Types: []string{"c7g.large", "m7g.large"}}
+	cases := []struct {
+		vars        []string
+		ami, types  string
+		errContains string
+	}{
+		{[]string{VarArch + "=arm64"}, "ami-0aaaaaaaaaaaaaaaa", "c7g.large,m7g.large", ""},
+		{[]string{VarInstanceType + "=c7g.2xlarge"}, "ami-0aaaaaaaaaaaaaaaa", "c7g.2xlarge", ""},
+		{[]string{VarArch + "=x86_64"}, "ami-0123456789abcdef0", "c6i.large,c5.large", ""},
+		{[]string{VarArch + "=x86_64", VarInstanceType + "=c7g.2xlarge"}, "", "", "instance type c7g.2xlarge is arm64, not x86_64"},
+	}
+	for _, c := range cases {
+		var vars []string
+		for _, v := range c.vars {
+			vars = append(vars, "CUSTOM_ENV_"+v)
+		}
+		d := testDriver(t, f, vars...)
+		d.Settings.Overrides, d.Settings.Instance.ARM64 = allow, arm
+		in, err := d.jobInstance()
+		switch {
+		case c.errContains != "":
+			var be *BuildError
+			if !errors.As(err, &be) || !strings.Contains(err.Error(), c.errContains) {
+				t.Errorf("%v: want a build error with %q, got %v", c.vars, c.errContains, err)
+			}
+		case err != nil || in.AMI != c.ami || strings.Join(in.Types, ",") != c.types:
+			t.Errorf("%v: AMI %s, types %v, %v; want %s and %s", c.vars, in.AMI, in.Types, err, c.ami, c.types)
+		}
+	}
+	d := testDriver(t, f, "CUSTOM_ENV_"+VarArch+"=arm64")
+	d.Settings.Overrides = allow
+	if _, err := d.jobInstance(); err == nil || !strings.Contains(err.Error(), "no arm64 image: set instance.arm64.ami") {
+		t.Fatalf("arm64 without an image: %v", err)
+	}
+}

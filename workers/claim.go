@@ -13,11 +13,12 @@ type Spec struct {
 	Types   []string `json:"types"`
 	Market  string   `json:"market"`
 	RootGiB int      `json:"root_gib"`
+	Arch    string   `json:"arch,omitempty"` // of Types: which image a launch for it boots
 }
 
 // SpecOf is the spec of the instance settings in.
 func SpecOf(in settings.Instance) Spec {
-	return Spec{Types: in.Types, Market: in.Market, RootGiB: in.RootVolume.SizeGiB}
+	return Spec{Types: in.Types, Market: in.Market, RootGiB: in.RootVolume.SizeGiB, Arch: in.Arch()}
 }
 
 // Fits reports whether a worker of type and market, with a root volume of rootGiB,
@@ -31,12 +32,21 @@ func (s Spec) Fits(typ string, spot bool, rootGiB int) bool {
 	return marketOK && slices.Contains(s.Types, typ) && s.RootGiB == rootGiB
 }
 
-// Instance is base with the spec's types, market and root volume: the instance
-// settings of the job that asked for it (its overrides change only these).
-func (s Spec) Instance(base settings.Instance) settings.Instance {
-	base.Types, base.Market, base.RootVolume.SizeGiB = s.Types, s.Market, s.RootGiB
-	if s.Market == settings.MarketOnDemand {
-		base.SpotMaxPrice = ""
+// Instance is base with the spec's architecture (its image), types, market and
+// root volume: the instance settings of the job that asked for it (its overrides
+// change only these).
+func (s Spec) Instance(base settings.Instance) (settings.Instance, error) {
+	arch := s.Arch
+	if arch == "" {
+		arch = base.Arch()
 	}
-	return base
+	in, err := base.ForArch(arch, s.Types)
+	if err != nil {
+		return base, err
+	}
+	in.Market, in.RootVolume.SizeGiB = s.Market, s.RootGiB
+	if s.Market == settings.MarketOnDemand {
+		in.SpotMaxPrice = ""
+	}
+	return in, nil
 }
