@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ec2-executor/ec2-executor/settings"
-	"github.com/ec2-executor/ec2-executor/test/stack"
 	"github.com/ec2-executor/ec2-executor/test/runnersim"
+	"github.com/ec2-executor/ec2-executor/test/stack"
 )
 
 // armAMI stands for an arm64 image: moto does not check that images exist, and the
