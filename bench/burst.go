@@ -127,10 +127,18 @@ func runBurst(ctx context.Context, set settings.Settings, n int, b *burst) error
 		b.lastWorker, b.median = slices.Max(ok), series{runs: ok}.median()
 	}
 	for _, j := range jobs {
-		wg.Go(func() { _ = j.fleet.Release(context.WithoutCancel(ctx), j.job.Key, j.lease) })
+		wg.Go(func() { j.release(context.WithoutCancel(ctx)) })
 	}
 	wg.Wait()
 	return nil
+}
+
+// release ends the job's hold on its worker as cleanup does: back to the pool,
+// which ends it with the others, else terminated by the job.
+func (b *burstJob) release(ctx context.Context) {
+	if !b.fleet.GiveBack(ctx, b.job, b.lease) {
+		_ = b.fleet.Release(ctx, b.job.Key, b.lease)
+	}
 }
 
 // coldBurst serves the burst with a fresh launch per job.

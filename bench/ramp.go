@@ -141,7 +141,7 @@ func rampJob(ctx context.Context, set settings.Settings, i int, hold time.Durati
 	}
 	took := time.Since(start)
 	time.Sleep(hold)
-	_ = j.fleet.Release(context.WithoutCancel(ctx), j.job.Key, j.lease)
+	j.release(context.WithoutCancel(ctx))
 	return strings.Contains(j.log.String(), "from the pool (ready for"), took, nil
 }
 
