@@ -97,3 +97,11 @@ func TestTheRecordSumsByProjectAndPipeline(t *testing.T) {
 		t.Fatalf("totals %+v", got)
 	}
 }
+
+func TestDollarsShowsFractionsOfACent(t *testing.T) {
+	for v, want := range map[float64]string{0: "$0.0000", 0.0000144: "$0.000014", 0.0034: "$0.003400", 1.23456: "$1.2346"} {
+		if got := Dollars(v); got != want {
+			t.Errorf("Dollars(%v) = %s, want %s", v, got, want)
+		}
+	}
+}

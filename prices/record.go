@@ -122,3 +122,12 @@ func add(totals map[[2]string]*Total, j Job) {
 		t.Dollars += *j.Dollars
 	}
 }
+
+// Dollars formats an amount with the precision it needs: four decimals, or six
+// for the fractions of a cent a short job costs.
+func Dollars(v float64) string {
+	if v != 0 && v < 0.01 {
+		return fmt.Sprintf("$%.6f", v)
+	}
+	return fmt.Sprintf("$%.4f", v)
+}

@@ -40,7 +40,7 @@ func (d *Driver) reportCost(ctx context.Context, c Clients, st State) {
 	} else {
 		dollars := hourly * served.Hours()
 		rec.Dollars = &dollars
-		d.Log.Info(fmt.Sprintf("The job's worker, %s: about $%.4f ($%.4f an hour, %s)", worker, dollars, hourly, source), "instance_id", l.InstanceID)
+		d.Log.Info(fmt.Sprintf("The job's worker, %s: about %s (%s an hour, %s)", worker, prices.Dollars(dollars), prices.Dollars(hourly), source), "instance_id", l.InstanceID)
 	}
 	if err := prices.Append(prices.RecordPath(d.Settings.StateDir), rec); err != nil {
 		d.Log.Warn("Could not add the job to the cost record", "error", err)
