@@ -22,13 +22,12 @@ const (
 // quiet watches the machine for the run: the load average it started on and the
 // CPU time stolen while it ran.
 type quiet struct {
-	startLoad    float64
-	start        cpuTimes
-	mu           sync.Mutex
-	maxLoad      float64
-	stop         chan struct{}
-	done         sync.WaitGroup
-	steal, total uint64
+	startLoad float64
+	start     cpuTimes
+	mu        sync.Mutex
+	maxLoad   float64
+	stop      chan struct{}
+	done      sync.WaitGroup
 }
 
 // cpuTimes are /proc/stat's aggregate CPU counters: steal and all.
