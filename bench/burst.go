@@ -164,21 +164,8 @@ func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot
 	b := burst{name: "ec2-executor with a pool of as many idle workers (measured)"}
 	proxy, limits := throttledProxy()
 	defer proxy.Close()
-	dir := filepath.Join(s.Dir, "burst-pool")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return b, err
-	}
-	set, path, err := burstSettings(s, proxy.URL, "burst-pool", func(c *settings.Settings) {
-		c.StateDir = dir
-		c.Pool.IdleCount = n
-		c.Pool.PollInterval = settings.Duration{Duration: time.Second}
-	})
-	if err != nil {
-		return b, err
-	}
-	s.Boot.SetBootDelay(boot)
 	defer s.Boot.SetBootDelay(0)
-	p, err := startPool(binary, path)
+	set, p, err := burstPool(s, binary, proxy.URL, "burst-pool", n, boot)
 	if err != nil {
 		return b, err
 	}
@@ -191,7 +178,7 @@ func pooledBurst(ctx context.Context, s *stack.Stack, binary string, n int, boot
 	}
 	b.fill, b.fillCalls = time.Since(start), proxy.Counts()
 	err = runBurst(ctx, set, n, &b)
-	p.stop() // before the cleanups' releases, so it does not refill
+	p.stop()
 	b.calls, b.throttled = minus(proxy.Counts(), b.fillCalls), limits.Throttled()
 	return b, err
 }
@@ -202,21 +189,8 @@ func brokeredBurst(ctx context.Context, s *stack.Stack, binary string, n int, bo
 	b := burst{name: "ec2-executor with a pool of no idle workers, launching for the jobs (measured)", brokered: true}
 	proxy, limits := throttledProxy()
 	defer proxy.Close()
-	dir := filepath.Join(s.Dir, "burst-brokered")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return b, err
-	}
-	set, path, err := burstSettings(s, proxy.URL, "burst-brokered", func(c *settings.Settings) {
-		c.StateDir = dir
-		c.Pool.IdleCount = 0
-		c.Pool.PollInterval = settings.Duration{Duration: time.Second}
-	})
-	if err != nil {
-		return b, err
-	}
-	s.Boot.SetBootDelay(boot)
 	defer s.Boot.SetBootDelay(0)
-	p, err := startPool(binary, path)
+	set, p, err := burstPool(s, binary, proxy.URL, "burst-brokered", 0, boot)
 	if err != nil {
 		return b, err
 	}
@@ -228,6 +202,26 @@ func brokeredBurst(ctx context.Context, s *stack.Stack, binary string, n int, bo
 	b.calls, b.throttled = proxy.Counts(), limits.Throttled()
 	b.launched = proxy.LastCall("RunInstances").Sub(b.start)
 	return b, err
+}
+
+// burstPool starts a pool of idle workers booting in boot (reset it after), its
+// settings in a directory of their own and its EC2 calls through endpoint.
+func burstPool(s *stack.Stack, binary, endpoint, name string, idle int, boot time.Duration) (settings.Settings, *poolProcess, error) {
+	dir := filepath.Join(s.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return settings.Settings{}, nil, err
+	}
+	set, path, err := burstSettings(s, endpoint, name, func(c *settings.Settings) {
+		c.StateDir = dir
+		c.Pool.IdleCount = idle
+		c.Pool.PollInterval = settings.Duration{Duration: time.Second}
+	})
+	if err != nil {
+		return set, nil, err
+	}
+	s.Boot.SetBootDelay(boot)
+	p, err := startPool(binary, path)
+	return set, p, err
 }
 
 // coldReason is the job log's line saying why a job that asked a pool launched

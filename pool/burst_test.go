@@ -22,20 +22,14 @@ func TestAHundredClaimsAtOnceAreAnsweredInTime(t *testing.T) {
 	for i := range n {
 		idle(p, fmt.Sprintf("k%d", i), fmt.Sprintf("i-%d", i), "t3.micro")
 	}
-	l, err := p.listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.serve(ctx, l); close(done) }()
-	defer func() { cancel(); l.Close(); <-done }()
+	socket := serving(t, p)
+	ctx := context.Background()
 	var wg sync.WaitGroup
 	took, ids, errs := make([]time.Duration, n), make([]string, n), make([]error, n)
 	for i := range n {
 		wg.Go(func() {
 			start := time.Now()
-			a, err := workers.Claim(ctx, p.s.PoolSocket(), workers.ClaimRequest{Job: workers.Job{Key: fmt.Sprint(i)},
+			a, err := workers.Claim(ctx, socket, workers.ClaimRequest{Job: workers.Job{Key: fmt.Sprint(i)},
 				Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketOnDemand}}, time.Second, time.Minute, func(string) {})
 			took[i], errs[i] = time.Since(start), err
 			if err == nil && a.Lease != nil {

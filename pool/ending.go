@@ -22,22 +22,9 @@ type endReq struct {
 // the releases that arrive within endGather of each other.
 func (p *Pool) ender(ctx context.Context) {
 	for {
-		var reqs []endReq
-		select {
-		case <-ctx.Done():
+		reqs, ok := gather(ctx, p.ends, endGather)
+		if !ok {
 			return
-		case r := <-p.ends:
-			reqs = append(reqs, r)
-		}
-		gather := time.After(endGather)
-	collect:
-		for {
-			select {
-			case r := <-p.ends:
-				reqs = append(reqs, r)
-			case <-gather:
-				break collect
-			}
 		}
 		ids := make([]string, len(reqs))
 		for i, r := range reqs {

@@ -35,22 +35,9 @@ type launchResult struct {
 // calls go through the pool's paced client, as the fill's do.
 func (p *Pool) launcher(ctx context.Context) {
 	for {
-		var reqs []launchReq
-		select {
-		case <-ctx.Done():
+		reqs, ok := gather(ctx, p.launches, launchGather)
+		if !ok {
 			return
-		case r := <-p.launches:
-			reqs = append(reqs, r)
-		}
-		gather := time.After(launchGather)
-	collect:
-		for {
-			select {
-			case r := <-p.launches:
-				reqs = append(reqs, r)
-			case <-gather:
-				break collect
-			}
 		}
 		for _, group := range bySpec(reqs) {
 			p.launchGroup(ctx, group)

@@ -46,21 +46,9 @@ type resumeReq struct {
 // that arrive within 100 ms of each other.
 func (p *Pool) resumer(ctx context.Context) {
 	for {
-		var batch []resumeReq
-		select {
-		case <-ctx.Done():
+		batch, ok := gather(ctx, p.resumes, 100*time.Millisecond)
+		if !ok {
 			return
-		case r := <-p.resumes:
-			batch = append(batch, r)
-		}
-		for gather := time.After(100 * time.Millisecond); ; {
-			select {
-			case r := <-p.resumes:
-				batch = append(batch, r)
-				continue
-			case <-gather:
-			}
-			break
 		}
 		ids := make([]string, len(batch))
 		for i, r := range batch {
