@@ -2,8 +2,15 @@
 // workers booted and ready (sshd with the pinned key, Docker, pre-pulled images),
 // hands one to each job that claims it on a unix socket without any EC2 call on the
 // job's path (a claim of a stopped worker waits for its one StartInstances, shared
-// with the claims that arrive together), and exports what it does as Prometheus
-// metrics.
+// with the claims that arrive together; a claim that finds nothing has a worker
+// launched for it, batched likewise), ends the workers of finished jobs in batches,
+// and exports what it does, and what workers cost, as Prometheus metrics.
+//
+// Its files: pool.go runs the loop (tick); reconcile.go compares its records with
+// EC2; fill.go and resize.go bring it to its size; claims.go, stopped.go,
+// launchfor.go, reuse.go and ending.go answer jobs; server.go is the socket;
+// ready.go checks a booted worker; book.go is the records; paced.go and metrics.go
+// count and pace its calls; cost.go and heartbeat.go are the rest of its duties.
 //
 // It is held to a higher bar than a stage process. It learns the state of all its
 // workers from one filtered DescribeInstances per poll and paces every EC2 action

@@ -1,0 +1,75 @@
+package pool
+
+import (
+	"context"
+	"time"
+
+	"github.com/ec2-executor/ec2-executor/workers"
+)
+
+// resize brings the pool to its current size (the schedule's, or the [pool]
+// section's) without touching a claimed worker. Idle workers beyond the idle count
+// are stopped while the stopped pool is short, and the rest, those ready longest
+// first, end once they waited idle_time. Stopped workers beyond the stopped count
+// are started while the idle pool is short (they are checked again, then offered),
+// and the rest are terminated.
+func (p *Pool) resize(ctx context.Context) {
+	idleWant, stoppedWant, idleTime := p.size()
+	p.mu.Lock()
+	idle, stopped := p.inState(workers.PoolIdle), p.inState(workers.PoolStopped)
+	var ends []ending
+	var stops, starts []string
+	now := p.now()
+	for _, w := range idle[:max(len(idle)-idleWant, 0)] {
+		switch {
+		case len(stopped)+len(stops) < stoppedWant:
+			w.State, w.Since = workers.PoolStopped, now
+			stops = append(stops, w.Lease.InstanceID)
+		case now.Sub(w.Since) >= idleTime:
+			ends = append(ends, ending{w.Lease.InstanceID, ReasonIdle, "idle longer than pool.idle_time"})
+			delete(p.book.Workers, w.Key)
+		}
+	}
+	for _, w := range stopped[:max(len(stopped)-stoppedWant, 0)] {
+		if len(idle)+len(starts) < idleWant {
+			w.State, w.Since = workers.PoolBooting, now
+			starts = append(starts, w.Lease.InstanceID)
+			continue
+		}
+		ends = append(ends, ending{w.Lease.InstanceID, ReasonIdle, "more stopped workers than the pool wants now"})
+		delete(p.book.Workers, w.Key)
+	}
+	p.saveLocked()
+	p.mu.Unlock()
+	p.stop(ctx, stops)
+	if err := p.fleet.Resume(ctx, starts); err != nil {
+		p.log.Warn("Starting stopped pool workers", "error", err)
+	}
+	for _, e := range ends {
+		p.terminate(ctx, e.id, e.reason, e.why)
+	}
+}
+
+// inState lists the workers in state, those in it longest first. Called with the
+// lock held.
+func (p *Pool) inState(state string) []*Worker {
+	var out []*Worker
+	for _, w := range p.book.Workers {
+		if w.State == state {
+			out = append(out, w)
+		}
+	}
+	sortBySince(out)
+	return out
+}
+
+// size is how many idle and stopped workers the pool wants now, and how long an
+// idle one beyond them may wait: the schedule's sizes, the idle count raised by
+// pool.scale_factor for the workers in use.
+func (p *Pool) size() (idle, stopped int, idleTime time.Duration) {
+	now := p.now()
+	_, stopped, idleTime = p.s.Pool.PoolSize(now)
+	idle = p.s.Pool.IdleWanted(now, int(p.inUse.Load()))
+	p.m.idleDesired.Set(float64(idle))
+	return idle, stopped, idleTime
+}
