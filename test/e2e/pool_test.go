@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ec2-executor/ec2-executor/pool"
 	"github.com/ec2-executor/ec2-executor/settings"
@@ -162,6 +165,7 @@ func (p *poolSetup) job(job runnersim.Job) runnersim.Result {
 func (p *poolSetup) finish() {
 	p.t.Helper()
 	p.stop(syscall.SIGKILL)
+	p.assertNoneLost()
 	dir := filepath.Dir(p.socket)
 	final := settingsFile(p.t, "final-pool.toml", p.poolProxy.URL, func(s *settings.Settings) {
 		s.StateDir = dir
@@ -185,6 +189,48 @@ func (p *poolSetup) finish() {
 	assertNoneRunning(p.t)
 	for _, r := range p.rows {
 		record(p.t, r[0], r[1], r[2])
+	}
+}
+
+// assertNoneLost checks, before anything is cleaned up, that every instance of ours
+// still running is one the pool's records hold (by id, or by the batch of a launch
+// it died saving): a worker that no job and no record accounts for is lost.
+func (p *poolSetup) assertNoneLost() {
+	p.t.Helper()
+	var book struct {
+		Workers map[string]struct {
+			Batch string `json:"batch"`
+			Lease struct {
+				InstanceID string `json:"instance_id"`
+			} `json:"lease"`
+		} `json:"workers"`
+	}
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(p.socket), "pool", "workers.json")); err == nil {
+		if err := json.Unmarshal(b, &book); err != nil {
+			p.t.Fatalf("the pool's records: %v", err)
+		}
+	}
+	held := map[string]bool{}
+	for _, w := range book.Workers {
+		held[w.Lease.InstanceID], held[w.Batch] = true, true
+	}
+	insts, err := st.InstancesByTag(context.Background(), workers.TagManagedBy, workers.ManagedByThis)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, in := range insts {
+		if n := in.State.Name; n == "terminated" || n == "shutting-down" {
+			continue
+		}
+		id, batch := aws.ToString(in.InstanceId), ""
+		for _, tag := range in.Tags {
+			if aws.ToString(tag.Key) == workers.TagJobKey {
+				batch = aws.ToString(tag.Value)
+			}
+		}
+		if !held[id] && !held[batch] {
+			p.t.Errorf("instance %s (job key %s) runs, and neither a job nor the pool's records account for it", id, batch)
+		}
 	}
 }
 
