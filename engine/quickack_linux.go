@@ -23,7 +23,7 @@ import (
 // 0.87× Docker's attach instead of 1.08×.
 type quickAckConn struct {
 	net.Conn
-	raw   syscall.RawConn
+	ack   func() // sends the pending acknowledgement now (TCP_QUICKACK)
 	armed atomic.Bool
 }
 
@@ -37,7 +37,12 @@ func withQuickAck(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &quickAckConn{Conn: c, raw: raw}
+	ack := func() {
+		_ = raw.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+		})
+	}
+	return &quickAckConn{Conn: c, ack: ack}
 }
 
 func (c *quickAckConn) Write(p []byte) (int, error) {
@@ -51,9 +56,7 @@ func (c *quickAckConn) Read(p []byte) (int, error) {
 	case n == len(p):
 		c.armed.Store(false)
 	case c.armed.Load():
-		_ = c.raw.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
-		})
+		c.ack()
 	}
 	return n, err
 }

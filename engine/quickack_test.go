@@ -43,3 +43,44 @@ func TestQuickAckConnReadsThrough(t *testing.T) {
 		t.Error("a connection that is not TCP was wrapped")
 	}
 }
+
+// Only answers are acknowledged at once: a write arms it, a short read (an
+// answer's segment) acknowledges, and a read that fills its buffer (a stream)
+// disarms it until the next write.
+func TestQuickAckArmsOnWriteAndDisarmsOnAStream(t *testing.T) {
+	local, remote := net.Pipe()
+	defer local.Close()
+	defer remote.Close()
+	acks := 0
+	c := &quickAckConn{Conn: local, ack: func() { acks++ }}
+	send := func(s string) {
+		go func() { _, _ = remote.Write([]byte(s)) }()
+	}
+	read := func(n int) {
+		t.Helper()
+		if _, err := c.Read(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { _, _ = io.ReadAll(remote) }()
+	send("short")
+	read(64) // nothing written yet: not armed
+	if acks != 0 {
+		t.Fatalf("acknowledged before any write: %d", acks)
+	}
+	if _, err := c.Write([]byte("GET /_ping")); err != nil {
+		t.Fatal(err)
+	}
+	send("OK")
+	read(64)
+	if acks != 1 {
+		t.Fatalf("an answer after a write: %d acknowledgements, want 1", acks)
+	}
+	send("0123456789abcdef")
+	read(16) // fills the buffer: a stream
+	send("tail")
+	read(64)
+	if acks != 1 {
+		t.Fatalf("a stream was acknowledged segment by segment: %d", acks)
+	}
+}
