@@ -75,7 +75,7 @@ func run(m *testing.M) int {
 	}
 	defer st.Down()
 	code := m.Run()
-	if !finishReliability() && code == 0 {
+	if !finishReliability(code == 0) && code == 0 {
 		code = 1
 	}
 	return code

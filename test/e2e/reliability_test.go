@@ -60,13 +60,18 @@ func renderReliability() string {
 }
 
 // finishReliability writes or checks docs/reliability.md; it returns false when the
-// committed table is out of date.
-func finishReliability() bool {
+// committed table is out of date. A run with a failing test (passed false) never
+// writes the table: its rows would claim what a failing case did not show.
+func finishReliability(passed bool) bool {
 	mode := os.Getenv("EC2X_RELIABILITY")
 	if mode == "" {
 		return true
 	}
 	got := renderReliability()
+	if mode == "write" && !passed {
+		fmt.Fprintln(os.Stderr, "docs/reliability.md not written: a test failed, and its rows would claim what it did not show")
+		return false
+	}
 	if mode == "write" {
 		if err := os.WriteFile(reliabilityPath, []byte(got), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
