@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test unit e2e gitlab-runner reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke install release release-check
+.PHONY: build test unit e2e gitlab-runner reliability demo stack-up stack-down lint fmt fuzz bench bench-smoke soak install release release-check
 
 build: ## the driver binary, bin/ec2-executor
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ec2-executor ./cmd/ec2-executor
@@ -31,6 +31,11 @@ gitlab-runner: ## a real gitlab-runner 17.5.0 and its helper (the stack's helper
 
 e2e: gitlab-runner ## end-to-end tests: the real binary, the runner simulator, a real gitlab-runner and the local stack; checks docs/reliability.md
 	EC2X_RELIABILITY=check $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+SOAK ?= 30m
+
+soak: gitlab-runner ## the soak: jobs of every kind and random faults (pool, holders, stages, sshd, EC2 storms, terminations) for $(SOAK), then every invariant checked
+	EC2X_SOAK=$(SOAK) $(GO) test -tags 'e2e soak' -count=1 -timeout 3h -v -run '^TestSoak$$' ./test/e2e/
 
 reliability: gitlab-runner ## rerun the end-to-end suite and rewrite docs/reliability.md from what it observed
 	EC2X_RELIABILITY=write $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e/
@@ -86,6 +91,7 @@ lint: ## gofmt, go vet and staticcheck (e2e files included), and go.mod as `go m
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) vet -tags 'e2e soak' ./test/e2e/
 	$(GO) mod tidy -diff || { echo "go.mod/go.sum differ from what 'go mod tidy' writes: run it"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags e2e ./test/e2e/
