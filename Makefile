@@ -33,9 +33,10 @@ e2e: gitlab-runner ## end-to-end tests: the real binary, the runner simulator, a
 	EC2X_RELIABILITY=check $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
 SOAK ?= 30m
+SOAK_WRITE ?= 1
 
-soak: gitlab-runner ## the soak: jobs of every kind and random faults (pool, holders, stages, sshd, EC2 storms, terminations) for $(SOAK), then every invariant checked
-	EC2X_SOAK=$(SOAK) $(GO) test -tags 'e2e soak' -count=1 -timeout 3h -v -run '^TestSoak$$' ./test/e2e/
+soak: gitlab-runner ## the soak: jobs of every kind and random faults (pool, holders, stages, sshd, EC2 storms, terminations) for $(SOAK), then every invariant checked; a passing run writes docs/soak.md
+	EC2X_SOAK=$(SOAK) EC2X_SOAK_WRITE=$(SOAK_WRITE) $(GO) test -tags 'e2e soak' -count=1 -timeout 3h -v -run '^TestSoak$$' ./test/e2e/
 
 reliability: gitlab-runner ## rerun the end-to-end suite and rewrite docs/reliability.md from what it observed
 	EC2X_RELIABILITY=write $(GO) test -tags e2e -count=1 -timeout 40m ./test/e2e/
