@@ -115,10 +115,14 @@ func (p *Pool) launchGroup(ctx context.Context, reqs []launchReq) {
 func (p *Pool) launchFor(ctx context.Context, req workers.ClaimRequest, gone <-chan struct{}, waiting func(string)) (decision, string) {
 	r := launchReq{job: req.Job, spec: req.Spec, done: make(chan launchResult, 1)}
 	waiting("no idle or stopped worker fits; the pool launches one for this job")
-	p.launches <- r // buffered beyond any burst the cap allows; the launcher drains it
 	var l launchResult
 	select {
-	case l = <-r.done:
+	case p.launches <- r:
+		select {
+		case l = <-r.done:
+		case <-ctx.Done():
+			return decision{ClaimAnswer: workers.ClaimAnswer{Error: "the pool is stopping"}}, ClaimError
+		}
 	case <-ctx.Done():
 		return decision{ClaimAnswer: workers.ClaimAnswer{Error: "the pool is stopping"}}, ClaimError
 	}
