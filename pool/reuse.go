@@ -28,7 +28,11 @@ func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers
 	if rec.Builds+1 >= p.s.Pool.MaxBuilds {
 		key := rec.Key
 		p.mu.Unlock()
-		return p.endFor(ctx, key, fmt.Sprintf("it served pool.max_builds (%d) jobs", p.s.Pool.MaxBuilds))
+		why := fmt.Sprintf("it served pool.max_builds (%d) jobs", p.s.Pool.MaxBuilds)
+		if p.s.Pool.MaxBuilds <= 1 {
+			why = "its job is done (pool.max_builds is 1)"
+		}
+		return p.endFor(ctx, key, why)
 	}
 	w := *rec
 	p.mu.Unlock()
