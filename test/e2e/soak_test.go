@@ -125,14 +125,14 @@ func TestSoak(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
-		for {
+		for n := rand.IntN(faultKinds); ; n++ {
 			select {
 			case <-done:
 				return
 			case <-time.After(time.Duration(15+rand.IntN(20)) * time.Second):
 			}
 			from := time.Now()
-			kind := p.injectFault()
+			kind := p.injectFault(n)
 			mu.Lock()
 			faults = append(faults, soakFault{kind, from, time.Now()})
 			if kind == "pool SIGKILLed and restarted" {
@@ -162,9 +162,13 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// injectFault makes one fault at random and says which.
-func (p *poolSetup) injectFault() string {
-	switch rand.IntN(6) {
+// faultKinds is how many kinds injectFault makes.
+const faultKinds = 7
+
+// injectFault makes fault n (mod faultKinds) and says which. The soak goes round
+// them from a random start, so that a short soak meets every kind.
+func (p *poolSetup) injectFault(n int) string {
+	switch n % faultKinds {
 	case 0:
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		_ = p.cmd.Wait()
