@@ -96,6 +96,7 @@ lint: ## gofmt, go vet and staticcheck (e2e files included), and go.mod as `go m
 	$(GO) mod tidy -diff || { echo "go.mod/go.sum differ from what 'go mod tidy' writes: run it"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags e2e ./test/e2e/
+	$(GO) run $(STATICCHECK) -tags 'e2e soak' ./test/e2e/
 
 fmt:
 	gofmt -w .

@@ -37,7 +37,6 @@ type poolSetup struct {
 	socket, metrics     string
 	cmd                 *exec.Cmd
 	log                 *os.File
-	soakReport          string // the soak's summary, for docs/soak.md
 }
 
 // newPool writes settings for a pool of idle workers sharing a fresh state directory
