@@ -24,8 +24,6 @@ type Worker struct {
 	Index int           `json:"index"`
 	Lease workers.Lease `json:"lease"` // holds the worker's private key: the book is 0600
 	State string        `json:"state"` // booting, idle, stopped, starting or claimed
-	Type  string        `json:"type,omitempty"`
-	Spot  bool          `json:"spot,omitempty"`
 	// RootGiB is the root volume the pool launched it with (0: the AMI's).
 	RootGiB int `json:"root_gib,omitempty"`
 	// Since is when it entered its state: launched, ready or claimed.

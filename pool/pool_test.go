@@ -36,8 +36,8 @@ func testPool(t *testing.T, f *provisiontest.FakeEC2) *Pool {
 }
 
 func idle(p *Pool, key, id, typ string) {
-	p.book.Workers[key] = &Worker{Key: key, State: workers.PoolIdle, Type: typ, Since: now.Add(-time.Minute),
-		Lease: workers.Lease{InstanceID: id, Address: "127.0.1.9:22", ClientKey: "secret-" + key}}
+	p.book.Workers[key] = &Worker{Key: key, State: workers.PoolIdle, Since: now.Add(-time.Minute),
+		Lease: workers.Lease{InstanceID: id, Type: typ, Address: "127.0.1.9:22", ClientKey: "secret-" + key}}
 }
 
 func claimFor(p *Pool, job string, types ...string) workers.ClaimAnswer {
@@ -204,7 +204,7 @@ func TestReadyWorkersFillIdleThenStopped(t *testing.T) {
 	if s := p.readyState(); s != workers.PoolStopped {
 		t.Fatalf("second ready worker is %s, want stopped", s)
 	}
-	p.book.Workers["pool-a-1"] = &Worker{Key: "pool-a-1", State: workers.PoolStopped, Type: "t3.micro", Lease: workers.Lease{InstanceID: "i-b"}}
+	p.book.Workers["pool-a-1"] = &Worker{Key: "pool-a-1", State: workers.PoolStopped, Lease: workers.Lease{InstanceID: "i-b", Type: "t3.micro"}}
 	if s := p.readyState(); s != workers.PoolIdle {
 		t.Fatalf("a worker beyond both counts is %s, want idle (idle_time trims it)", s)
 	}
@@ -251,7 +251,7 @@ func TestAScheduleMovesThePoolBetweenSizesWithoutTouchingAClaimedWorker(t *testi
 	for i, state := range []string{workers.PoolIdle, workers.PoolIdle, workers.PoolClaimed} {
 		id := launched(t, f, map[string]string{workers.TagPoolState: state})
 		key := slot("pool-s", i)
-		p.book.Workers[key] = &Worker{Key: key, State: state, Type: "t3.micro", Since: now.Add(-time.Hour), Lease: workers.Lease{InstanceID: id}}
+		p.book.Workers[key] = &Worker{Key: key, State: state, Since: now.Add(-time.Hour), Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
 		ids = append(ids, id)
 	}
 	clock = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC) // night: 0 idle, 2 stopped
@@ -316,7 +316,7 @@ func TestAStopLostWithThePoolIsMadeAgain(t *testing.T) {
 	f := provisiontest.New()
 	p := testPool(t, f)
 	id := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
-	w := &Worker{Key: "pool-s-0", Batch: "pool-s", State: workers.PoolStopped, Type: "t3.micro", Since: now, Lease: workers.Lease{InstanceID: id}}
+	w := &Worker{Key: "pool-s-0", Batch: "pool-s", State: workers.PoolStopped, Since: now, Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
 	p.book.Workers[w.Key] = w
 	found, _ := p.fleet.Own(t.Context())
 	if plan := p.reconcile(found); len(plan.stop) != 0 {
@@ -411,7 +411,6 @@ func TestCostsOnMetrics(t *testing.T) {
 		}
 	}
 	idle(p, "k1", "i-1", "t3.micro")
-	p.book.Workers["k1"].Lease.Type = "t3.micro"
 	clock := now
 	p.now = func() time.Time { return clock }
 	p.costs.last = now

@@ -50,7 +50,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 	p.saveLocked()
 	p.broadcastLocked()
 	p.mu.Unlock()
-	p.log.Info("A pool worker is ready", "instance_id", w.Lease.InstanceID, "type", w.Type, "state", state)
+	p.log.Info("A pool worker is ready", "instance_id", w.Lease.InstanceID, "type", w.Lease.Type, "state", state)
 	if state == workers.PoolStopped {
 		p.stop(ctx, []string{w.Lease.InstanceID})
 	} else if err := p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {

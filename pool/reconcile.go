@@ -100,7 +100,6 @@ func inUse(found []provision.Instance) int {
 
 // plan decides what one recorded worker that EC2 still reports needs.
 func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.Time) {
-	w.Type, w.Spot = in.Type, in.Spot
 	w.Lease.Type, w.Lease.Zone, w.Lease.Spot = in.Type, in.Zone, in.Spot
 	switch w.State {
 	case workers.PoolBooting:

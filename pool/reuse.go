@@ -71,7 +71,7 @@ func (p *Pool) wipe(ctx context.Context, w Worker) error {
 // fits reports whether a worker may serve the claim: its spec, and for a used
 // worker the reuse scope (the same project, unless pool.reuse_scope is "runner").
 func (p *Pool) fits(w *Worker, req workers.ClaimRequest) bool {
-	if !req.Spec.Fits(w.Type, w.Spot, w.RootGiB) {
+	if !req.Spec.Fits(w.Lease.Type, w.Lease.Spot, w.RootGiB) {
 		return false
 	}
 	return w.Builds == 0 || p.s.Pool.ReuseScope == settings.ReuseRunner || w.Project == req.Job.ProjectID
