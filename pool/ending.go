@@ -12,29 +12,10 @@ import (
 // TerminateInstances call: the cleanups of a burst end together.
 const endGather = 100 * time.Millisecond
 
-// endReq asks the ender to terminate one worker whose job is done.
-type endReq struct {
-	id   string
-	done chan error // buffered
-}
-
 // ender terminates the workers of finished jobs, one TerminateInstances call for
 // the releases that arrive within endGather of each other.
 func (p *Pool) ender(ctx context.Context) {
-	for {
-		reqs, ok := gather(ctx, p.ends, endGather)
-		if !ok {
-			return
-		}
-		ids := make([]string, len(reqs))
-		for i, r := range reqs {
-			ids[i] = r.id
-		}
-		res := p.fleet.TerminateAll(ctx, ids)
-		for _, r := range reqs {
-			r.done <- res[r.id]
-		}
-	}
+	batchByID(ctx, p.ends, endGather, p.fleet.TerminateAll)
 }
 
 // endFor terminates the worker under key, whose job released it, through the
@@ -51,18 +32,7 @@ func (p *Pool) endFor(ctx context.Context, key, why string) workers.ReleaseAnswe
 	rec.State = workers.PoolEnding
 	p.saveLocked()
 	p.mu.Unlock()
-	r := endReq{id: id, done: make(chan error, 1)}
-	var err error
-	select {
-	case p.ends <- r:
-		select {
-		case err = <-r.done:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err := askByID(ctx, p.ends, id)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {

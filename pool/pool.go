@@ -37,10 +37,10 @@ type Pool struct {
 	seen     map[string]time.Time // when the pool first saw a booting worker running
 	refill   chan struct{}
 	batchMax atomic.Int64 // workers per RunInstances call, halved while their user data does not fit
-	resumes  chan resumeReq
+	resumes  chan idReq
 	running  map[string]bool   // starting workers EC2 reports running again, by key
 	launches chan launchReq    // claims that found no worker, for the launcher
-	ends     chan endReq       // workers of finished jobs, for the ender
+	ends     chan idReq        // workers of finished jobs, for the ender
 	pending  int               // workers claims are waiting to have launched (counted against max_instances)
 	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
 
@@ -74,7 +74,7 @@ func New(s settings.Settings, c Clients, log hclog.Logger, now func() time.Time)
 	fleet := workers.New(s, workers.Clients{EC2: newPaced(c.EC2, m, s.Pool.LaunchesPerSecond), SSM: c.SSM}, log, now)
 	p := &Pool{s: s, fleet: fleet, ecr: c.ECR, spot: c.Spot, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
 		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
-		resumes: make(chan resumeReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan endReq, 1024), failed: map[string]string{}}
+		resumes: make(chan idReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan idReq, 1024), failed: map[string]string{}}
 	p.batchMax.Store(16)
 	p.costs = newCosts(p)
 	for _, w := range b.Workers {

@@ -228,8 +228,8 @@ func TestStartsForClaimsThatArriveTogetherShareOneCall(t *testing.T) {
 	}
 	go p.resumer(t.Context())
 	da, db := make(chan error, 1), make(chan error, 1)
-	p.resumes <- resumeReq{a, da}
-	p.resumes <- resumeReq{b, db}
+	p.resumes <- idReq{a, da}
+	p.resumes <- idReq{b, db}
 	if err := errors.Join(<-da, <-db); err != nil {
 		t.Fatal(err)
 	}

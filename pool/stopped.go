@@ -36,29 +36,17 @@ func (p *Pool) stop(ctx context.Context, ids []string) {
 	p.log.Info("Stopped ready pool workers", "count", len(ids))
 }
 
-// resumeReq asks the resumer to start one stopped worker.
-type resumeReq struct {
-	id   string
-	done chan error
-}
-
 // resumer starts stopped workers for claims, one StartInstances call for the claims
 // that arrive within 100 ms of each other.
 func (p *Pool) resumer(ctx context.Context) {
-	for {
-		batch, ok := gather(ctx, p.resumes, 100*time.Millisecond)
-		if !ok {
-			return
-		}
-		ids := make([]string, len(batch))
-		for i, r := range batch {
-			ids[i] = r.id
-		}
+	batchByID(ctx, p.resumes, 100*time.Millisecond, func(ctx context.Context, ids []string) map[string]error {
 		err := p.fleet.Resume(ctx, ids)
-		for _, r := range batch {
-			r.done <- err
+		res := make(map[string]error, len(ids))
+		for _, id := range ids {
+			res[id] = err
 		}
-	}
+		return res
+	})
 }
 
 // startFor starts the stopped worker a claim took, waits until EC2 reports it
@@ -94,21 +82,13 @@ func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
 }
 
 // resume asks the resumer to start the worker and waits for its answer, or for the
-// pool's shutdown: the resumer stops with Run's context, and a claim waiting on it
-// must not keep Run from returning.
+// pool's shutdown.
 func (p *Pool) resume(ctx context.Context, id string) error {
-	done := make(chan error, 1)
-	select {
-	case p.resumes <- resumeReq{id, done}:
-	case <-ctx.Done():
-		return fmt.Errorf("the pool is shutting down: %w", ctx.Err())
+	err := askByID(ctx, p.resumes, id)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("the pool is shutting down: %w", err)
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("the pool is shutting down: %w", ctx.Err())
-	}
+	return err
 }
 
 // awaitRunning waits until the loop has seen the worker running again, with the
