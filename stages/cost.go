@@ -3,7 +3,6 @@ package stages
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -24,7 +23,7 @@ func (d *Driver) reportCost(ctx context.Context, c Clients, st State) {
 	if l.Spot {
 		market = "spot"
 	}
-	region := d.region()
+	region := d.Settings.AWS.Region // validated: always set
 	where := l.Zone
 	if where == "" {
 		where = region
@@ -45,15 +44,4 @@ func (d *Driver) reportCost(ctx context.Context, c Clients, st State) {
 	if err := prices.Append(prices.RecordPath(d.Settings.StateDir), rec); err != nil {
 		d.Log.Warn("Could not add the job to the cost record", "error", err)
 	}
-}
-
-// region is the settings' AWS region, else the SDK's from the environment.
-func (d *Driver) region() string {
-	if r := d.Settings.AWS.Region; r != "" {
-		return r
-	}
-	if r := os.Getenv("AWS_REGION"); r != "" {
-		return r
-	}
-	return os.Getenv("AWS_DEFAULT_REGION")
 }
