@@ -38,6 +38,7 @@ type Book struct {
 	Dir string
 	Now func() time.Time
 	mu  sync.Mutex
+	mem map[string]cachedSpot // what this process read or fetched: a long-lived pool reads the file once per key an hour
 }
 
 type cachedSpot struct {
@@ -70,6 +71,10 @@ func regionOf(zone, region string) string {
 func (b *Book) spot(ctx context.Context, zone, typ string) (float64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	key := typ + "@" + zone
+	if c, ok := b.mem[key]; ok && b.Now().Sub(c.At) < spotTTL {
+		return c.Price, nil
+	}
 	path := filepath.Join(b.Dir, "spot-prices.json")
 	cache := map[string]cachedSpot{}
 	if data, err := os.ReadFile(path); err == nil {
@@ -77,7 +82,7 @@ func (b *Book) spot(ctx context.Context, zone, typ string) (float64, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("reading the spot price cache: %w", err)
 	}
-	key := typ + "@" + zone
+	b.mem = cache
 	if c, ok := cache[key]; ok && b.Now().Sub(c.At) < spotTTL {
 		return c.Price, nil
 	}
