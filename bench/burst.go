@@ -136,7 +136,7 @@ func runBurst(ctx context.Context, set settings.Settings, n int, b *burst) error
 // release ends the job's hold on its worker as cleanup does: back to the pool,
 // which ends it with the others, else terminated by the job.
 func (b *burstJob) release(ctx context.Context) {
-	if !b.fleet.GiveBack(ctx, b.job, b.lease) {
+	if !b.fleet.GiveBack(ctx, b.job, b.lease, false) {
 		_ = b.fleet.Release(ctx, b.job.Key, b.lease)
 	}
 }

@@ -23,6 +23,8 @@ type metrics struct {
 	prepullFailing *prometheus.GaugeVec
 	// jobCost and idleCost are what workers cost: the jobs', and the pool's idle time.
 	jobCost, idleCost *prometheus.CounterVec
+	// spotBreakers is 1 for each instance type and zone whose spot breaker is open.
+	spotBreakers *prometheus.GaugeVec
 }
 
 // Claim results, launch phases and termination reasons (label values).
@@ -45,6 +47,7 @@ const (
 	ReasonBoot    = "failed_to_boot"
 	ReasonStop    = "shutdown"
 	ReasonWipe    = "wipe_failed"
+	ReasonSpot    = "spot_notice"
 )
 
 func newMetrics() *metrics {
@@ -63,7 +66,7 @@ func newMetrics() *metrics {
 	m.ec2Calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_ec2_calls_total",
 		Help: "EC2 API calls the pool made, by action and error code (empty for success)."}, []string{"action", "code"})
 	m.terminated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2x_pool_terminated_total",
-		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown, wipe_failed."}, []string{"reason"})
+		Help: "Pool workers ended, by reason: idle_time, job_done, unverified, interrupted_or_gone, failed_to_boot, shutdown, wipe_failed, spot_notice (EC2 announced an idle spot worker's reclaim or recommended its rebalance)."}, []string{"reason"})
 	m.prepullFailing = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_prepull_failing",
 		Help: "1 for a pool.prepull_images image whose last pulls all failed: the pool stopped pulling it until it restarts (the reason is in its log)."}, []string{"image"})
 	m.jobCost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2_executor_job_cost_dollars_total",
@@ -71,7 +74,10 @@ func newMetrics() *metrics {
 		[]string{"project", "instance_type"})
 	m.idleCost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ec2_executor_pool_idle_cost_dollars_total",
 		Help: "What the pool's idle workers cost while they waited for a job (USD), by instance type."}, []string{"instance_type"})
-	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing, m.jobCost, m.idleCost)
+	m.spotBreakers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_spot_breaker_open",
+		Help: "1 for each instance type and zone whose spot breaker is open: instance.spot_interruptions_limit reclaims within instance.spot_interruptions_window made launches there go on-demand for instance.spot_cooldown."},
+		[]string{"instance_type", "zone"})
+	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing, m.jobCost, m.idleCost, m.spotBreakers)
 	return m
 }
 

@@ -56,6 +56,10 @@ func (p *paced) DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput,
 	return do(ctx, p, p.images, "DescribeImages", func() (*ec2.DescribeImagesOutput, error) { return p.api.DescribeImages(ctx, in, o...) })
 }
 
+func (p *paced) DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, o ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	return do(ctx, p, p.images, "DescribeSubnets", func() (*ec2.DescribeSubnetsOutput, error) { return p.api.DescribeSubnets(ctx, in, o...) })
+}
+
 func (p *paced) TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, o ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
 	return do(ctx, p, p.mutate, "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) { return p.api.TerminateInstances(ctx, in, o...) })
 }

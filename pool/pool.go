@@ -114,6 +114,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	go p.launcher(ctx)
 	go p.ender(ctx)
 	go p.heartbeat(ctx)
+	go p.watchSpot(ctx)
 	p.log.Info("Pool serving claims", "socket", p.s.PoolSocket(), "idle_count", p.s.Pool.IdleCount, "max_instances", p.s.Pool.MaxInstances)
 	for {
 		p.tick(ctx)
@@ -151,6 +152,7 @@ func (p *Pool) tick(ctx context.Context) {
 	p.resize(ctx)
 	p.fill(ctx)
 	p.countCosts(ctx)
+	p.publishBreakers()
 	p.publish()
 }
 

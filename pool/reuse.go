@@ -25,11 +25,14 @@ func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers
 		p.mu.Unlock()
 		return workers.ReleaseAnswer{Why: "the pool holds no claim of this job on " + req.InstanceID}
 	}
-	if rec.Builds+1 >= p.s.Pool.MaxBuilds {
+	if rec.Builds+1 >= p.s.Pool.MaxBuilds || req.SpotNotice {
 		key := rec.Key
 		p.mu.Unlock()
 		why := fmt.Sprintf("it served pool.max_builds (%d) jobs", p.s.Pool.MaxBuilds)
-		if p.s.Pool.MaxBuilds <= 1 {
+		switch {
+		case req.SpotNotice:
+			why = "EC2 announced its spot reclaim or recommended its rebalance"
+		case p.s.Pool.MaxBuilds <= 1:
 			why = "its job is done (pool.max_builds is 1)"
 		}
 		return p.endFor(ctx, key, why)

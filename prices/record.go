@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ec2-executor/ec2-executor/statefile"
 )
 
 // Job is one job's line in the manager's cost record.
@@ -32,23 +34,8 @@ type Job struct {
 // RecordPath is the cost record under a state directory.
 func RecordPath(stateDir string) string { return filepath.Join(stateDir, "costs.jsonl") }
 
-// Append adds j to the record at path: one line, written with O_APPEND, so the
-// cleanups of concurrent jobs never interleave within a line.
-func Append(path string, j Job) error {
-	line, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(line, '\n'))
-	return errors.Join(err, f.Close())
-}
+// Append adds j to the record at path (statefile.AppendLine).
+func Append(path string, j Job) error { return statefile.AppendLine(path, j) }
 
 // Total is the cost of a group of jobs.
 type Total struct {

@@ -160,3 +160,16 @@ func (p *Provisioner) Resume(ctx context.Context, ids []string) error {
 	}
 	return nil
 }
+
+// SubnetZones maps each subnet to its availability zone, with one DescribeSubnets.
+func (p *Provisioner) SubnetZones(ctx context.Context, ids []string) (map[string]string, error) {
+	out, err := p.api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: ids}, patientRetries)
+	if err != nil {
+		return nil, fmt.Errorf("describing subnets %s: %w", strings.Join(ids, ", "), err)
+	}
+	zones := map[string]string{}
+	for _, sn := range out.Subnets {
+		zones[aws.ToString(sn.SubnetId)] = aws.ToString(sn.AvailabilityZone)
+	}
+	return zones, nil
+}

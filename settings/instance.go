@@ -34,6 +34,13 @@ type Instance struct {
 	MaxLifetime   Duration `toml:"max_lifetime"`
 	LaunchTimeout Duration `toml:"launch_timeout"`
 	PollInterval  Duration `toml:"poll_interval"`
+	// SpotInterruptionsLimit reclaims of one instance type in one zone within
+	// SpotInterruptionsWindow make launches skip spot for that type and zone for
+	// SpotCooldown: a zone short of spot capacity reclaims again soon, and a job
+	// that loses its worker runs again from the start. 0 turns the breaker off.
+	SpotInterruptionsLimit  int      `toml:"spot_interruptions_limit"`
+	SpotInterruptionsWindow Duration `toml:"spot_interruptions_window"`
+	SpotCooldown            Duration `toml:"spot_cooldown"`
 	// ARM64 and X86_64 give the image (and types) of the architecture that
 	// instance.types are not, for jobs that ask for it (EC2_EXECUTOR_ARCH, or an
 	// instance type override of that architecture).
@@ -142,6 +149,13 @@ func (i Instance) validateTemplate(add func(error)) {
 func (i Instance) validateMarket(add func(error)) {
 	if !slices.Contains(markets, i.Market) {
 		add(problem("instance.market", "must be %q, %q or %q, got %q", MarketOnDemand, MarketSpot, MarketSpotFallback, i.Market))
+	}
+	if i.SpotInterruptionsLimit < 0 {
+		add(problem("instance.spot_interruptions_limit", "must be 0 (no breaker) or more, got %d", i.SpotInterruptionsLimit))
+	}
+	if i.SpotInterruptionsLimit > 0 {
+		positive(add, "instance.spot_interruptions_window", i.SpotInterruptionsWindow.Duration)
+		positive(add, "instance.spot_cooldown", i.SpotCooldown.Duration)
 	}
 	if i.SpotMaxPrice == "" {
 		return

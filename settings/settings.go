@@ -106,6 +106,11 @@ func Default() Settings {
 			MaxLifetime:      Duration{6 * time.Hour},
 			LaunchTimeout:    Duration{5 * time.Minute},
 			PollInterval:     Duration{2 * time.Second},
+			// Three reclaims in half an hour is a zone out of spot capacity for
+			// that type; an hour on demand costs less than three lost jobs.
+			SpotInterruptionsLimit:  3,
+			SpotInterruptionsWindow: Duration{30 * time.Minute},
+			SpotCooldown:            Duration{time.Hour},
 		},
 		Worker: Worker{ECRCredentialHelper: true},
 		Reap: Reap{GracePeriod: Duration{10 * time.Minute}, FromCleanup: true, Interval: Duration{5 * time.Minute},

@@ -37,7 +37,8 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	}
 	// A pooled worker goes back to the pool, which keeps it (wiped) or ends it; any
 	// other, or one no pool took, is terminated with every instance tagged with the job.
-	if !(st.Address != "" && fleet.GiveBack(ctx, d.workerJob(key), st.Lease)) {
+	noticed := d.spotNoticed(&st)
+	if !(st.Address != "" && fleet.GiveBack(ctx, d.workerJob(key), st.Lease, noticed)) {
 		if err := fleet.Release(ctx, key, st.Lease); err != nil {
 			return err
 		}
@@ -47,6 +48,7 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 		return err
 	}
 	_ = os.Remove(d.holderSocket(key)) // the holder ends with the state; a killed one leaves its socket
+	_ = os.Remove(d.spotPath(key))
 	fleet.ReapIfDue(ctx, d.holder)
 	return nil
 }

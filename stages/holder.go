@@ -46,8 +46,15 @@ func (d *Driver) Hold(ctx context.Context, key string) error {
 		return err == nil
 	}
 	fleet := workers.New(d.Settings, workers.Clients{}, d.Log, d.Now)
-	prestart := func(w *engine.Worker) { w.Prestart(ctx, jobContainers(st)...) }
-	return fleet.Hold(ctx, st.Lease, d.holderSocket(key), keep, prestart)
+	connected := func(w *engine.Worker) {
+		go d.watchSpot(ctx, w, st)
+		w.Prestart(ctx, jobContainers(st)...)
+	}
+	err = fleet.Hold(ctx, st.Lease, d.holderSocket(key), keep, connected)
+	if !keep() {
+		_ = os.Remove(d.spotPath(key)) // a notice written as cleanup removed the state
+	}
+	return err
 }
 
 // reach connects a run stage to the job's worker: through the holder when one
@@ -75,7 +82,11 @@ func (d *Driver) lost(ctx context.Context, st State, err error) error {
 	if ferr != nil {
 		return err
 	}
-	return fleet.Lost(ctx, st.Lease, err)
+	lost := fleet.Lost(ctx, st.Lease, err)
+	if errors.Is(lost, workers.ErrReclaimed) {
+		d.recordReclaim(st)
+	}
+	return lost
 }
 
 // jobContainers are the job's helper and build containers, those it has, in the

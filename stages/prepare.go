@@ -33,7 +33,10 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st := State{JobKey: key, JobID: d.Env.Vars["CI_JOB_ID"], CreatedAt: d.Now().UTC(), Image: d.jobImage(job)}
+	wj := d.workerJob(key)
+	instance = d.onDemandRetry(instance, wj)
+	st := State{JobKey: key, JobID: wj.ID, ProjectID: wj.ProjectID, PipelineID: wj.PipelineID, JobName: wj.Name,
+		CreatedAt: d.Now().UTC(), Image: d.jobImage(job)}
 	store := d.store()
 	if err := store.Save(st); err != nil {
 		return err
@@ -42,7 +45,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lease, err := fleet.Get(ctx, d.workerJob(key), instance, func(l workers.Lease) error {
+	lease, err := fleet.Get(ctx, wj, instance, func(l workers.Lease) error {
 		st.Lease = l
 		return store.Save(st)
 	})
@@ -63,7 +66,7 @@ func (d *Driver) Prepare(ctx context.Context) error {
 // workerJob is what the job's worker is tagged with.
 func (d *Driver) workerJob(key string) workers.Job {
 	v := d.Env.Vars
-	return workers.Job{Key: key, ID: v["CI_JOB_ID"], ProjectID: v["CI_PROJECT_ID"], PipelineID: v["CI_PIPELINE_ID"], RunnerID: v["CI_RUNNER_ID"]}
+	return workers.Job{Key: key, ID: v["CI_JOB_ID"], ProjectID: v["CI_PROJECT_ID"], PipelineID: v["CI_PIPELINE_ID"], RunnerID: v["CI_RUNNER_ID"], Name: v["CI_JOB_NAME"]}
 }
 
 // checkLifetime refuses a job that may run longer than the reaper lets a worker live.

@@ -70,6 +70,9 @@ func (d *Driver) runIn(ctx context.Context, w *engine.Worker, st *State, id, she
 	if err != nil {
 		return 0, err
 	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { d.showSpot(st, stop); close(done) }()
+	defer func() { close(stop); <-done }()
 	return w.RunScript(ctx, id, shell, script, d.Stdout, d.Stderr)
 }
 

@@ -23,6 +23,11 @@ type State struct {
 	JobKey    string    `json:"job_key"`
 	JobID     string    `json:"job_id"`
 	CreatedAt time.Time `json:"created_at"`
+	// ProjectID, PipelineID and JobName tell the job's retries (a spot reclaim
+	// sends them on demand).
+	ProjectID  string `json:"project_id,omitempty"`
+	PipelineID string `json:"pipeline_id,omitempty"`
+	JobName    string `json:"job_name,omitempty"`
 	// Lease is the job's worker (its fields sit at the top level of the file).
 	workers.Lease
 	Image          string `json:"image,omitempty"`
@@ -35,6 +40,9 @@ type State struct {
 	// Unreachable says a stage already lost the worker: the job has failed, and later
 	// stages (after_script, cleanup_file_variables) try only briefly to reach it.
 	Unreachable bool `json:"unreachable,omitempty"`
+	// SpotShown lists the spot notices (spotReclaim, spotRebalance) a run stage
+	// has shown in the job log, so that each shows once.
+	SpotShown []string `json:"spot_shown,omitempty"`
 }
 
 // Store keeps one state file per job key in a directory.

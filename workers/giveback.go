@@ -12,13 +12,13 @@ import (
 // come with it (no DescribeInstances: the pool launched it, so there is no
 // duplicate to look for), and reports whether the pool took it. Any doubt (no
 // pool, no answer, a refusal) is false: the caller then terminates the worker
-// itself.
-func (f *Fleet) GiveBack(ctx context.Context, job Job, l Lease) bool {
+// itself. noticed says EC2 announced the spot worker's reclaim or rebalance.
+func (f *Fleet) GiveBack(ctx context.Context, job Job, l Lease, noticed bool) bool {
 	if l.Source != SourcePool {
 		return false
 	}
 	within := f.s.SSH.CleanupConnectTimeout.Duration + time.Minute
-	a, err := Ask(ctx, f.s.PoolSocket(), Request{Release: &ReleaseRequest{Job: job, InstanceID: l.InstanceID}}, within, within, func(string) {})
+	a, err := Ask(ctx, f.s.PoolSocket(), Request{Release: &ReleaseRequest{Job: job, InstanceID: l.InstanceID, SpotNotice: noticed}}, within, within, func(string) {})
 	if err == nil && a.Release == nil {
 		err = fmt.Errorf("%w: %s", ErrPoolRefused, a.Error)
 	}

@@ -143,7 +143,7 @@ func (f *Fleet) launchSpec(ctx context.Context, in settings.Instance, job Job, u
 	v := in.RootVolume
 	return provision.LaunchSpec{
 		AMI:              ami,
-		Choices:          provision.Choices(in.Types, in.SubnetIDs, spotOrder(in.Market)...),
+		Choices:          f.withBreakers(ctx, in, provision.Choices(in.Types, in.SubnetIDs, spotOrder(in.Market)...)),
 		SecurityGroupIDs: in.SecurityGroupIDs,
 		InstanceProfile:  in.IAMInstanceProfile,
 		MetadataHopLimit: in.MetadataHopLimit,

@@ -91,6 +91,9 @@ type ClaimAnswer struct {
 type ReleaseRequest struct {
 	Job        Job    `json:"job"`
 	InstanceID string `json:"instance_id"`
+	// SpotNotice says EC2 announced the worker's reclaim or recommended its
+	// rebalance while the job ran: the pool ends it instead of offering it again.
+	SpotNotice bool `json:"spot_notice,omitempty"`
 }
 
 // ReleaseAnswer says whether the pool kept the worker (wiped, to be offered again)

@@ -57,7 +57,7 @@ func (f *Fleet) Reconnect(ctx context.Context, l Lease, deadline time.Duration, 
 	if err == nil || errors.Is(err, engine.ErrHostKeyMismatch) || deadline <= first {
 		return w, err
 	}
-	if reason := f.GoneReason(ctx, l); reason != "" {
+	if reason, _ := f.gone(ctx, l); reason != "" {
 		return nil, fmt.Errorf("%s: %w", reason, err)
 	}
 	return engine.Connect(ctx, f.target(l, deadline-first), f.log)
@@ -67,29 +67,47 @@ func (f *Fleet) Reconnect(ctx context.Context, l Lease, deadline time.Duration, 
 // spot-interrupted worker reads as such instead of as an SSH error. It is still a
 // system failure: `retry: when: runner_system_failure` runs the job again.
 func (f *Fleet) Lost(ctx context.Context, l Lease, err error) error {
-	if reason := f.GoneReason(ctx, l); reason != "" {
-		return fmt.Errorf("%s: %w", reason, err)
+	reason, reclaimed := f.gone(ctx, l)
+	switch {
+	case reason == "":
+		return err
+	case reclaimed:
+		return &reclaimedError{reason: reason, err: err}
 	}
-	return err
+	return fmt.Errorf("%s: %w", reason, err)
 }
 
-// GoneReason asks EC2 once whether the lease's worker is gone and says how, or
-// returns "" when it still runs or EC2 cannot tell.
-func (f *Fleet) GoneReason(ctx context.Context, l Lease) string {
+// ErrReclaimed is in the error of a stage whose spot worker EC2 reclaimed.
+var ErrReclaimed = errors.New("spot worker reclaimed")
+
+// reclaimedError reads as EC2's reason and the stage's error, and is both
+// ErrReclaimed and that error.
+type reclaimedError struct {
+	reason string
+	err    error
+}
+
+func (e *reclaimedError) Error() string   { return e.reason + ": " + e.err.Error() }
+func (e *reclaimedError) Unwrap() []error { return []error{ErrReclaimed, e.err} }
+
+// gone asks EC2 once whether the lease's worker is gone and says how (reclaimed:
+// EC2 took the spot worker back), or returns "" when it still runs or EC2 cannot
+// tell.
+func (f *Fleet) gone(ctx context.Context, l Lease) (reason string, reclaimed bool) {
 	if l.InstanceID == "" {
-		return ""
+		return "", false
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	inst, err := f.prov.Describe(dctx, l.InstanceID)
 	switch {
 	case err != nil || !inst.Gone():
-		return ""
+		return "", false
 	case inst.Interrupted():
-		return fmt.Sprintf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`",
-			inst.ID, inst.StateReason)
+		return fmt.Sprintf("the worker is gone: EC2 reclaimed spot instance %s (%s); this system failure is retried by `retry: when: runner_system_failure`, and the retry launches on-demand",
+			inst.ID, inst.StateReason), true
 	}
-	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason)
+	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason), false
 }
 
 // Hold keeps one SSH connection to the lease's worker for the job's later stages and
@@ -103,4 +121,19 @@ func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bo
 	defer w.Close()
 	go connected(w)
 	return w.Serve(ctx, socket, keep)
+}
+
+// SpotNotice reads what EC2 announced for a spot worker that no job holds, over a
+// connection of its own (engine.Metadata).
+func (f *Fleet) SpotNotice(ctx context.Context, l Lease) (engine.SpotNotice, error) {
+	w, err := f.Reconnect(ctx, l, f.s.SSH.CleanupConnectTimeout.Duration, false)
+	if err != nil {
+		return engine.SpotNotice{}, err
+	}
+	defer w.Close()
+	md, err := w.Metadata()
+	if err != nil {
+		return engine.SpotNotice{}, err
+	}
+	return md.SpotNotice(ctx)
 }

@@ -37,10 +37,12 @@ const (
 )
 
 // Job is what a worker is tagged with for one job. Key names the job's state and
-// selects its instances; the ids are for cost reports and people.
+// selects its instances; the ids are for cost reports and people. Name (not
+// tagged) tells a retry of the job by its project, pipeline and name.
 type Job struct {
 	Key                                 string
 	ID, ProjectID, PipelineID, RunnerID string
+	Name                                string
 }
 
 // tags merges the operator's tags with the driver's own, which win; empty values are

@@ -26,6 +26,8 @@ type FakeEC2 struct {
 	Calls     map[string]int
 
 	RunErr error
+	// SubnetZone is every subnet's availability zone.
+	SubnetZone string
 	// Capacity, when above 0, caps how many instances one RunInstances call launches
 	// (EC2 launches fewer than MaxCount when it lacks capacity).
 	Capacity int
@@ -133,6 +135,19 @@ func (f *FakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 }
 
 // TerminateInstances moves instances to terminated.
+// DescribeSubnets puts every subnet in SubnetZone (us-east-1a when unset).
+func (f *FakeEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
+	zone := f.SubnetZone
+	if zone == "" {
+		zone = "us-east-1a"
+	}
+	out := &ec2.DescribeSubnetsOutput{}
+	for _, id := range in.SubnetIds {
+		out.Subnets = append(out.Subnets, types.Subnet{SubnetId: aws.String(id), AvailabilityZone: aws.String(zone)})
+	}
+	return out, nil
+}
+
 func (f *FakeEC2) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

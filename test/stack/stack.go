@@ -95,6 +95,8 @@ type Stack struct {
 	// to (the real runner's and the runner simulator's alike); job containers reach
 	// it through JobsAPIMount.
 	JobsAPI *gitlabapi.Server
+	// IMDS is the played workers' instance metadata service (spot notices).
+	IMDS *IMDS
 	// Privileged says the shared dockerd runs `--privileged` containers (the stack's
 	// runtime, cmd/privrunc): a dockerd the stack found running may not.
 	Privileged bool
@@ -169,6 +171,7 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 		{"jobs api", s.startJobsAPI},
 		{"settings", s.writeSettings},
 		{"boot simulator", s.startBoot},
+		{"instance metadata", s.startIMDS},
 	}
 	for _, step := range steps {
 		t0 := time.Now()
@@ -184,6 +187,9 @@ func Up(ctx context.Context, dir string) (*Stack, error) {
 // Down stops the boot simulator (and every sshd it started), then every process the
 // stack started, by PID, and removes the local users it created.
 func (s *Stack) Down() {
+	if s.IMDS != nil {
+		s.IMDS.stop()
+	}
 	if s.stopBoot != nil {
 		s.stopBoot()
 		<-s.bootDone
