@@ -183,3 +183,22 @@ func TestReleasesThatComeTogetherEndWithOneCall(t *testing.T) {
 		t.Fatalf("%d TerminateInstances calls, running %v, records %d", calls, f.Running(), len(p.book.Workers))
 	}
 }
+
+// A worker whose job saw EC2's spot notice is ended when it comes back, even where
+// pool.max_builds would keep it for another job.
+func TestAWorkerBackWithASpotNoticeIsEndedNotKept(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	p.s.Pool.MaxBuilds = 3
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.ender(ctx)
+	id := f.Launched(t, map[string]string{workers.TagJobKey: "1-j"})
+	idle(p, "k", id, "t3.micro")
+	w := p.book.Workers["k"]
+	w.State, w.ClaimedBy = workers.PoolClaimed, "1-j"
+	a := p.takeBack(ctx, workers.ReleaseRequest{Job: workers.Job{Key: "1-j"}, InstanceID: id, SpotNotice: true})
+	if !a.Ended || a.Kept || !strings.Contains(a.Why, "spot") || len(f.Running()) != 0 {
+		t.Fatalf("answer %+v, running %v", a, f.Running())
+	}
+}
