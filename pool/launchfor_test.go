@@ -202,3 +202,29 @@ func TestAWorkerBackWithASpotNoticeIsEndedNotKept(t *testing.T) {
 		t.Fatalf("answer %+v, running %v", a, f.Running())
 	}
 }
+
+// A spot claim takes an on-demand idle worker only where an open spot breaker made
+// it so.
+func TestASpotClaimTakesAnOnDemandWorkerOnlyUnderAnOpenBreaker(t *testing.T) {
+	p := testPool(t, provisiontest.New())
+	idle(p, "k", "i-od", "t3.micro")
+	w := p.book.Workers["k"]
+	w.Lease.Zone = "us-east-1a"
+	req := workers.ClaimRequest{Job: workers.Job{Key: "1-j"}, Spec: workers.Spec{Types: []string{"t3.micro"}, Market: settings.MarketSpot}}
+	if p.fits(w, req) {
+		t.Fatal("a spot claim took an on-demand worker with no breaker open")
+	}
+	p.breakers = []workers.Breaker{{Type: "t3.micro", Zone: "us-east-1b"}}
+	if p.fits(w, req) {
+		t.Fatal("a breaker of another zone let a spot claim take an on-demand worker")
+	}
+	p.breakers = []workers.Breaker{{Type: "t3.micro", Zone: "us-east-1a"}}
+	if !p.fits(w, req) {
+		t.Fatal("a spot claim did not take the on-demand worker its breaker made")
+	}
+	req.Spec.Market = settings.MarketOnDemand
+	w.Lease.Spot = true
+	if p.fits(w, req) {
+		t.Fatal("an on-demand claim took a spot worker")
+	}
+}

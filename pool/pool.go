@@ -43,6 +43,8 @@ type Pool struct {
 	ends     chan idReq        // workers of finished jobs, for the ender
 	pending  int               // workers claims are waiting to have launched (counted against max_instances)
 	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
+	// breakers are the spot breakers open at the last poll (publishBreakers).
+	breakers []workers.Breaker
 
 	ecr   func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
 	spot  prices.SpotAPI

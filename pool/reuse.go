@@ -73,8 +73,11 @@ func (p *Pool) wipe(ctx context.Context, w Worker) error {
 
 // fits reports whether a worker may serve the claim: its spec, and for a used
 // worker the reuse scope (the same project, unless pool.reuse_scope is "runner").
+// A spot claim takes an on-demand worker that an open spot breaker made so: a
+// launch for it would be on-demand too. Called with the lock held.
 func (p *Pool) fits(w *Worker, req workers.ClaimRequest) bool {
-	if !req.Spec.Fits(w.Lease.Type, w.Lease.Spot, w.RootGiB) {
+	spot := w.Lease.Spot || (req.Spec.Market == settings.MarketSpot && p.breakerMadeOnDemand(w))
+	if !req.Spec.Fits(w.Lease.Type, spot, w.RootGiB) {
 		return false
 	}
 	return w.Builds == 0 || p.s.Pool.ReuseScope == settings.ReuseRunner || w.Project == req.Job.ProjectID

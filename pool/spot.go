@@ -90,4 +90,22 @@ func (p *Pool) publishBreakers() {
 	for _, b := range open {
 		p.m.spotBreakers.WithLabelValues(b.Type, b.Zone).Set(1)
 	}
+	p.mu.Lock()
+	p.breakers = open
+	p.mu.Unlock()
+}
+
+// breakerMadeOnDemand reports whether an open spot breaker covers the on-demand
+// worker w's type and zone: the pool launched it for spot claims, and a spot
+// launch there would be on-demand too. Called with the lock held.
+func (p *Pool) breakerMadeOnDemand(w *Worker) bool {
+	if w.Lease.Spot {
+		return false
+	}
+	for _, b := range p.breakers {
+		if b.Type == w.Lease.Type && b.Zone == w.Lease.Zone {
+			return true
+		}
+	}
+	return false
 }

@@ -12,7 +12,8 @@ import (
 // TestPoolEndsAnIdleSpotWorkerWithANotice plays EC2's reclaim notice on the pool's
 // idle spot worker: the pool ends it instead of offering it, records the reclaim
 // (the breaker, set to open at one, shows on /metrics and sends the refill
-// on-demand), and the next job gets the refill.
+// on-demand), and the next job, a spot job, gets the on-demand refill: a launch
+// for it would be on-demand too.
 func TestPoolEndsAnIdleSpotWorkerWithANotice(t *testing.T) {
 	p := newPool(t, "pool-spot", 1, func(s *settings.Settings) {
 		s.Instance.Market = settings.MarketSpot
@@ -31,13 +32,14 @@ func TestPoolEndsAnIdleSpotWorkerWithANotice(t *testing.T) {
 		t.Errorf("the noticed worker %s is %s, want terminated", noticed, state)
 	}
 	p.waitIdle(1)
+	refill := p.status().Idle[0]
 	job := baseJob(8601)
 	job.Script = []string{"echo after the notice"}
 	res := p.job(job)
-	contains(t, res.Log, "from the pool", "after the notice", "Job succeeded")
-	if got := pooledWorker(t, res); got == noticed {
-		t.Errorf("the pool offered %s after EC2's reclaim notice", noticed)
+	contains(t, res.Log, "from the pool (ready for", "after the notice", "Job succeeded")
+	if got := pooledWorker(t, res); got != refill {
+		t.Errorf("the job got %s, want the on-demand refill %s (never the noticed %s)", got, refill, noticed)
 	}
-	p.note("fault", "EC2's spot reclaim notice on an idle pool worker", "the worker ended (spot_notice), never offered; the breaker opened on /metrics")
+	p.note("fault", "EC2's spot reclaim notice on an idle pool worker", "the worker ended (spot_notice), never offered; the breaker opened on /metrics; the next spot job got the on-demand refill")
 	p.finish()
 }
