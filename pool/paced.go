@@ -60,6 +60,10 @@ func (p *paced) DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInpu
 	return do(ctx, p, p.images, "DescribeSubnets", func() (*ec2.DescribeSubnetsOutput, error) { return p.api.DescribeSubnets(ctx, in, o...) })
 }
 
+func (p *paced) DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, o ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+	return do(ctx, p, p.images, "DescribeInstanceTypes", func() (*ec2.DescribeInstanceTypesOutput, error) { return p.api.DescribeInstanceTypes(ctx, in, o...) })
+}
+
 func (p *paced) TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, o ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
 	return do(ctx, p, p.mutate, "TerminateInstances", func() (*ec2.TerminateInstancesOutput, error) { return p.api.TerminateInstances(ctx, in, o...) })
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -52,4 +54,37 @@ func (p *Provisioner) resolveRootDevice(ctx context.Context, spec *LaunchSpec) e
 	}
 	spec.RootVolume.DeviceName = aws.ToString(out.Images[0].RootDeviceName)
 	return nil
+}
+
+// TypeArchitectures asks EC2 which architecture each instance type runs (one
+// DescribeInstanceTypes). A type EC2 does not know is left out.
+func (p *Provisioner) TypeArchitectures(ctx context.Context, names []string) (map[string]string, error) {
+	in := &ec2.DescribeInstanceTypesInput{}
+	for _, n := range names {
+		in.InstanceTypes = append(in.InstanceTypes, types.InstanceType(n))
+	}
+	out, err := p.api.DescribeInstanceTypes(ctx, in, patientRetries)
+	if err != nil {
+		return nil, fmt.Errorf("describing instance types %s: %w", strings.Join(names, ", "), err)
+	}
+	archs := map[string]string{}
+	for _, t := range out.InstanceTypes {
+		if t.ProcessorInfo != nil && len(t.ProcessorInfo.SupportedArchitectures) > 0 {
+			archs[string(t.InstanceType)] = string(t.ProcessorInfo.SupportedArchitectures[0])
+		}
+	}
+	return archs, nil
+}
+
+// ImageArchitecture asks EC2 which architecture an AMI boots (one DescribeImages),
+// or "" when EC2 does not show the image.
+func (p *Provisioner) ImageArchitecture(ctx context.Context, ami string) (string, error) {
+	out, err := p.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{ami}}, patientRetries)
+	if err != nil {
+		return "", fmt.Errorf("describing image %s: %w", ami, err)
+	}
+	if len(out.Images) != 1 {
+		return "", nil
+	}
+	return string(out.Images[0].Architecture), nil
 }

@@ -140,6 +140,9 @@ func (f *Fleet) launchSpec(ctx context.Context, in settings.Instance, job Job, u
 		}
 		f.log.Info("Using AMI "+ami+" from SSM parameter "+in.AMIParameter, "ami", ami)
 	}
+	if err := f.checkArch(ctx, in, ami); err != nil {
+		return provision.LaunchSpec{}, err
+	}
 	v := in.RootVolume
 	return provision.LaunchSpec{
 		AMI:              ami,

@@ -28,6 +28,8 @@ type FakeEC2 struct {
 	RunErr error
 	// SubnetZone is every subnet's availability zone.
 	SubnetZone string
+	// ImageArch is an image's architecture (none when unset).
+	ImageArch map[string]string
 	// Capacity, when above 0, caps how many instances one RunInstances call launches
 	// (EC2 launches fewer than MaxCount when it lacks capacity).
 	Capacity int
@@ -129,12 +131,11 @@ func (f *FakeEC2) DescribeImages(_ context.Context, in *ec2.DescribeImagesInput,
 	f.Calls["DescribeImages"]++
 	out := &ec2.DescribeImagesOutput{}
 	for _, id := range in.ImageIds {
-		out.Images = append(out.Images, types.Image{ImageId: aws.String(id), RootDeviceName: aws.String("/dev/xvda")})
+		out.Images = append(out.Images, types.Image{ImageId: aws.String(id), RootDeviceName: aws.String("/dev/xvda"), Architecture: types.ArchitectureValues(f.ImageArch[id])})
 	}
 	return out, nil
 }
 
-// TerminateInstances moves instances to terminated.
 // DescribeSubnets puts every subnet in SubnetZone (us-east-1a when unset).
 func (f *FakeEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInput, _ ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
 	zone := f.SubnetZone
@@ -148,6 +149,25 @@ func (f *FakeEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInpu
 	return out, nil
 }
 
+// DescribeInstanceTypes gives Graviton families (a "g" after the generation) arm64
+// and the rest x86_64, as EC2 does for the common ones.
+func (f *FakeEC2) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls["DescribeInstanceTypes"]++
+	out := &ec2.DescribeInstanceTypesOutput{}
+	for _, t := range in.InstanceTypes {
+		arch := types.ArchitectureTypeX8664
+		if family, _, _ := strings.Cut(string(t), "."); strings.Contains(strings.TrimLeft(family, "abcdefghijklmnopqrstuvwxyz"), "g") {
+			arch = types.ArchitectureTypeArm64
+		}
+		out.InstanceTypes = append(out.InstanceTypes, types.InstanceTypeInfo{InstanceType: t,
+			ProcessorInfo: &types.ProcessorInfo{SupportedArchitectures: []types.ArchitectureType{arch}}})
+	}
+	return out, nil
+}
+
+// TerminateInstances moves instances to terminated.
 func (f *FakeEC2) TerminateInstances(_ context.Context, in *ec2.TerminateInstancesInput, _ ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

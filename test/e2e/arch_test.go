@@ -47,9 +47,22 @@ func TestAJobChoosesItsArchitecture(t *testing.T) {
 			t.Errorf("%s=%s launched %s with %s, want %s with %s", c.variable, c.value, in.InstanceType, got, c.typ, c.ami)
 		}
 	}
-	job := baseJob(3110)
+	// An x86_64 image given for arm64 workers: EC2's DescribeImages tells, and the
+	// job fails before RunInstances, naming the setting.
+	wrong := settingsFile(t, "arch-wrong.toml", st.Endpoint(), func(s *settings.Settings) {
+		s.Instance.ARM64 = settings.ArchImage{AMI: stack.AMI, Types: []string{"t4g.micro"}}
+		s.Overrides.Architectures = []string{settings.ArchARM}
+	})
+	job := baseJob(3111)
+	job.Variables = []runnersim.Variable{{Key: "EC2_EXECUTOR_ARCH", Value: "arm64", Public: true}}
+	res := runJob(t, job, wrong)
+	msg := "AMI " + stack.AMI + " boots x86_64 (EC2's DescribeImages), but its instance types (t4g.micro) are arm64"
+	if res.FailureReason != "runner_system_failure" || !strings.Contains(res.Log, msg) || strings.Contains(res.Log, "Launching t4g") {
+		t.Errorf("an x86_64 image for arm64 workers: %s (%s), want %q before any launch\n%s", res.Status, res.FailureReason, msg, res.Log)
+	}
+	job = baseJob(3110)
 	job.Variables = []runnersim.Variable{{Key: "EC2_EXECUTOR_ARCH", Value: "riscv64", Public: true}}
-	res := runJob(t, job, cfg)
+	res = runJob(t, job, cfg)
 	if res.FailureReason != "script_failure" || !strings.Contains(res.Log, `CI variable EC2_EXECUTOR_ARCH="riscv64" is not allowed: the architecture must be one of arm64, x86_64`) {
 		t.Errorf("an unknown architecture: %s (%s)\n%s", res.Status, res.FailureReason, res.Log)
 	}
