@@ -26,6 +26,9 @@ type Worker struct {
 	State string        `json:"state"` // booting, idle, stopped, starting or claimed
 	// RootGiB is the root volume the pool launched it with (0: the AMI's).
 	RootGiB int `json:"root_gib,omitempty"`
+	// Arch is the architecture it was launched as (empty: instance.types', as
+	// records from before architectures were kept say).
+	Arch string `json:"arch,omitempty"`
 	// Since is when it entered its state: launched, ready or claimed.
 	Since     time.Time `json:"since"`
 	ClaimedBy string    `json:"claimed_by,omitempty"`

@@ -11,19 +11,35 @@ import (
 )
 
 // fill launches the workers the pool is missing, within max_instances, in as few
-// RunInstances calls as their user data allows.
+// RunInstances calls as their user data allows: those of instance.types'
+// architecture, then the other's ([pool.<arch>]).
 func (p *Pool) fill(ctx context.Context) {
 	idleWant, stoppedWant, _ := p.size()
+	p.fillArch(ctx, p.s.Instance, idleWant+stoppedWant)
+	other := p.s.Instance.OtherArch()
+	if want := p.s.Pool.ArchIdle(other); want > 0 {
+		in, err := p.s.Instance.ForArch(other, nil) // validate made sure it has an image and types
+		if err != nil {
+			p.log.Warn("Filling the pool's "+other+" workers", "error", err)
+			return
+		}
+		p.fillArch(ctx, in, want)
+	}
+}
+
+// fillArch launches the workers of in's architecture the pool is missing to have
+// want (idle, stopped or booting for no job).
+func (p *Pool) fillArch(ctx context.Context, in settings.Instance, want int) {
 	p.mu.Lock()
-	n := p.book.count()
-	missing := idleWant + stoppedWant - n[workers.PoolIdle] - (n[workers.PoolBooting] - p.reservedLocked()) - n[workers.PoolStopped]
+	n, reserved := p.countArch(in.Arch())
+	missing := want - n[workers.PoolIdle] - (n[workers.PoolBooting] - reserved) - n[workers.PoolStopped]
 	if limit := p.s.Pool.MaxInstances; limit > 0 {
 		missing = min(missing, limit-p.total-p.pending)
 	}
 	p.mu.Unlock()
 	for missing > 0 && ctx.Err() == nil {
 		size := min(missing, int(p.batchMax.Load()))
-		_, got, err := p.launchBatch(ctx, p.s.Instance, size, nil)
+		_, got, err := p.launchBatch(ctx, in, size, nil)
 		switch {
 		case errors.Is(err, cloudinit.ErrBatchTooBig) && size > 1:
 			p.batchMax.Store(int64(size / 2))
@@ -52,7 +68,7 @@ func (p *Pool) launchBatch(ctx context.Context, in settings.Instance, n int, job
 		for i, l := range ls {
 			key := slot(batch, i)
 			if p.book.Workers[key] == nil {
-				w := &Worker{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start, RootGiB: in.RootVolume.SizeGiB}
+				w := &Worker{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start, RootGiB: in.RootVolume.SizeGiB, Arch: in.Arch()}
 				if jobs != nil {
 					w.ReservedFor, w.Project = &jobs[i], jobs[i].ProjectID
 				}
@@ -91,3 +107,27 @@ func (p *Pool) launchBatch(ctx context.Context, in settings.Instance, n int, job
 
 // slot names a worker by its batch and launch index.
 func slot(batch string, index int) string { return batch + "-" + strconv.Itoa(index) }
+
+// archOf is the architecture a pool worker was launched as.
+func (p *Pool) archOf(w *Worker) string {
+	if w.Arch != "" {
+		return w.Arch
+	}
+	return p.s.Instance.Arch()
+}
+
+// countArch counts the workers of arch by state, and the booting ones launched for
+// claims. Called with the lock held.
+func (p *Pool) countArch(arch string) (map[string]int, int) {
+	n, reserved := map[string]int{}, 0
+	for _, w := range p.book.Workers {
+		if p.archOf(w) != arch {
+			continue
+		}
+		n[w.State]++
+		if w.ReservedFor != nil {
+			reserved++
+		}
+	}
+	return n, reserved
+}

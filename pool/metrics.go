@@ -25,6 +25,8 @@ type metrics struct {
 	jobCost, idleCost *prometheus.CounterVec
 	// spotBreakers is 1 for each instance type and zone whose spot breaker is open.
 	spotBreakers *prometheus.GaugeVec
+	// idleByArch is the idle workers of each architecture, desired and actual.
+	idleByArch *prometheus.GaugeVec
 }
 
 // Claim results, launch phases and termination reasons (label values).
@@ -77,7 +79,10 @@ func newMetrics() *metrics {
 	m.spotBreakers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_spot_breaker_open",
 		Help: "1 for each instance type and zone whose spot breaker is open: instance.spot_interruptions_limit reclaims within instance.spot_interruptions_window made launches there go on-demand for instance.spot_cooldown."},
 		[]string{"instance_type", "zone"})
-	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing, m.jobCost, m.idleCost, m.spotBreakers)
+	m.idleByArch = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ec2x_pool_idle_by_arch",
+		Help: "Idle workers by architecture: desired (pool.idle_count and its scale factor and schedules for instance.types' architecture, [pool.<arch>] for the other) and actual."},
+		[]string{"arch", "count"})
+	m.reg.MustRegister(m.workers, m.idleDesired, m.claims, m.claimTime, m.phases, m.ec2Calls, m.terminated, m.prepullFailing, m.jobCost, m.idleCost, m.spotBreakers, m.idleByArch)
 	return m
 }
 

@@ -214,6 +214,10 @@ func (p *Pool) publish() {
 	for state, n := range p.book.count() {
 		p.m.workers.WithLabelValues(state).Set(float64(n))
 	}
+	for _, arch := range []string{p.s.Instance.Arch(), p.s.Instance.OtherArch()} {
+		n, _ := p.countArch(arch)
+		p.m.idleByArch.WithLabelValues(arch, "actual").Set(float64(n[workers.PoolIdle]))
+	}
 }
 
 // pollInterval is pool.poll_interval, or a second while a stopped worker starts, or

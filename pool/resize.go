@@ -16,8 +16,9 @@ import (
 func (p *Pool) resize(ctx context.Context) {
 	idleWant, stoppedWant, idleTime := p.size()
 	p.mu.Lock()
-	idle, stopped := p.inState(workers.PoolIdle), p.inState(workers.PoolStopped)
-	var ends []ending
+	arch := p.s.Instance.Arch()
+	idle, stopped := p.inState(workers.PoolIdle, arch), p.inState(workers.PoolStopped, arch)
+	ends := p.trimOtherArch(idleTime)
 	var stops, starts []string
 	now := p.now()
 	for _, w := range idle[:max(len(idle)-idleWant, 0)] {
@@ -50,12 +51,28 @@ func (p *Pool) resize(ctx context.Context) {
 	}
 }
 
-// inState lists the workers in state, those in it longest first. Called with the
-// lock held.
-func (p *Pool) inState(state string) []*Worker {
+// trimOtherArch ends the idle workers of the other architecture beyond its
+// [pool.<arch>] idle count (none without one: those a job gave back) once they
+// waited idle_time. Called with the lock held.
+func (p *Pool) trimOtherArch(idleTime time.Duration) []ending {
+	other := p.s.Instance.OtherArch()
+	idle := p.inState(workers.PoolIdle, other)
+	var ends []ending
+	for _, w := range idle[:max(len(idle)-p.s.Pool.ArchIdle(other), 0)] {
+		if p.now().Sub(w.Since) >= idleTime {
+			ends = append(ends, ending{w.Lease.InstanceID, ReasonIdle, "idle longer than pool.idle_time"})
+			delete(p.book.Workers, w.Key)
+		}
+	}
+	return ends
+}
+
+// inState lists the workers of arch in state, those in it longest first. Called
+// with the lock held.
+func (p *Pool) inState(state, arch string) []*Worker {
 	var out []*Worker
 	for _, w := range p.book.Workers {
-		if w.State == state {
+		if w.State == state && p.archOf(w) == arch {
 			out = append(out, w)
 		}
 	}
@@ -71,5 +88,8 @@ func (p *Pool) size() (idle, stopped int, idleTime time.Duration) {
 	_, stopped, idleTime = p.s.Pool.PoolSize(now)
 	idle = p.s.Pool.IdleWanted(now, int(p.inUse.Load()))
 	p.m.idleDesired.Set(float64(idle))
+	p.m.idleByArch.WithLabelValues(p.s.Instance.Arch(), "desired").Set(float64(idle))
+	other := p.s.Instance.OtherArch()
+	p.m.idleByArch.WithLabelValues(other, "desired").Set(float64(p.s.Pool.ArchIdle(other)))
 	return idle, stopped, idleTime
 }

@@ -137,3 +137,30 @@ func (s Settings) validateArchOverrides(add func(error)) {
 		}
 	}
 }
+
+// OtherArch is the architecture instance.types are not.
+func (i Instance) OtherArch() string {
+	if i.Arch() == ArchARM {
+		return ArchX86
+	}
+	return ArchARM
+}
+
+// validatePoolArch checks that a [pool.<arch>] section sizes the other
+// architecture's idle workers, which need an [instance.<arch>] image and types.
+func (s Settings) validatePoolArch(add func(error)) {
+	for _, arch := range architectures {
+		n, name := s.Pool.ArchIdle(arch), "pool."+arch+".idle_count"
+		switch {
+		case n < 0:
+			add(problem(name, "must not be negative"))
+		case n == 0:
+		case arch == s.Instance.Arch():
+			add(problem(name, "instance.types are %s, whose idle workers pool.idle_count sizes: [pool.%s] is for the other architecture", arch, arch))
+		default:
+			if _, err := s.Instance.ForArch(arch, nil); err != nil {
+				add(problem(name, "%v", err))
+			}
+		}
+	}
+}

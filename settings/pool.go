@@ -58,6 +58,26 @@ type Pool struct {
 	ReusePrivileged bool `toml:"reuse_privileged"`
 	// Schedule resizes the pool by time of day ([[pool.schedule]] entries).
 	Schedule []PoolSchedule `toml:"schedule"`
+	// ARM64 and X86_64 keep idle workers of the architecture instance.types are not
+	// (booting [instance.<arch>]'s image and types), for the jobs that ask for it:
+	// the settings above size the pool of instance.types' architecture.
+	ARM64  PoolArch `toml:"arm64"`
+	X86_64 PoolArch `toml:"x86_64"`
+}
+
+// PoolArch sizes the pool's idle workers of one architecture.
+type PoolArch struct {
+	// IdleCount idle workers of the architecture are kept ready; one beyond it
+	// waits pool.idle_time before it ends.
+	IdleCount int `toml:"idle_count"`
+}
+
+// ArchIdle is how many idle workers of arch the [pool.<arch>] section asks for.
+func (p Pool) ArchIdle(arch string) int {
+	if arch == ArchARM {
+		return p.ARM64.IdleCount
+	}
+	return p.X86_64.IdleCount
 }
 
 // Reuse scopes.
@@ -75,7 +95,8 @@ func defaultPool() Pool {
 // workers by demand, a schedule or a socket of its own): a job then expects one to
 // answer.
 func (p Pool) Configured() bool {
-	return p.IdleCount > 0 || p.StoppedCount > 0 || p.ScaleFactor > 0 || len(p.Schedule) > 0 || p.Socket != ""
+	return p.IdleCount > 0 || p.StoppedCount > 0 || p.ScaleFactor > 0 || len(p.Schedule) > 0 || p.Socket != "" ||
+		p.ARM64.IdleCount > 0 || p.X86_64.IdleCount > 0
 }
 
 // PoolSocket is where the pool listens and prepare claims.

@@ -143,6 +143,9 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"bad pull policy", "docker.pull_policy:", func(s *Settings) { s.Docker.PullPolicy = []string{"sometimes"} }},
 		{"bad volume", "docker.volumes:", func(s *Settings) { s.Docker.Volumes = []string{"/a:relative"} }},
 		{"bad memory", "docker.memory:", func(s *Settings) { s.Docker.Memory = "lots" }},
+		{"idle workers of instance.types' own architecture", "pool.x86_64.idle_count: instance.types are x86_64", func(s *Settings) { s.Pool.X86_64.IdleCount = 1 }},
+		{"idle workers of an architecture with no image", "pool.arm64.idle_count: no arm64 image", func(s *Settings) { s.Pool.ARM64.IdleCount = 1 }},
+		{"breaker without a window", "instance.spot_interruptions_window:", func(s *Settings) { s.Instance.SpotInterruptionsWindow = Duration{} }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

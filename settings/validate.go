@@ -28,6 +28,7 @@ func (s Settings) Validate() error {
 	s.Instance.validate(add)
 	s.Overrides.validate(add)
 	s.validateArchOverrides(add)
+	s.validatePoolArch(add)
 	s.Worker.validate(add)
 	s.Reap.validate(add)
 	s.SSH.validate(add)
