@@ -39,6 +39,9 @@ type Book struct {
 	Now func() time.Time
 	mu  sync.Mutex
 	mem map[string]cachedSpot // what this process read or fetched: a long-lived pool reads the file once per key an hour
+	// table is the manager's own on-demand table (prices update) as of tableMod.
+	table    onDemandTable
+	tableMod time.Time
 }
 
 type cachedSpot struct {
@@ -50,14 +53,40 @@ type cachedSpot struct {
 // name it), spot or on-demand, and where it came from.
 func (b *Book) Hourly(ctx context.Context, region, zone, typ string, spot bool) (float64, string, error) {
 	if !spot {
-		p, err := OnDemand(regionOf(zone, region), typ)
-		return p, "on-demand price list", err
+		return b.onDemand(regionOf(zone, region), typ)
 	}
 	if zone == "" {
 		return 0, "", fmt.Errorf("the worker's availability zone is not known, so neither is its spot price")
 	}
 	p, err := b.spot(ctx, zone, typ)
 	return p, "EC2 spot price history", err
+}
+
+// onDemand reads the manager's table (`prices update`) first, then the built-in one.
+func (b *Book) onDemand(region, typ string) (float64, string, error) {
+	if t := b.managerTable(); t.Regions[region] != nil {
+		if p, ok := t.Regions[region][typ]; ok {
+			return p, t.Source, nil
+		}
+	}
+	p, err := OnDemand(region, typ)
+	return p, "on-demand price list", err
+}
+
+// managerTable is the table `prices update` wrote, read again only when it changed.
+func (b *Book) managerTable() onDemandTable {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fi, err := os.Stat(tablePath(b.Dir))
+	if err != nil {
+		return onDemandTable{}
+	}
+	if !fi.ModTime().Equal(b.tableMod) {
+		if t, err := readTable(tablePath(b.Dir)); err == nil {
+			b.table, b.tableMod = t, fi.ModTime()
+		}
+	}
+	return b.table
 }
 
 // regionOf is zone's region ("eu-west-1a" → "eu-west-1"), else region.

@@ -143,6 +143,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			poolCommand(func(c *cli.Context) (settings.Settings, error) { err := load(c); return set, err }, func() hclog.Logger { return log }, stdout),
 			migrateCommand(func() hclog.Logger { return log }, stdout),
 			costsCommand(func(c *cli.Context) (settings.Settings, error) { err := load(c); return set, err }, stdout),
+			pricesCommand(func(c *cli.Context) (settings.Settings, error) { err := load(c); return set, err }, func() hclog.Logger { return log }, stdout),
 			{Name: "version", Usage: "print the version, commit and Go version (as --version does)", Action: func(c *cli.Context) error {
 				fmt.Fprintln(stdout, versionLine())
 				return nil

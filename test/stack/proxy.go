@@ -163,6 +163,10 @@ func NewProxy() *Proxy {
 		if fault != nil && fault(action, form, w) {
 			return
 		}
+		if action == "GetProducts" {
+			servePriceList(w, body)
+			return
+		}
 		if action == "RunInstances" {
 			launchAsManyAsAsked(r, form)
 		}
