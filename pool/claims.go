@@ -169,7 +169,7 @@ func preferred(w, best *Worker) bool {
 // reaper) after the answer left: no EC2 call is on the job's path. A pool that dies
 // first retags it from its records on the next start.
 func (p *Pool) tagClaim(ctx context.Context, id string, job workers.Job) {
-	if err := p.fleet.Tag(ctx, []string{id}, p.fleet.ClaimTags(job)); err != nil {
+	if err := p.ec2.Tag(ctx, []string{id}, p.fleet.ClaimTags(job)); err != nil {
 		p.log.Warn("Tagging a claimed worker", "instance_id", id, "error", err)
 	}
 }

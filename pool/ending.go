@@ -15,7 +15,7 @@ const endGather = 100 * time.Millisecond
 // ender terminates the workers of finished jobs, one TerminateInstances call for
 // the releases that arrive within endGather of each other.
 func (p *Pool) ender(ctx context.Context) {
-	batchByID(ctx, p.ends, endGather, p.fleet.TerminateAll)
+	batchByID(ctx, p.ends, endGather, p.ec2.TerminateAll)
 }
 
 // endFor terminates the worker under key, whose job released it, through the

@@ -23,9 +23,12 @@ import (
 type Pool struct {
 	s     settings.Settings
 	fleet *workers.Fleet
-	log   hclog.Logger
-	now   func() time.Time
-	m     *metrics
+	// ec2 makes the pool's own EC2 calls on its workers (poll, tag, stop, start,
+	// terminate), paced like the fleet's launches.
+	ec2 *provision.Provisioner
+	log hclog.Logger
+	now func() time.Time
+	m   *metrics
 
 	mu       sync.Mutex
 	book     *book
@@ -73,8 +76,9 @@ func New(s settings.Settings, c Clients, log hclog.Logger, now func() time.Time)
 		return nil, err
 	}
 	m := newMetrics()
-	fleet := workers.New(s, workers.Clients{EC2: newPaced(c.EC2, m, s.Pool.LaunchesPerSecond), SSM: c.SSM}, log, now)
-	p := &Pool{s: s, fleet: fleet, ecr: c.ECR, spot: c.Spot, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
+	paced := newPaced(c.EC2, m, s.Pool.LaunchesPerSecond)
+	fleet := workers.New(s, workers.Clients{EC2: paced, SSM: c.SSM}, log, now)
+	p := &Pool{s: s, fleet: fleet, ec2: provision.New(paced, log), ecr: c.ECR, spot: c.Spot, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
 		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
 		resumes: make(chan idReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan idReq, 1024), failed: map[string]string{}}
 	p.batchMax.Store(16)
@@ -135,7 +139,7 @@ func (p *Pool) Run(ctx context.Context) error {
 // forget what is gone, check what booted, end what nobody can verify, trim idle
 // workers past idle_time, and launch what is missing.
 func (p *Pool) tick(ctx context.Context) {
-	found, err := p.fleet.Own(ctx)
+	found, err := p.ec2.Find(ctx, p.fleet.OwnTags())
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("Polling the pool's workers", "error", err)
@@ -160,7 +164,7 @@ func (p *Pool) tick(ctx context.Context) {
 
 // terminate ends a worker the pool no longer wants, and counts why.
 func (p *Pool) terminate(ctx context.Context, id, reason, why string) {
-	if err := p.fleet.Terminate(ctx, id); err != nil {
+	if err := p.ec2.Terminate(ctx, id); err != nil {
 		p.log.Warn("Terminating a pool worker", "instance_id", id, "error", err)
 		return
 	}

@@ -118,7 +118,7 @@ func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
 	jobs := launched(t, f, map[string]string{workers.TagJobKey: "42-abcd"})
 	p.book.Workers["pool-lost-0"] = &Worker{Key: "pool-lost-0", Batch: "pool-lost", State: workers.PoolBooting, Since: now} // killed before saving the id
 	idle(p, "pool-gone", "i-terminated-long-ago", "t3.micro")
-	found, err := p.fleet.Own(t.Context())
+	found, err := p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestSlotsABatchDidNotFillAreForgotten(t *testing.T) {
 	for i := range 3 {
 		p.book.Workers[slot("pool-b", i)] = &Worker{Key: slot("pool-b", i), Batch: "pool-b", Index: i, State: workers.PoolBooting, Since: now}
 	}
-	found, err := p.fleet.Own(t.Context())
+	found, err := p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,12 +318,12 @@ func TestAStopLostWithThePoolIsMadeAgain(t *testing.T) {
 	id := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
 	w := &Worker{Key: "pool-s-0", Batch: "pool-s", State: workers.PoolStopped, Since: now, Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
 	p.book.Workers[w.Key] = w
-	found, _ := p.fleet.Own(t.Context())
+	found, _ := p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if plan := p.reconcile(found); len(plan.stop) != 0 {
 		t.Fatalf("stopped again while its first call may be in flight: %v", plan.stop)
 	}
 	w.Since = now.Add(-time.Minute)
-	found, _ = p.fleet.Own(t.Context())
+	found, _ = p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if plan := p.reconcile(found); len(plan.stop) != 1 || plan.stop[0] != id {
 		t.Fatalf("a lost stop is not made again: %v", plan.stop)
 	}

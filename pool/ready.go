@@ -53,7 +53,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 	p.log.Info("A pool worker is ready", "instance_id", w.Lease.InstanceID, "type", w.Lease.Type, "state", state)
 	if state == workers.PoolStopped {
 		p.stop(ctx, []string{w.Lease.InstanceID})
-	} else if err := p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {
+	} else if err := p.ec2.Tag(ctx, []string{w.Lease.InstanceID}, map[string]string{workers.TagPoolState: workers.PoolIdle}); err != nil {
 		p.log.Warn("Tagging a pool worker idle", "instance_id", w.Lease.InstanceID, "error", err)
 	}
 	p.publish()

@@ -164,7 +164,7 @@ func (p *Pool) retag(ctx context.Context, plan tickPlan) {
 		p.tagClaim(ctx, w.Lease.InstanceID, workers.Job{Key: w.ClaimedBy})
 	}
 	if len(plan.renew) > 0 {
-		if err := p.fleet.Tag(ctx, plan.renew, p.fleet.ExpiryTags()); err != nil {
+		if err := p.ec2.Tag(ctx, plan.renew, p.fleet.ExpiryTags()); err != nil {
 			p.log.Warn("Renewing the expiry of pool workers", "error", err)
 		}
 	}

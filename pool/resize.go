@@ -43,7 +43,7 @@ func (p *Pool) resize(ctx context.Context) {
 	p.saveLocked()
 	p.mu.Unlock()
 	p.stop(ctx, stops)
-	if err := p.fleet.Resume(ctx, starts); err != nil {
+	if err := p.ec2.Resume(ctx, starts); err != nil {
 		p.log.Warn("Starting stopped pool workers", "error", err)
 	}
 	for _, e := range ends {

@@ -68,7 +68,7 @@ func (p *Pool) wipe(ctx context.Context, w Worker) error {
 	}
 	tags := p.fleet.ExpiryTags()
 	tags[workers.TagJobKey], tags[workers.TagPoolState] = w.Batch, workers.PoolIdle
-	return p.fleet.Tag(ctx, []string{w.Lease.InstanceID}, tags)
+	return p.ec2.Tag(ctx, []string{w.Lease.InstanceID}, tags)
 }
 
 // fits reports whether a worker may serve the claim: its spec, and for a used

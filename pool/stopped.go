@@ -26,11 +26,11 @@ func (p *Pool) stop(ctx context.Context, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := p.fleet.Stop(ctx, ids); err != nil {
+	if err := p.ec2.Stop(ctx, ids); err != nil {
 		p.log.Warn("Stopping pool workers", "error", err)
 		return
 	}
-	if err := p.fleet.Tag(ctx, ids, map[string]string{workers.TagPoolState: workers.PoolStopped}); err != nil {
+	if err := p.ec2.Tag(ctx, ids, map[string]string{workers.TagPoolState: workers.PoolStopped}); err != nil {
 		p.log.Warn("Tagging stopped pool workers", "error", err)
 	}
 	p.log.Info("Stopped ready pool workers", "count", len(ids))
@@ -40,7 +40,7 @@ func (p *Pool) stop(ctx context.Context, ids []string) {
 // that arrive within 100 ms of each other.
 func (p *Pool) resumer(ctx context.Context) {
 	batchByID(ctx, p.resumes, 100*time.Millisecond, func(ctx context.Context, ids []string) map[string]error {
-		err := p.fleet.Resume(ctx, ids)
+		err := p.ec2.Resume(ctx, ids)
 		res := make(map[string]error, len(ids))
 		for _, id := range ids {
 			res[id] = err

@@ -45,50 +45,6 @@ func (f *Fleet) Launch(ctx context.Context, job Job, in settings.Instance, saved
 	return lease, nil
 }
 
-// StartPoolBatch launches up to n workers of the instance settings in for the pool
-// with one RunInstances call.
-// EC2 gives a call's instances one user data, so it is a batch document
-// (cloudinit.RenderBatch) in which each launch index has keys of its own. They are
-// tagged with the batch's key. saved is called with the leases, by launch index,
-// first with their keys only and then with the ids of the instances EC2 launched
-// (it may launch fewer than n), before anything else can fail. A batch whose user
-// data would not fit is cloudinit.ErrBatchTooBig: launch fewer.
-func (f *Fleet) StartPoolBatch(ctx context.Context, in settings.Instance, batch string, n int, saved func([]Lease) error) ([]Lease, error) {
-	leases := make([]Lease, n)
-	ws := make([]cloudinit.Worker, n)
-	for i := range n {
-		keys, err := engine.NewKeys(keyComment(batch))
-		if err != nil {
-			return nil, err
-		}
-		leases[i] = Lease{SSHUser: f.s.SSH.User, ClientKey: keys.Client.Private, HostKey: keys.Host.Public, Source: SourcePool}
-		ws[i] = cloudWorker(f.s.SSH.User, keys)
-	}
-	userData, err := cloudinit.RenderBatch(ws, CloudOptions(f.s))
-	if err != nil {
-		return nil, err
-	}
-	if err := saved(leases); err != nil {
-		return nil, err
-	}
-	spec, err := f.launchSpec(ctx, in, Job{Key: batch}, userData)
-	if err != nil {
-		return nil, err
-	}
-	spec.Tags["Name"] = "ec2-executor pool worker"
-	spec.Tags[TagPoolState] = PoolBooting
-	_, err = f.prov.StartBatch(ctx, spec, n, func(insts []provision.Instance) error {
-		for _, in := range insts {
-			if in.LaunchIndex < 0 || in.LaunchIndex >= n {
-				return fmt.Errorf("instance %s has launch index %d in a batch of %d", in.ID, in.LaunchIndex, n)
-			}
-			leases[in.LaunchIndex].InstanceID = in.ID
-		}
-		return saved(leases)
-	})
-	return leases, err
-}
-
 // prepareLaunch makes the worker's keys and user data, saves the lease with its keys
 // (before any instance exists) and builds the RunInstances spec.
 func (f *Fleet) prepareLaunch(ctx context.Context, job Job, in settings.Instance, saved func(Lease) error) (Lease, provision.LaunchSpec, error) {

@@ -122,18 +122,3 @@ func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bo
 	go connected(w)
 	return w.Serve(ctx, socket, keep)
 }
-
-// SpotNotice reads what EC2 announced for a spot worker that no job holds, over a
-// connection of its own (engine.Metadata).
-func (f *Fleet) SpotNotice(ctx context.Context, l Lease) (engine.SpotNotice, error) {
-	w, err := f.Reconnect(ctx, l, f.s.SSH.CleanupConnectTimeout.Duration, false)
-	if err != nil {
-		return engine.SpotNotice{}, err
-	}
-	defer w.Close()
-	md, err := w.Metadata()
-	if err != nil {
-		return engine.SpotNotice{}, err
-	}
-	return md.SpotNotice(ctx)
-}
