@@ -14,18 +14,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// A job's stages are separate processes, and each used to pay an SSH handshake and a
-// Docker ping to reach the worker: about as much again as the stage's own exec. A
-// holder keeps one SSH connection for the whole job instead and serves the worker's
-// Docker socket on a local Unix socket (mode 0600, in the driver's 0700 state
-// directory: whoever connects has root on the worker), so a stage reaches Docker in
-// a local round trip. A stage that finds no holder connects over SSH as before.
+// The mechanics of a job's connection holder (stages/holder.go is the feature): it
+// serves the worker's Docker socket, through its one SSH connection, on a local Unix
+// socket (mode 0600, in the driver's 0700 state directory: whoever connects has root
+// on the worker), and a stage reaches Docker through it in a local round trip.
 
 // Serve forwards each connection to socket to the worker's Docker socket through w's
 // SSH connection. It returns when ctx ends, the SSH connection ends (the worker is
-// gone or its sshd died), or keep, asked every second, says stop; the socket is
-// removed then.
-func (w *Worker) Serve(ctx context.Context, socket string, keep func() bool) error {
+// gone or its sshd died), or stop is closed; the socket is removed then.
+func (w *Worker) Serve(ctx context.Context, socket string, stop <-chan struct{}) error {
 	_ = os.Remove(socket)
 	old := syscall.Umask(0o177) // a Unix socket gets its mode at bind time: never open to others
 	l, err := net.Listen("unix", socket)
@@ -38,19 +35,13 @@ func (w *Worker) Serve(ctx context.Context, socket string, keep func() bool) err
 	go w.accept(l)
 	sshDone := make(chan error, 1)
 	go func() { sshDone <- w.ssh.Wait() }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-sshDone:
-			return fmt.Errorf("the SSH connection to the worker ended: %v", err)
-		case <-tick.C:
-			if !keep() {
-				return nil
-			}
-		}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-sshDone:
+		return fmt.Errorf("the SSH connection to the worker ended: %v", err)
+	case <-stop:
+		return nil
 	}
 }
 

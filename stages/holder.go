@@ -5,23 +5,47 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 
 	"github.com/ec2-executor/ec2-executor/engine"
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
-// A successful prepare starts the job's holder (`ec2-executor hold <job key>`, in a
-// session of its own with no output, so the runner neither waits for it nor signals
-// it): it keeps one SSH connection to the worker and serves its Docker socket on
-// <state>/jobs/<key>.sock for the run stages (engine.Worker.Serve). Once it has the
-// worker it starts the job's helper and build containers, so that their starts (a
-// second each) overlap the runner's first stages instead of adding to them; the
-// first stage of each shows its start output from the container's log. It ends when
-// cleanup removes the job's state, or when the worker's SSH connection ends. A stage
-// that finds no holder reaches the worker over SSH itself.
+// The job's connection holder, all of it. A job's stages are separate processes,
+// and each used to pay an SSH handshake and a Docker ping to reach the worker: about
+// as much again as the stage's own exec. A successful prepare starts the holder
+// (`ec2-executor hold <job key>`, SpawnHolder: in a session of its own with no
+// output, so the runner neither waits for it nor signals it). It keeps one SSH
+// connection to the worker and serves its Docker socket on <state>/jobs/<key>.sock
+// for the run stages (engine.Worker.Serve). Once it has the worker it starts the
+// job's helper and build containers, so that their starts (a second each) overlap
+// the runner's first stages instead of adding to them (the first stage of each
+// shows its start output from the container's log), and it watches a spot worker
+// for EC2's reclaim notice (spot.go). It ends when cleanup removes the job's state
+// (stateRemoved: inotify, not polling), or when the worker's SSH connection ends.
+// A stage that finds no holder, or one that does not answer, reaches the worker
+// over SSH itself (reach).
 
 func (d *Driver) holderSocket(key string) string { return filepath.Join(d.store().Dir, key+".sock") }
+
+// SpawnHolder starts `hold` for a job: this binary, with the same settings file, in
+// a session of its own (the runner signals the stage's process group) and with no
+// stdin, stdout or stderr (the runner waits for the stage's pipes to close,
+// runner-protocol.md §1.3).
+func SpawnHolder(config, key string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, "--config", config, "hold", key)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
 
 // startHolder starts the job's holder; a holder that cannot start only costs the
 // stages their own SSH handshakes.
@@ -40,19 +64,20 @@ func (d *Driver) Hold(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	state := d.store().path(key)
-	keep := func() bool {
-		_, err := os.Stat(state)
-		return err == nil
+	fleet := workers.New(d.Settings, workers.Clients{}, d.Log, d.Now) // it only reaches the worker: no AWS client
+	w, err := fleet.Connect(ctx, st.Lease)
+	if err != nil {
+		return err
 	}
-	fleet := workers.New(d.Settings, workers.Clients{}, d.Log, d.Now)
-	connected := func(w *engine.Worker) {
-		go d.watchSpot(ctx, w, st)
-		w.Prestart(ctx, jobContainers(st)...)
-	}
-	err = fleet.Hold(ctx, st.Lease, d.holderSocket(key), keep, connected)
-	if !keep() {
+	defer w.Close()
+	go w.Prestart(ctx, jobContainers(st)...)
+	go d.watchSpot(ctx, w, st)
+	ended := stateRemoved(ctx, d.store().path(key))
+	err = w.Serve(ctx, d.holderSocket(key), ended)
+	select {
+	case <-ended:
 		_ = os.Remove(d.spotPath(key)) // a notice written as cleanup removed the state
+	default:
 	}
 	return err
 }
@@ -76,7 +101,8 @@ func (d *Driver) reach(ctx context.Context, st State) (*engine.Worker, error) {
 	return fleet.Reconnect(ctx, st.Lease, d.Settings.SSH.RunConnectTimeout.Duration, st.Unreachable)
 }
 
-// lost adds what EC2 says of a worker the stage lost (workers.Fleet.Lost).
+// lost adds what EC2 says of a worker the stage lost (workers.Fleet.Lost), and
+// records a spot reclaim.
 func (d *Driver) lost(ctx context.Context, st State, err error) error {
 	fleet, _, ferr := d.fleet(ctx)
 	if ferr != nil {

@@ -110,15 +110,12 @@ func (f *Fleet) gone(ctx context.Context, l Lease) (reason string, reclaimed boo
 	return fmt.Sprintf("the worker is gone: instance %s is %s (%s)", inst.ID, inst.State, inst.StateReason), false
 }
 
-// Hold keeps one SSH connection to the lease's worker for the job's later stages and
-// serves its Docker socket on socket (engine.Worker.Serve) until keep says stop or
-// the connection ends; connected is called, beside the serving, once it has the worker.
-func (f *Fleet) Hold(ctx context.Context, l Lease, socket string, keep func() bool, connected func(*engine.Worker)) error {
+// Connect reaches the lease's worker over SSH within ssh.run_connect_timeout, with
+// no boot markers and no EC2 lookup: the job's holder's own connection.
+func (f *Fleet) Connect(ctx context.Context, l Lease) (*engine.Worker, error) {
 	w, err := engine.Connect(ctx, f.target(l, f.s.SSH.RunConnectTimeout.Duration), f.log)
 	if err != nil {
-		return fmt.Errorf("holding instance %s: %w", l.InstanceID, err)
+		return nil, fmt.Errorf("holding instance %s: %w", l.InstanceID, err)
 	}
-	defer w.Close()
-	go connected(w)
-	return w.Serve(ctx, socket, keep)
+	return w, nil
 }

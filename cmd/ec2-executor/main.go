@@ -78,7 +78,7 @@ func newApp(env stages.RunnerEnv, stdout, stderr io.Writer) *cli.App {
 			jobLog = log.With("job_key", key)
 		}
 		return &stages.Driver{Settings: set, Env: env, Log: jobLog, Stdout: stdout, Stderr: stderr,
-			Version: version, Now: time.Now, NewAWS: newAWS(set, jobLog), StartHolder: startHolder(&configPath)}
+			Version: version, Now: time.Now, NewAWS: newAWS(set, jobLog), StartHolder: func(key string) error { return stages.SpawnHolder(configPath, key) }}
 	}
 	load := func(c *cli.Context) error {
 		configPath = c.String("config")
