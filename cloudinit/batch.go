@@ -24,7 +24,7 @@ type keyPart struct {
 // key, marked with the worker's launch index. cloud-init applies only the part whose
 // Launch-Index matches the instance's ami-launch-index, so each worker of the batch
 // still gets keys of its own. ws[i] is the worker at launch index i; all share a user.
-func RenderBatch(ws []Worker, o Options) ([]byte, error) {
+func RenderBatch(ws []Login, o Options) ([]byte, error) {
 	if len(ws) == 0 {
 		return nil, errors.New("rendering a batch: no workers")
 	}

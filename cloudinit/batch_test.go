@@ -10,8 +10,8 @@ import (
 )
 
 // batchWorkers are three workers with distinct placeholder keys.
-func batchWorkers() []Worker {
-	var ws []Worker
+func batchWorkers() []Login {
+	var ws []Login
 	for i := range 3 {
 		w := worker
 		w.AuthorizedKey = fmt.Sprintf("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIClient%dKeyForTheBatchTest client", i)
@@ -70,7 +70,7 @@ func TestABatchGivesEachLaunchIndexItsOwnKeys(t *testing.T) {
 }
 
 func TestABatchThatDoesNotFitSaysSo(t *testing.T) {
-	ws := make([]Worker, 40)
+	ws := make([]Login, 40)
 	for i := range ws {
 		ws[i] = worker
 	}

@@ -53,12 +53,12 @@ func step(name, body string, args ...string) command {
 
 // users are the worker's SSH user with its own authorized key (and the image's
 // default user).
-func users(w Worker) []any {
+func users(w Login) []any {
 	return []any{"default", user{Name: w.User, Groups: []string{"docker"}, Shell: "/bin/bash",
 		LockPasswd: true, SSHAuthorizedKeys: []string{w.AuthorizedKey}}}
 }
 
-func document(w Worker, o Options) (cloudConfig, error) {
+func document(w Login, o Options) (cloudConfig, error) {
 	files, err := ownFiles(o)
 	if err != nil {
 		return cloudConfig{}, err
@@ -111,7 +111,7 @@ func ownFiles(o Options) ([]file, error) {
 // dockerCommands install what is missing, merge the fragments and start Docker, in
 // that order, so a fresh install starts once with the final daemon.json. Each runs
 // as a step, whose failure the driver reads.
-func dockerCommands(w Worker, o Options) []command {
+func dockerCommands(w Login, o Options) []command {
 	cmds := []command{step("install-docker", installIfMissing, "docker", "docker", "docker.io")}
 	if o.ECRCredentialHelper {
 		cmds = append(cmds, step("install-ecr-credential-helper", installIfMissing,

@@ -26,8 +26,9 @@ const (
 	EarlierReadyFile = "/run/ec2-executor/ready"
 )
 
-// Worker is everything that differs between workers.
-type Worker struct {
+// Login is a worker's SSH user and its own keys: everything that differs between
+// workers (and between the launch indexes of a batch).
+type Login struct {
 	// User is the dedicated SSH user, created in group docker.
 	User string
 	// AuthorizedKey is the per-instance client public key, authorized_keys format.
@@ -40,14 +41,14 @@ type Worker struct {
 
 // Placeholder is a worker with stand-in keys, for showing operators what a worker
 // would get without generating secrets.
-func Placeholder(user string) Worker {
-	return Worker{User: user,
+func Placeholder(user string) Login {
+	return Login{User: user,
 		AuthorizedKey:  "ssh-ed25519 AAAA-PER-INSTANCE-CLIENT-KEY ec2-executor",
 		HostPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n(per-instance host key, generated at prepare)\n-----END OPENSSH PRIVATE KEY-----\n",
 		HostPublicKey:  "ssh-ed25519 AAAA-PER-INSTANCE-HOST-KEY ec2-executor"}
 }
 
-func (w Worker) check() error {
+func (w Login) check() error {
 	var errs []error
 	if w.User == "" {
 		errs = append(errs, errors.New("user is empty"))
@@ -66,7 +67,7 @@ func (w Worker) check() error {
 
 // Render returns the #cloud-config for one worker, or an error if the operator's
 // additions conflict with it or it would not fit EC2's user-data limit.
-func Render(w Worker, o Options) ([]byte, error) {
+func Render(w Login, o Options) ([]byte, error) {
 	if err := w.check(); err != nil {
 		return nil, fmt.Errorf("rendering cloud-config: %w", err)
 	}

@@ -17,7 +17,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // fixed placeholder keys keep the golden file stable.
-var worker = Worker{
+var worker = Login{
 	User:           "ec2-executor",
 	AuthorizedKey:  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHAVTauu0zNhk+guPVdxrTw4J+JhnZGvq6ejqTFXJeLw client",
 	HostPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n",

@@ -13,8 +13,8 @@ import (
 	"github.com/ec2-executor/ec2-executor/workers"
 )
 
-// Worker is the pool's record of one of its workers.
-type Worker struct {
+// Record is the pool's record of one of its workers.
+type Record struct {
 	// Key is the worker's own key: its batch's key and its launch index in that batch.
 	Key string `json:"key"`
 	// Batch is the key of the RunInstances call that launched it (its job-key tag
@@ -45,7 +45,7 @@ type Worker struct {
 // any answer that depends on it.
 type book struct {
 	path    string
-	Workers map[string]*Worker `json:"workers"`
+	Workers map[string]*Record `json:"workers"`
 	// gen counts the changes that must reach the disk before their answer (claims);
 	// saved is the last gen a save included. Claims that arrive together share one
 	// save (group commit): one fsync per claim made a burst of 100 claims wait in
@@ -68,7 +68,7 @@ func (b *book) durable(gen uint64) error {
 }
 
 func openBook(dir string) (*book, error) {
-	b := &book{path: filepath.Join(dir, "pool", "workers.json"), Workers: map[string]*Worker{}}
+	b := &book{path: filepath.Join(dir, "pool", "workers.json"), Workers: map[string]*Record{}}
 	data, err := os.ReadFile(b.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return b, nil
@@ -80,7 +80,7 @@ func openBook(dir string) (*book, error) {
 		return nil, fmt.Errorf("the pool's records %s are corrupt: %w", b.path, err)
 	}
 	if b.Workers == nil {
-		b.Workers = map[string]*Worker{}
+		b.Workers = map[string]*Record{}
 	}
 	return b, nil
 }

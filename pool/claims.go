@@ -32,7 +32,7 @@ func (p *Pool) claim(ctx context.Context, req workers.ClaimRequest, waiting func
 		if result == claimStart { // a stopped worker is started for it: the job waits
 			waiting("starting stopped worker " + a.stopped.Lease.InstanceID)
 			waited = true
-			a, result = p.startFor(ctx, *a.stopped)
+			a, result = p.claimStopped(ctx, *a.stopped)
 		}
 		if result == claimLaunch {
 			waited = true
@@ -103,7 +103,7 @@ const (
 // decision is tryClaim's answer, with the stopped worker to start when it took one.
 type decision struct {
 	workers.ClaimAnswer
-	stopped *Worker
+	stopped *Record
 	result  string
 }
 
@@ -140,8 +140,8 @@ func (p *Pool) tryClaim(req workers.ClaimRequest) (decision, string, <-chan stru
 
 // oldest is the worker in state that may serve req, a used one first (its Docker
 // cache is the point of reuse), else the one in that state longest; or nil.
-func (p *Pool) oldest(state string, req workers.ClaimRequest) *Worker {
-	var best *Worker
+func (p *Pool) oldest(state string, req workers.ClaimRequest) *Record {
+	var best *Record
 	for _, w := range p.book.Workers {
 		if w.State != state || !p.fits(w, req) {
 			continue
@@ -155,7 +155,7 @@ func (p *Pool) oldest(state string, req workers.ClaimRequest) *Worker {
 
 // preferred reports whether w serves a claim before best: a used worker before a
 // fresh one, then the one waiting longest.
-func preferred(w, best *Worker) bool {
+func preferred(w, best *Record) bool {
 	switch {
 	case best == nil:
 		return true

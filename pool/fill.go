@@ -68,7 +68,7 @@ func (p *Pool) launchBatch(ctx context.Context, in settings.Instance, n int, job
 		for i, l := range ls {
 			key := slot(batch, i)
 			if p.book.Workers[key] == nil {
-				w := &Worker{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start, RootGiB: in.RootVolume.SizeGiB, Arch: in.Arch()}
+				w := &Record{Key: key, Batch: batch, Index: i, State: workers.PoolBooting, Since: start, RootGiB: in.RootVolume.SizeGiB, Arch: in.Arch()}
 				if jobs != nil {
 					w.ReservedFor, w.Project = &jobs[i], jobs[i].ProjectID
 				}
@@ -109,7 +109,7 @@ func (p *Pool) launchBatch(ctx context.Context, in settings.Instance, n int, job
 func slot(batch string, index int) string { return batch + "-" + strconv.Itoa(index) }
 
 // archOf is the architecture a pool worker was launched as.
-func (p *Pool) archOf(w *Worker) string {
+func (p *Pool) archOf(w *Record) string {
 	if w.Arch != "" {
 		return w.Arch
 	}

@@ -40,7 +40,7 @@ type Pool struct {
 	seen     map[string]time.Time // when the pool first saw a booting worker running
 	refill   chan struct{}
 	batchMax atomic.Int64 // workers per RunInstances call, halved while their user data does not fit
-	resumes  chan idReq
+	starts   chan idReq
 	running  map[string]bool   // starting workers EC2 reports running again, by key
 	launches chan launchReq    // claims that found no worker, for the launcher
 	ends     chan idReq        // workers of finished jobs, for the ender
@@ -80,7 +80,7 @@ func New(s settings.Settings, c Clients, log hclog.Logger, now func() time.Time)
 	fleet := workers.New(s, workers.Clients{EC2: paced, SSM: c.SSM}, log, now)
 	p := &Pool{s: s, fleet: fleet, ec2: provision.New(paced, log), ecr: c.ECR, spot: c.Spot, prepullFailures: map[string]int{}, log: log, now: now, m: m, book: b, checking: map[string]bool{},
 		changed: make(chan struct{}), seen: map[string]time.Time{}, refill: make(chan struct{}, 1),
-		resumes: make(chan idReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan idReq, 1024), failed: map[string]string{}}
+		starts: make(chan idReq, 64), running: map[string]bool{}, launches: make(chan launchReq, 1024), ends: make(chan idReq, 1024), failed: map[string]string{}}
 	p.batchMax.Store(16)
 	p.costs = newCosts(p)
 	for _, w := range b.Workers {
@@ -116,7 +116,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	var served sync.WaitGroup
 	served.Add(1)
 	go func() { defer served.Done(); p.serve(ctx, l) }()
-	go p.resumer(ctx)
+	go p.starter(ctx)
 	go p.launcher(ctx)
 	go p.ender(ctx)
 	go p.heartbeat(ctx)
@@ -250,6 +250,6 @@ func newKey() string {
 }
 
 // sortBySince orders workers by when they entered their state, oldest first.
-func sortBySince(ws []*Worker) {
+func sortBySince(ws []*Record) {
 	sort.Slice(ws, func(i, j int) bool { return ws[i].Since.Before(ws[j].Since) })
 }

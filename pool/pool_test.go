@@ -36,7 +36,7 @@ func testPool(t *testing.T, f *provisiontest.FakeEC2) *Pool {
 }
 
 func idle(p *Pool, key, id, typ string) {
-	p.book.Workers[key] = &Worker{Key: key, State: workers.PoolIdle, Since: now.Add(-time.Minute),
+	p.book.Workers[key] = &Record{Key: key, State: workers.PoolIdle, Since: now.Add(-time.Minute),
 		Lease: workers.Lease{InstanceID: id, Type: typ, Address: "127.0.1.9:22", ClientKey: "secret-" + key}}
 }
 
@@ -116,7 +116,7 @@ func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
 	lost := launched(t, f, map[string]string{workers.TagJobKey: "pool-lost", workers.TagPoolState: workers.PoolBooting})
 	unknown := launched(t, f, map[string]string{workers.TagJobKey: "pool-unknown", workers.TagPoolState: workers.PoolIdle})
 	jobs := launched(t, f, map[string]string{workers.TagJobKey: "42-abcd"})
-	p.book.Workers["pool-lost-0"] = &Worker{Key: "pool-lost-0", Batch: "pool-lost", State: workers.PoolBooting, Since: now} // killed before saving the id
+	p.book.Workers["pool-lost-0"] = &Record{Key: "pool-lost-0", Batch: "pool-lost", State: workers.PoolBooting, Since: now} // killed before saving the id
 	idle(p, "pool-gone", "i-terminated-long-ago", "t3.micro")
 	found, err := p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if err != nil {
@@ -142,9 +142,9 @@ func TestReconcileAdoptsForgetsAndEndsWhatItCannotVerify(t *testing.T) {
 // describeLag, then taken for gone.
 func TestABootingWorkerMissingFromDescribeIsKeptAWhile(t *testing.T) {
 	p := testPool(t, provisiontest.New())
-	p.book.Workers["pool-new-0"] = &Worker{Key: "pool-new-0", Batch: "pool-new", State: workers.PoolBooting, Since: now.Add(-10 * time.Second),
+	p.book.Workers["pool-new-0"] = &Record{Key: "pool-new-0", Batch: "pool-new", State: workers.PoolBooting, Since: now.Add(-10 * time.Second),
 		Lease: workers.Lease{InstanceID: "i-fresh"}}
-	p.book.Workers["pool-old-0"] = &Worker{Key: "pool-old-0", Batch: "pool-old", State: workers.PoolBooting, Since: now.Add(-2 * describeLag),
+	p.book.Workers["pool-old-0"] = &Record{Key: "pool-old-0", Batch: "pool-old", State: workers.PoolBooting, Since: now.Add(-2 * describeLag),
 		Lease: workers.Lease{InstanceID: "i-long-gone"}}
 	plan := p.reconcile(nil)
 	if _, ok := p.book.Workers["pool-new-0"]; !ok || len(plan.terminate) != 0 {
@@ -204,7 +204,7 @@ func TestReadyWorkersFillIdleThenStopped(t *testing.T) {
 	if s := p.readyState(); s != workers.PoolStopped {
 		t.Fatalf("second ready worker is %s, want stopped", s)
 	}
-	p.book.Workers["pool-a-1"] = &Worker{Key: "pool-a-1", State: workers.PoolStopped, Lease: workers.Lease{InstanceID: "i-b", Type: "t3.micro"}}
+	p.book.Workers["pool-a-1"] = &Record{Key: "pool-a-1", State: workers.PoolStopped, Lease: workers.Lease{InstanceID: "i-b", Type: "t3.micro"}}
 	if s := p.readyState(); s != workers.PoolIdle {
 		t.Fatalf("a worker beyond both counts is %s, want idle (idle_time trims it)", s)
 	}
@@ -226,10 +226,10 @@ func TestStartsForClaimsThatArriveTogetherShareOneCall(t *testing.T) {
 	if _, err := f.StopInstances(t.Context(), &ec2.StopInstancesInput{InstanceIds: []string{a, b}}); err != nil {
 		t.Fatal(err)
 	}
-	go p.resumer(t.Context())
+	go p.starter(t.Context())
 	da, db := make(chan error, 1), make(chan error, 1)
-	p.resumes <- idReq{a, da}
-	p.resumes <- idReq{b, db}
+	p.starts <- idReq{a, da}
+	p.starts <- idReq{b, db}
 	if err := errors.Join(<-da, <-db); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestAScheduleMovesThePoolBetweenSizesWithoutTouchingAClaimedWorker(t *testi
 	for i, state := range []string{workers.PoolIdle, workers.PoolIdle, workers.PoolClaimed} {
 		id := launched(t, f, map[string]string{workers.TagPoolState: state})
 		key := slot("pool-s", i)
-		p.book.Workers[key] = &Worker{Key: key, State: state, Since: now.Add(-time.Hour), Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
+		p.book.Workers[key] = &Record{Key: key, State: state, Since: now.Add(-time.Hour), Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
 		ids = append(ids, id)
 	}
 	clock = time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC) // night: 0 idle, 2 stopped
@@ -298,7 +298,7 @@ func TestSlotsABatchDidNotFillAreForgotten(t *testing.T) {
 	p := testPool(t, f)
 	id := launched(t, f, map[string]string{workers.TagJobKey: "pool-b", workers.TagPoolState: workers.PoolBooting})
 	for i := range 3 {
-		p.book.Workers[slot("pool-b", i)] = &Worker{Key: slot("pool-b", i), Batch: "pool-b", Index: i, State: workers.PoolBooting, Since: now}
+		p.book.Workers[slot("pool-b", i)] = &Record{Key: slot("pool-b", i), Batch: "pool-b", Index: i, State: workers.PoolBooting, Since: now}
 	}
 	found, err := p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if err != nil {
@@ -316,7 +316,7 @@ func TestAStopLostWithThePoolIsMadeAgain(t *testing.T) {
 	f := provisiontest.New()
 	p := testPool(t, f)
 	id := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
-	w := &Worker{Key: "pool-s-0", Batch: "pool-s", State: workers.PoolStopped, Since: now, Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
+	w := &Record{Key: "pool-s-0", Batch: "pool-s", State: workers.PoolStopped, Since: now, Lease: workers.Lease{InstanceID: id, Type: "t3.micro"}}
 	p.book.Workers[w.Key] = w
 	found, _ := p.ec2.Find(t.Context(), p.fleet.OwnTags())
 	if plan := p.reconcile(found); len(plan.stop) != 0 {
@@ -330,19 +330,19 @@ func TestAStopLostWithThePoolIsMadeAgain(t *testing.T) {
 }
 
 // TestAStartDuringShutdownDoesNotHang: SIGTERM while a claim waits for a stopped
-// worker's start ends Run's context and the resumer with it; the claim returns (the
+// worker's start ends Run's context and the starter with it; the claim returns (the
 // job launches cold) instead of keeping Run from returning, and the worker it took
 // is not left behind.
 func TestAStartDuringShutdownDoesNotHang(t *testing.T) {
 	f := provisiontest.New()
 	p := testPool(t, f)
 	id := launched(t, f, map[string]string{workers.TagPoolState: workers.PoolStopped})
-	w := Worker{Key: "pool-s-1", State: workers.PoolStarting, Lease: workers.Lease{InstanceID: id}}
+	w := Record{Key: "pool-s-1", State: workers.PoolStarting, Lease: workers.Lease{InstanceID: id}}
 	p.book.Workers[w.Key] = &w
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan string, 1)
-	go func() { _, result := p.startFor(ctx, w); done <- result }()
-	cancel() // no resumer runs: it stopped with Run's context
+	go func() { _, result := p.claimStopped(ctx, w); done <- result }()
+	cancel() // no starter runs: it stopped with Run's context
 	select {
 	case result := <-done:
 		if result != ClaimCold {

@@ -13,7 +13,7 @@ import (
 // for Docker, pulls pool.prepull_images and then offers it as idle, or hands it to
 // the job it was launched for. A worker that does not get there within
 // ssh.connect_timeout is terminated.
-func (p *Pool) check(ctx context.Context, w Worker) {
+func (p *Pool) check(ctx context.Context, w Record) {
 	defer func() {
 		p.mu.Lock()
 		delete(p.checking, w.Key)
@@ -61,7 +61,7 @@ func (p *Pool) check(ctx context.Context, w Worker) {
 
 // handOver gives a worker that got ready to the job it was launched for, whose
 // claim waits for the change. Called with the lock held.
-func (p *Pool) handOver(rec *Worker, addr string) {
+func (p *Pool) handOver(rec *Record, addr string) {
 	rec.State, rec.Since, rec.Lease.Address = workers.PoolClaimed, p.now(), addr
 	rec.ClaimedBy, rec.ReservedFor = rec.ReservedFor.Key, nil
 	p.saveLocked()

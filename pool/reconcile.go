@@ -28,8 +28,8 @@ type ending struct{ id, reason, why string }
 
 type tickPlan struct {
 	terminate []ending
-	check     []Worker
-	claimed   []Worker // whose tags lag behind the records (a claim the pool died tagging)
+	check     []Record
+	claimed   []Record // whose tags lag behind the records (a claim the pool died tagging)
 	renew     []string // idle or booting workers whose expiry is due for renewal
 	stop      []string // workers recorded as stopped that EC2 still reports running
 }
@@ -99,7 +99,7 @@ func inUse(found []provision.Instance) int {
 }
 
 // plan decides what one recorded worker that EC2 still reports needs.
-func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.Time) {
+func (p *Pool) plan(plan *tickPlan, w *Record, in provision.Instance, now time.Time) {
 	w.Lease.Type, w.Lease.Zone, w.Lease.Spot = in.Type, in.Zone, in.Spot
 	switch w.State {
 	case workers.PoolBooting:
@@ -140,7 +140,7 @@ func (p *Pool) plan(plan *tickPlan, w *Worker, in provision.Instance, now time.T
 }
 
 // forget drops the record of a worker EC2 no longer reports as alive.
-func (p *Pool) forget(w *Worker) {
+func (p *Pool) forget(w *Record) {
 	delete(p.book.Workers, w.Key)
 	delete(p.seen, w.Key)
 	delete(p.running, w.Key)

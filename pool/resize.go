@@ -43,7 +43,7 @@ func (p *Pool) resize(ctx context.Context) {
 	p.saveLocked()
 	p.mu.Unlock()
 	p.stop(ctx, stops)
-	if err := p.ec2.Resume(ctx, starts); err != nil {
+	if err := p.ec2.StartStopped(ctx, starts); err != nil {
 		p.log.Warn("Starting stopped pool workers", "error", err)
 	}
 	for _, e := range ends {
@@ -69,8 +69,8 @@ func (p *Pool) trimOtherArch(idleTime time.Duration) []ending {
 
 // inState lists the workers of arch in state, those in it longest first. Called
 // with the lock held.
-func (p *Pool) inState(state, arch string) []*Worker {
-	var out []*Worker
+func (p *Pool) inState(state, arch string) []*Record {
+	var out []*Record
 	for _, w := range p.book.Workers {
 		if w.State == state && p.archOf(w) == arch {
 			out = append(out, w)

@@ -15,7 +15,7 @@ import (
 // meanwhile never offers it, and the job's cleanup, getting no answer, terminates it.
 func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers.ReleaseAnswer {
 	p.mu.Lock()
-	var rec *Worker
+	var rec *Record
 	for _, w := range p.book.Workers {
 		if w.State == workers.PoolClaimed && w.ClaimedBy == req.Job.Key && w.Lease.InstanceID == req.InstanceID {
 			rec = w
@@ -57,7 +57,7 @@ func (p *Pool) takeBack(ctx context.Context, req workers.ReleaseRequest) workers
 }
 
 // wipe removes what the last job left on the worker and tags it the pool's again.
-func (p *Pool) wipe(ctx context.Context, w Worker) error {
+func (p *Pool) wipe(ctx context.Context, w Record) error {
 	eng, err := p.fleet.Reconnect(ctx, w.Lease, p.s.SSH.CleanupConnectTimeout.Duration, false)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (p *Pool) wipe(ctx context.Context, w Worker) error {
 // worker the reuse scope (the same project, unless pool.reuse_scope is "runner").
 // A spot claim takes an on-demand worker that an open spot breaker made so: a
 // launch for it would be on-demand too. Called with the lock held.
-func (p *Pool) fits(w *Worker, req workers.ClaimRequest) bool {
+func (p *Pool) fits(w *Record, req workers.ClaimRequest) bool {
 	spot := w.Lease.Spot || (req.Spec.Market == settings.MarketSpot && p.breakerMadeOnDemand(w))
 	if !req.Spec.Fits(w.Lease.Type, spot, w.RootGiB) {
 		return false

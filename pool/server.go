@@ -187,7 +187,7 @@ func groupsOf(pid int32) []int {
 func (p *Pool) status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var idle []*Worker
+	var idle []*Record
 	for _, w := range p.book.Workers {
 		if w.State == workers.PoolIdle {
 			idle = append(idle, w)

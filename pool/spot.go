@@ -35,10 +35,10 @@ func (p *Pool) watchSpot(ctx context.Context) {
 }
 
 // idleSpot lists the idle spot workers.
-func (p *Pool) idleSpot() []Worker {
+func (p *Pool) idleSpot() []Record {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []Worker
+	var out []Record
 	for _, w := range p.book.Workers {
 		if w.State == workers.PoolIdle && w.Lease.Spot {
 			out = append(out, *w)
@@ -48,7 +48,7 @@ func (p *Pool) idleSpot() []Worker {
 }
 
 // checkSpot ends an idle spot worker with a notice, unless a claim took it first.
-func (p *Pool) checkSpot(ctx context.Context, w Worker) {
+func (p *Pool) checkSpot(ctx context.Context, w Record) {
 	n, err := p.fleet.SpotNotice(ctx, w.Lease)
 	if err != nil || (!n.Reclaim() && n.Rebalance.IsZero()) {
 		return // unreachable: the poll's check of EC2's state decides
@@ -98,7 +98,7 @@ func (p *Pool) publishBreakers() {
 // breakerMadeOnDemand reports whether an open spot breaker covers the on-demand
 // worker w's type and zone: the pool launched it for spot claims, and a spot
 // launch there would be on-demand too. Called with the lock held.
-func (p *Pool) breakerMadeOnDemand(w *Worker) bool {
+func (p *Pool) breakerMadeOnDemand(w *Record) bool {
 	if w.Lease.Spot {
 		return false
 	}

@@ -36,11 +36,11 @@ func (p *Pool) stop(ctx context.Context, ids []string) {
 	p.log.Info("Stopped ready pool workers", "count", len(ids))
 }
 
-// resumer starts stopped workers for claims, one StartInstances call for the claims
+// starter starts stopped workers for claims, one StartInstances call for the claims
 // that arrive within 100 ms of each other.
-func (p *Pool) resumer(ctx context.Context) {
-	batchByID(ctx, p.resumes, 100*time.Millisecond, func(ctx context.Context, ids []string) map[string]error {
-		err := p.ec2.Resume(ctx, ids)
+func (p *Pool) starter(ctx context.Context) {
+	batchByID(ctx, p.starts, 100*time.Millisecond, func(ctx context.Context, ids []string) map[string]error {
+		err := p.ec2.StartStopped(ctx, ids)
 		res := make(map[string]error, len(ids))
 		for _, id := range ids {
 			res[id] = err
@@ -49,13 +49,13 @@ func (p *Pool) resumer(ctx context.Context) {
 	})
 }
 
-// startFor starts the stopped worker a claim took, waits until EC2 reports it
+// claimStopped starts the stopped worker a claim took, waits until EC2 reports it
 // running (the loop polls every second while a worker starts) and its sshd answers
 // with the pinned key, then hands it to the job. A worker that does not come back
 // within pool.claim_timeout is terminated, and the job launches cold.
-func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
+func (p *Pool) claimStopped(ctx context.Context, w Record) (decision, string) {
 	start := p.now()
-	err := p.resume(ctx, w.Lease.InstanceID)
+	err := p.askStart(ctx, w.Lease.InstanceID)
 	p.kick()
 	lease := w.Lease
 	if err == nil {
@@ -81,10 +81,10 @@ func (p *Pool) startFor(ctx context.Context, w Worker) (decision, string) {
 	return decision{ClaimAnswer: workers.ClaimAnswer{Lease: &lease, ReadySince: w.Since, StartedIn: p.now().Sub(start)}}, ClaimStarted
 }
 
-// resume asks the resumer to start the worker and waits for its answer, or for the
+// askStart asks the starter to start the worker and waits for its answer, or for the
 // pool's shutdown.
-func (p *Pool) resume(ctx context.Context, id string) error {
-	err := askByID(ctx, p.resumes, id)
+func (p *Pool) askStart(ctx context.Context, id string) error {
+	err := askByID(ctx, p.starts, id)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("the pool is shutting down: %w", err)
 	}

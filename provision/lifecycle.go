@@ -150,8 +150,8 @@ func (p *Provisioner) Stop(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// Resume starts stopped instances with one StartInstances call.
-func (p *Provisioner) Resume(ctx context.Context, ids []string) error {
+// StartStopped starts stopped instances with one StartInstances call.
+func (p *Provisioner) StartStopped(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}

@@ -58,7 +58,7 @@ func (f *Fleet) Expiry(inst provision.Instance) time.Time { return f.expiry(inst
 // data would not fit is cloudinit.ErrBatchTooBig: launch fewer.
 func (f *Fleet) StartPoolBatch(ctx context.Context, in settings.Instance, batch string, n int, saved func([]Lease) error) ([]Lease, error) {
 	leases := make([]Lease, n)
-	ws := make([]cloudinit.Worker, n)
+	ws := make([]cloudinit.Login, n)
 	for i := range n {
 		keys, err := engine.NewKeys(keyComment(batch))
 		if err != nil {

@@ -150,8 +150,8 @@ func CloudOptions(s settings.Settings) cloudinit.Options {
 func keyComment(key string) string { return "ec2-executor-" + key }
 
 // cloudWorker is what cloud-init needs of a worker's user and keys.
-func cloudWorker(user string, keys engine.Keys) cloudinit.Worker {
-	return cloudinit.Worker{User: user, AuthorizedKey: keys.Client.Public, HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}
+func cloudWorker(user string, keys engine.Keys) cloudinit.Login {
+	return cloudinit.Login{User: user, AuthorizedKey: keys.Client.Public, HostPrivateKey: keys.Host.Private, HostPublicKey: keys.Host.Public}
 }
 
 // longestKey is as long as a job key gets (a 20-digit job id, a dash and 8 hex

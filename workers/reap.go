@@ -16,9 +16,9 @@ import (
 // or its cleanup already removed it.
 var ErrNoJobState = errors.New("no job state")
 
-// Holder answers which instance the job with key holds, from the job's state on this
+// Leases answers which instance the job with key holds, from the job's state on this
 // manager: ErrNoJobState when there is none, another error when it is unreadable.
-type Holder func(key string) (instanceID string, err error)
+type Leases func(key string) (instanceID string, err error)
 
 // ReapOptions widen or soften a reap.
 type ReapOptions struct {
@@ -48,7 +48,7 @@ func (r Reaped) String() string {
 // and any worker past its expiry, and returns what it terminated; with
 // opts.AllManagers, also the workers of managers that stopped (ReapDeadManagers).
 // A worker it could not terminate is in the error, not in the list.
-func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Holder) ([]Reaped, error) {
+func (f *Fleet) Reap(ctx context.Context, opts ReapOptions, holder Leases) ([]Reaped, error) {
 	found, err := f.prov.Find(ctx, f.ownership(opts.AllManagers))
 	if err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func (f *Fleet) LogReaped(rs []Reaped) {
 }
 
 // orphaned says why inst should be terminated, or "" to keep it.
-func (f *Fleet) orphaned(inst provision.Instance, holder Holder) string {
+func (f *Fleet) orphaned(inst provision.Instance, holder Leases) string {
 	now := f.now()
 	if exp := f.expiry(inst); now.After(exp) {
 		return "it outlived instance.max_lifetime (expired " + exp.UTC().Format(time.RFC3339) + ")"
@@ -139,7 +139,7 @@ func created(inst provision.Instance) time.Time {
 // ReapIfDue runs the reaper at most once per reap.interval per manager host (cleanup
 // calls it), remembered by the modification time of a marker file in the state
 // directory. Its failures are logged, never the job's.
-func (f *Fleet) ReapIfDue(ctx context.Context, holder Holder) {
+func (f *Fleet) ReapIfDue(ctx context.Context, holder Leases) {
 	r := f.s.Reap
 	if !r.FromCleanup {
 		return

@@ -27,8 +27,8 @@ func testFleet(t *testing.T, f *provisiontest.FakeEC2) *Fleet {
 	return New(s, Clients{EC2: f, SSM: provisiontest.NewSSM()}, hclog.NewNullLogger(), func() time.Time { return now })
 }
 
-// states is a Holder over a map of job key to instance id.
-func states(m map[string]string) Holder {
+// states is a Leases over a map of job key to instance id.
+func states(m map[string]string) Leases {
 	return func(key string) (string, error) {
 		id, ok := m[key]
 		if !ok {
@@ -317,7 +317,7 @@ func TestReapKeepsAWorkerWhoseStateItCannotRead(t *testing.T) {
 }
 
 // reap runs fl.Reap and returns its lines, as the reap command prints them.
-func reap(t *testing.T, fl *Fleet, opts ReapOptions, holder Holder) string {
+func reap(t *testing.T, fl *Fleet, opts ReapOptions, holder Leases) string {
 	t.Helper()
 	done, err := fl.Reap(t.Context(), opts, holder)
 	if err != nil {
