@@ -48,6 +48,8 @@ type Pool struct {
 	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
 	// breakers are the spot breakers open at the last poll (publishBreakers).
 	breakers []workers.Breaker
+	// lastPoll is when a poll last learned every worker's state (Status).
+	lastPoll time.Time
 
 	ecr   func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
 	spot  prices.SpotAPI
@@ -147,6 +149,9 @@ func (p *Pool) tick(ctx context.Context) {
 		return
 	}
 	plan := p.reconcile(found)
+	p.mu.Lock()
+	p.lastPoll = p.now()
+	p.mu.Unlock()
 	for _, t := range plan.terminate {
 		p.terminate(ctx, t.id, t.reason, t.why)
 	}

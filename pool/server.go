@@ -33,6 +33,9 @@ type Status struct {
 	StoppedCount int           `json:"stopped_count"` // likewise
 	MaxInstances int           `json:"max_instances"`
 	Recent       []ClaimRecord `json:"recent_claims"`
+	// LastPoll is when the pool last learned its workers' states from EC2 (zero
+	// before its first poll: until then it has not adopted the workers it had).
+	LastPoll time.Time `json:"last_poll"`
 }
 
 // listen opens the claim socket: mode 0660, group pool.socket_group when set.
@@ -200,7 +203,7 @@ func (p *Pool) status() Status {
 	}
 	idleWant, stoppedWant, _ := p.s.Pool.PoolSize(p.now())
 	return Status{Workers: p.book.count(), Idle: ids, Total: p.total, IdleCount: idleWant, StoppedCount: stoppedWant,
-		MaxInstances: p.s.Pool.MaxInstances, Recent: slices.Clone(p.recent)}
+		MaxInstances: p.s.Pool.MaxInstances, Recent: slices.Clone(p.recent), LastPoll: p.lastPoll}
 }
 
 // serveMetrics serves /metrics on pool.metrics_listen, if set.

@@ -175,7 +175,7 @@ func (p *poolSetup) finish() {
 		s.Reap.GracePeriod = settings.Duration{}
 	})
 	p.start(final)
-	time.Sleep(time.Second) // a few polls: it adopts its workers, then terminates them on SIGTERM
+	p.waitPolled() // it adopted its workers: SIGTERM terminates them
 	p.stop(syscall.SIGTERM)
 	reap := exec.Command(binary, "--config", final, "reap")
 	reap.Env = append(os.Environ(), stack.Env()...)
@@ -190,6 +190,18 @@ func (p *poolSetup) finish() {
 	for _, r := range p.rows {
 		record(p.t, r[0], r[1], r[2])
 	}
+}
+
+// waitPolled waits until the pool has learned its workers' states from EC2 once
+// (and so adopted those it had), or fails the test.
+func (p *poolSetup) waitPolled() {
+	p.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if s, err := pool.QueryStatus(p.t.Context(), p.socket); err == nil && !s.LastPoll.IsZero() {
+			return
+		}
+	}
+	p.t.Fatal("the pool never finished a poll")
 }
 
 // assertNoneLost checks, before anything is cleaned up, that every instance of ours
