@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,16 +23,34 @@ import (
 )
 
 // saw summarizes a job's end for the reliability table: its status, failure reason
-// and the message the test checked.
+// and the message the test checked. The message is what the job's output showed,
+// with "…" where ids, times and details were left out: one the output does not
+// show (each "…" standing for any text within a line) is marked NOT SEEN, so the
+// table never claims a line the run did not print, and the check against the
+// committed table fails.
 func saw(res runnersim.Result, message string) string {
 	out := res.Status
 	if res.FailureReason != "" {
 		out += " (" + res.FailureReason + ")"
 	}
-	if message != "" {
+	switch {
+	case message == "":
+	case !shown(res.Log+"\n"+res.RunnerLog, message):
+		out += `: NOT SEEN in the job's output: "` + message + `"`
+	default:
 		out += `: "` + message + `"`
 	}
 	return out
+}
+
+// shown reports whether output has a line with message, each "…" in it standing for
+// any text within the line.
+func shown(output, message string) bool {
+	parts := strings.Split(message, "…")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile(strings.Join(parts, `[^\n]*?`)).MatchString(output)
 }
 
 // failN answers the first n requests for action with an EC2 error.

@@ -40,8 +40,9 @@ func tickingJob(id, n int) runnersim.Job {
 	return job
 }
 
-// TestSpotReclaimIsAnnouncedAndItsRetryGoesOnDemand plays EC2's two-minute notice on
-// a spot worker under its job: the job log says so within 10 s, the reclaim fails
+// TestSpotReclaimIsAnnouncedAndItsRetryGoesOnDemand plays EC2's rebalance
+// recommendation and two-minute notice on a spot worker under its job: the job log
+// says both, the notice within 10 s, the reclaim fails
 // the job as a system failure, and the job's retry (same pipeline and name, a job id
 // of its own) launches on-demand and says why. The breaker, set to open at one
 // reclaim, sends another job's spot launch on-demand, and closes after its cooldown.
@@ -60,6 +61,7 @@ func TestSpotReclaimIsAnnouncedAndItsRetryGoesOnDemand(t *testing.T) {
 	var instance string
 	duringScript(t, "6101", "sleep 6101", func(id string) {
 		instance, noticed = id, time.Now()
+		st.IMDS.RecommendRebalance(id, noticed)
 		st.IMDS.NoticeSpot(id, "terminate", noticed.Add(2*time.Minute))
 		// The holder hands the notice over (<key>.spot); the run stage shows it
 		// within a second; then EC2 takes the worker.
@@ -76,7 +78,8 @@ func TestSpotReclaimIsAnnouncedAndItsRetryGoesOnDemand(t *testing.T) {
 		t.Errorf("got %q, want a system failure", res.FailureReason)
 	}
 	announce := "EC2 will reclaim spot worker " + instance + " at " + noticed.Add(2*time.Minute).UTC().Format(time.TimeOnly) + "Z"
-	contains(t, res.Log, announce, "EC2 reclaimed spot instance "+instance, "the retry launches on-demand")
+	contains(t, res.Log, announce, "EC2 recommends rebalancing spot worker "+instance+": it is at elevated risk of being reclaimed",
+		"EC2 reclaimed spot instance "+instance, "the retry launches on-demand")
 	if shown := firstTickAfter(t, res.Log, announce); shown.Sub(noticed) > 10*time.Second {
 		t.Errorf("the notice showed %s after EC2 gave it, want within 10 s", shown.Sub(noticed).Round(time.Second))
 	}

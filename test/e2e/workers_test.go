@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -150,22 +151,31 @@ func TestOverrideOutsideTheAllowListFailsBeforeAnyEC2Call(t *testing.T) {
 	record(t, "bad input", "CI variable override outside the allow-list", saw(res, "CI variable EC2_EXECUTOR_INSTANCE_TYPE=\"p5.48xlarge\" is not allowed: …")+", zero AWS calls")
 }
 
-// TestHappyPathEC2CallBudget reports the AWS calls one job costs (the README quotes it).
+// TestHappyPathEC2CallBudget reports the AWS calls one job costs (the README quotes
+// it). A fresh manager's first launch also asks EC2 once about its instance type
+// and AMI (their architectures, kept for every later launch): the second job does
+// not.
 func TestHappyPathEC2CallBudget(t *testing.T) {
 	proxy := stack.NewProxy()
 	defer proxy.Close()
 	cfg := settingsFile(t, "budget.toml", proxy.URL, func(s *settings.Settings) {
 		s.StateDir = t.TempDir() // a fresh manager: its cleanup also runs the reaper
 	})
-	job := baseJob(3005)
-	job.Script = []string{"echo cheap"}
-	if res := runJob(t, job, cfg); res.Status != "success" {
-		t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
-	}
-	counts := proxy.Counts()
-	t.Logf("AWS calls for one job (including one reaper pass): %v", counts)
-	if counts["RunInstances"] != 1 || counts["TerminateInstances"] != 1 || counts["DescribeInstances"] > 3 || len(counts) != 3 {
-		t.Errorf("calls %v: want 1 RunInstances, at most 3 DescribeInstances (wait, cleanup's lookup by tags, reaper), 1 TerminateInstances", counts)
+	for i, firstLookups := range []int{1, 0} {
+		job := baseJob(3005 + i*10)
+		job.Script = []string{"echo cheap"}
+		from := time.Now()
+		if res := runJob(t, job, cfg); res.Status != "success" {
+			t.Fatalf("status %s (%s)", res.Status, res.FailureReason)
+		}
+		counts := proxy.CountsBetween(from, time.Now())
+		t.Logf("AWS calls for job %d (including one reaper pass on the first): %v", i+1, counts)
+		lookups := counts["DescribeInstanceTypes"] + counts["DescribeImages"]
+		if counts["RunInstances"] != 1 || counts["TerminateInstances"] != 1 || counts["DescribeInstances"] > 3 ||
+			counts["DescribeInstanceTypes"] != firstLookups || counts["DescribeImages"] != firstLookups || len(counts) != 3+min(lookups, 2) {
+			t.Errorf("job %d: calls %v: want 1 RunInstances, at most 3 DescribeInstances (wait, cleanup's lookup by tags, reaper), 1 TerminateInstances, and %d DescribeInstanceTypes and DescribeImages",
+				i+1, counts, firstLookups)
+		}
 	}
 }
 
