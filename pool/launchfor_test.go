@@ -228,3 +228,17 @@ func TestASpotClaimTakesAnOnDemandWorkerOnlyUnderAnOpenBreaker(t *testing.T) {
 		t.Fatal("an on-demand claim took a spot worker")
 	}
 }
+
+// A termination the pool decided on outlives a shutdown that begins meanwhile: the
+// worker's record is gone already, and a cancelled call would leave it running.
+func TestATerminationOutlivesTheShutdownThatBeginsDuringIt(t *testing.T) {
+	f := provisiontest.New()
+	p := testPool(t, f)
+	id := f.Launched(t, map[string]string{workers.TagJobKey: "pool-a"})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	p.terminate(ctx, id, ReasonIdle, "idle longer than pool.idle_time")
+	if running := f.Running(); len(running) != 0 {
+		t.Fatalf("still running after a termination under a cancelled context: %v", running)
+	}
+}

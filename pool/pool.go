@@ -48,7 +48,7 @@ type Pool struct {
 	failed   map[string]string // why a worker launched for a claim is gone, by key, until the claim reads it
 	// breakers are the spot breakers open at the last poll (publishBreakers).
 	breakers []workers.Breaker
-	// lastPoll is when a poll last learned every worker's state (Status).
+	// lastPoll is when a poll last finished: learned every worker's state and acted on it (Status).
 	lastPoll time.Time
 
 	ecr   func(ctx context.Context, region string) (dockerauth.ECRAPI, error)
@@ -149,9 +149,6 @@ func (p *Pool) tick(ctx context.Context) {
 		return
 	}
 	plan := p.reconcile(found)
-	p.mu.Lock()
-	p.lastPoll = p.now()
-	p.mu.Unlock()
 	for _, t := range plan.terminate {
 		p.terminate(ctx, t.id, t.reason, t.why)
 	}
@@ -165,10 +162,17 @@ func (p *Pool) tick(ctx context.Context) {
 	p.countCosts(ctx)
 	p.publishBreakers()
 	p.publish()
+	p.mu.Lock()
+	p.lastPoll = p.now()
+	p.mu.Unlock()
 }
 
-// terminate ends a worker the pool no longer wants, and counts why.
+// terminate ends a worker the pool no longer wants, and counts why. Its record is
+// gone already, so the call outlives a shutdown that begins meanwhile (a SIGTERM
+// must not leave a worker the pool has forgotten running until its expiry).
 func (p *Pool) terminate(ctx context.Context, id, reason, why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), terminateTimeout)
+	defer cancel()
 	if err := p.ec2.Terminate(ctx, id); err != nil {
 		p.log.Warn("Terminating a pool worker", "instance_id", id, "error", err)
 		return
@@ -176,6 +180,9 @@ func (p *Pool) terminate(ctx context.Context, id, reason, why string) {
 	p.log.Info("Terminated a pool worker", "instance_id", id, "reason", reason, "why", why)
 	p.m.terminated.WithLabelValues(reason).Inc()
 }
+
+// terminateTimeout bounds one termination the pool decided on (retries included).
+const terminateTimeout = 30 * time.Second
 
 // shutdown saves the records; with terminate_on_shutdown it ends every worker the
 // pool holds first, within a minute of Run's (done) context.

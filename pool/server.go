@@ -33,8 +33,9 @@ type Status struct {
 	StoppedCount int           `json:"stopped_count"` // likewise
 	MaxInstances int           `json:"max_instances"`
 	Recent       []ClaimRecord `json:"recent_claims"`
-	// LastPoll is when the pool last learned its workers' states from EC2 (zero
-	// before its first poll: until then it has not adopted the workers it had).
+	// LastPoll is when the pool last finished a poll: learned its workers' states
+	// from EC2 and acted on them (zero before its first: until then it has not
+	// adopted the workers it had).
 	LastPoll time.Time `json:"last_poll"`
 }
 
