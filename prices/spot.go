@@ -64,10 +64,8 @@ func (b *Book) Hourly(ctx context.Context, region, zone, typ string, spot bool) 
 
 // onDemand reads the manager's table (`prices update`) first, then the built-in one.
 func (b *Book) onDemand(region, typ string) (float64, string, error) {
-	if t := b.managerTable(); t.Regions[region] != nil {
-		if p, ok := t.Regions[region][typ]; ok {
-			return p, t.Source, nil
-		}
+	if t := b.managerTable(); t.Regions[region][typ] > 0 {
+		return t.Regions[region][typ], t.Source, nil
 	}
 	p, err := OnDemand(region, typ)
 	return p, "on-demand price list", err

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 
@@ -143,14 +142,4 @@ func readTable(path string) (onDemandTable, error) {
 		return t, fmt.Errorf("%s is not a price table (run `ec2-executor prices update` again): %w", path, err)
 	}
 	return t, nil
-}
-
-// Regions lists a count map's regions in order, for reports.
-func Regions(counts map[string]int) []string {
-	out := make([]string, 0, len(counts))
-	for r := range counts {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -22,8 +22,9 @@ func (f *Fleet) Breakers(in settings.Instance) ([]Breaker, error) {
 	return OpenBreakers(ins, in.SpotInterruptionsLimit, window, cooldown, f.now()), nil
 }
 
-// withBreakers turns the spot choices that an open breaker covers into on-demand
-// ones, in place, and says so once per breaker.
+// withBreakers returns the choices with those an open breaker covers turned
+// on-demand (without repeating a choice that already was), and says so once per
+// breaker.
 func (f *Fleet) withBreakers(ctx context.Context, in settings.Instance, choices []provision.Choice) []provision.Choice {
 	if !anySpot(choices) {
 		return choices

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
@@ -42,7 +44,7 @@ func pricesCommand(load func(*cli.Context) (settings.Settings, error), logger fu
 				if err != nil {
 					return err
 				}
-				for _, r := range prices.Regions(counts) {
+				for _, r := range slices.Sorted(maps.Keys(counts)) {
 					fmt.Fprintf(stdout, "%s: %d instance types' Linux on-demand prices from AWS's Price List API\n", r, counts[r])
 				}
 				return nil

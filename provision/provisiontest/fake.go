@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/ec2-executor/ec2-executor/settings"
 )
 
 // FakeEC2 keeps instances in memory. Instances run as soon as they are described,
@@ -149,18 +151,15 @@ func (f *FakeEC2) DescribeSubnets(_ context.Context, in *ec2.DescribeSubnetsInpu
 	return out, nil
 }
 
-// DescribeInstanceTypes gives Graviton families (a "g" after the generation) arm64
-// and the rest x86_64, as EC2 does for the common ones.
+// DescribeInstanceTypes answers with the architecture validate gives each type
+// (settings.ArchOf: Graviton families are arm64), as EC2 does for the common ones.
 func (f *FakeEC2) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInstanceTypesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Calls["DescribeInstanceTypes"]++
 	out := &ec2.DescribeInstanceTypesOutput{}
 	for _, t := range in.InstanceTypes {
-		arch := types.ArchitectureTypeX8664
-		if family, _, _ := strings.Cut(string(t), "."); strings.Contains(strings.TrimLeft(family, "abcdefghijklmnopqrstuvwxyz"), "g") {
-			arch = types.ArchitectureTypeArm64
-		}
+		arch := types.ArchitectureType(settings.ArchOf(string(t)))
 		out.InstanceTypes = append(out.InstanceTypes, types.InstanceTypeInfo{InstanceType: t,
 			ProcessorInfo: &types.ProcessorInfo{SupportedArchitectures: []types.ArchitectureType{arch}}})
 	}
