@@ -527,21 +527,26 @@ func TestPoolNeverOffersAWorkerWhoseWipeFailed(t *testing.T) {
 	p.finish()
 }
 
-// TestAScheduleSwitchesThePoolAtTheMinute uses two schedule entries, one for this
-// minute (2 idle) and one for the next (0 idle, 2 stopped), and a worker claimed in
-// between: at the minute the pool stops its idle workers and leaves the claimed one.
-// (The unit tests drive the same switch with an injected clock; here it is the real
-// one, so the test waits for the next minute.)
+// TestAScheduleSwitchesThePoolAtTheMinute uses two schedule entries, one for now
+// (2 idle) and one for the minute after it (0 idle, 2 stopped), and a worker claimed
+// in between: at that minute the pool stops its idle workers and leaves the claimed
+// one. Schedules match the real clock's minutes, so the idle entry covers the next
+// minute too when this one has less than half a minute left (time for the pool to
+// fill), and the test only ever waits on the pool's status. (The unit tests drive
+// the same switch with an injected clock.)
 func TestAScheduleSwitchesThePoolAtTheMinute(t *testing.T) {
-	if s := time.Now().UTC().Second(); s > 30 { // leave the pool half a minute to fill
-		time.Sleep(time.Duration(61-s) * time.Second)
+	now := time.Now().UTC()
+	idle := fmt.Sprintf("%d", now.Minute())
+	switchAt := now.Add(time.Minute)
+	if now.Second() > 30 {
+		idle += fmt.Sprintf(",%d", switchAt.Minute())
+		switchAt = switchAt.Add(time.Minute)
 	}
-	this := time.Now().UTC().Minute()
 	p := newPool(t, "pool-schedule", 2, func(s *settings.Settings) {
 		s.Pool.PrepullImages = nil
 		s.Pool.Schedule = []settings.PoolSchedule{
-			{Periods: []string{fmt.Sprintf("%d * * * *", this)}, Timezone: "UTC", IdleCount: 2},
-			{Periods: []string{fmt.Sprintf("%d * * * *", (this+1)%60)}, Timezone: "UTC", IdleCount: 0, StoppedCount: 2},
+			{Periods: []string{idle + " * * * *"}, Timezone: "UTC", IdleCount: 2},
+			{Periods: []string{fmt.Sprintf("%d * * * *", switchAt.Minute())}, Timezone: "UTC", IdleCount: 0, StoppedCount: 2},
 		}
 	})
 	p.start()
@@ -550,7 +555,7 @@ func TestAScheduleSwitchesThePoolAtTheMinute(t *testing.T) {
 	if claimed == "" {
 		t.Fatal("no worker for the claim")
 	}
-	p.waitState(workers.PoolStopped, 2) // at the next minute
+	p.waitState(workers.PoolStopped, 2) // at switchAt
 	st := p.status()
 	if st.Workers[workers.PoolIdle] != 0 || st.Workers[workers.PoolClaimed] != 1 || st.StoppedCount != 2 {
 		t.Errorf("after the switch: %+v", st)
