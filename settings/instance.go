@@ -83,11 +83,11 @@ var (
 	amiID          = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
 	ssmName        = regexp.MustCompile(`^/?[a-zA-Z0-9_.\-/]+$`) // and at most 1,000 long: a counted {1,1000} costs every stage process 11 ms to compile
 	templateID     = regexp.MustCompile(`^lt-[0-9a-f]{8,17}$`)
-	templateName   = regexp.MustCompile(`^[a-zA-Z0-9()./_-]{3,128}$`)
+	templateName   = regexp.MustCompile(`^[a-zA-Z0-9()./_-]+$`) // and 3 to 128 long: counted, it compiled to 100 KiB that every process kept
 	subnetID       = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
 	sgID           = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
 	instanceType   = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`)
-	profileName    = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
+	profileName    = regexp.MustCompile(`^[\w+=,.@-]+$`) // and at most 128 long, for the same reason
 	deviceName     = regexp.MustCompile(`^/dev/[a-z0-9]+$`)
 	volumeTypes    = []string{"gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"}
 	provisionedIOs = []string{"gp3", "io1", "io2"}
@@ -99,7 +99,7 @@ func (i Instance) validate(add func(error)) {
 	listOf(add, "instance.types", i.Types, instanceType, "an instance type (like c6i.large)", !i.LaunchTemplate.Set())
 	listOf(add, "instance.subnet_ids", i.SubnetIDs, subnetID, "a subnet id (subnet-0123456789abcdef0)", !i.LaunchTemplate.Set())
 	listOf(add, "instance.security_group_ids", i.SecurityGroupIDs, sgID, "a security group id (sg-0123456789abcdef0)", false)
-	if p := i.IAMInstanceProfile; p != "" && !strings.HasPrefix(p, "arn:") && !profileName.MatchString(p) {
+	if p := i.IAMInstanceProfile; p != "" && !strings.HasPrefix(p, "arn:") && (len(p) > 128 || !profileName.MatchString(p)) {
 		add(problem("instance.iam_instance_profile", "%q is neither an instance profile name nor an ARN", p))
 	}
 	i.validateMarket(add)
@@ -134,7 +134,7 @@ func (i Instance) validateTemplate(add func(error)) {
 		add(problem("instance.launch_template", "set id or name, not both"))
 	case lt.ID != "" && !templateID.MatchString(lt.ID):
 		add(problem("instance.launch_template.id", "%q is not a launch template id (lt-0123456789abcdef0)", lt.ID))
-	case lt.Name != "" && !templateName.MatchString(lt.Name):
+	case lt.Name != "" && (len(lt.Name) < 3 || len(lt.Name) > 128 || !templateName.MatchString(lt.Name)):
 		add(problem("instance.launch_template.name", "%q is not a launch template name", lt.Name))
 	case !lt.Set() && lt.Version != "":
 		add(problem("instance.launch_template.version", "is set but no launch template id or name is"))

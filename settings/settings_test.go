@@ -109,6 +109,12 @@ func TestValidateNamesEachInstanceProblem(t *testing.T) {
 		{"throughput on io2", "instance.root_volume.throughput:", func(s *Settings) { s.Instance.RootVolume = RootVolume{Type: "io2", Throughput: 200} }},
 		{"kms unencrypted", "instance.root_volume.kms_key_id:", func(s *Settings) { s.Instance.RootVolume.KMSKeyID = "alias/x" }},
 		{"template id and name", "instance.launch_template:", func(s *Settings) { s.Instance.LaunchTemplate = LaunchTemplate{ID: "lt-0123456789abcdef0", Name: "ci"} }},
+		{"template name too short", "instance.launch_template.name:", func(s *Settings) { s.Instance.LaunchTemplate = LaunchTemplate{Name: "ci"} }},
+		{"template name too long", "instance.launch_template.name:", func(s *Settings) {
+			s.Instance.LaunchTemplate = LaunchTemplate{Name: strings.Repeat("t", 129)}
+		}},
+		{"profile name too long", "instance.iam_instance_profile:", func(s *Settings) { s.Instance.IAMInstanceProfile = strings.Repeat("p", 129) }},
+		{"user name too long", "ssh.user:", func(s *Settings) { s.SSH.User = strings.Repeat("u", 33) }},
 		{"template version", "instance.launch_template.version:", func(s *Settings) { s.Instance.LaunchTemplate = LaunchTemplate{Name: "ci", Version: "newest"} }},
 		{"override market", "overrides.markets:", func(s *Settings) { s.Overrides.Markets = []string{"reserved"} }},
 		{"ecr host", "worker.ecr_registries:", func(s *Settings) { s.Worker.ECRRegistries = []string{"ecr.example.com"} }},

@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	unixUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	unixUser = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`) // and at most 32 long (counted, it would compile large)
 	region   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 )
 
@@ -71,7 +71,7 @@ func (r Reap) validate(add func(error)) {
 }
 
 func (s SSH) validate(add func(error)) {
-	if !unixUser.MatchString(s.User) || s.User == "root" {
+	if len(s.User) > 32 || !unixUser.MatchString(s.User) || s.User == "root" {
 		add(problem("ssh.user", "%q must be a non-root Unix user name (lower case, up to 32 characters)", s.User))
 	}
 	if s.Port < 1 || s.Port > 65535 {
