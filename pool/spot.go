@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/ec2-executor/ec2-executor/engine"
@@ -19,6 +20,12 @@ import (
 // spotWatchInterval is how often the pool reads its idle spot workers' metadata.
 const spotWatchInterval = 15 * time.Second
 
+// spotReaders is how many idle spot workers' metadata the pool reads at once.
+const spotReaders = 16
+
+// noticeReader reads one worker's spot notice (the fleet's SpotNotice; a fake in tests).
+type noticeReader func(context.Context, workers.Lease) (engine.SpotNotice, error)
+
 func (p *Pool) watchSpot(ctx context.Context) {
 	tick := time.NewTicker(spotWatchInterval)
 	defer tick.Stop()
@@ -28,9 +35,26 @@ func (p *Pool) watchSpot(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		for _, w := range p.idleSpot() {
-			p.checkSpot(ctx, w)
+		p.spotRound(ctx, p.idleSpot(), p.fleet.SpotNotice)
+	}
+}
+
+// spotRound checks the idle spot workers, at most spotReaders at once, and returns
+// when all are checked.
+func (p *Pool) spotRound(ctx context.Context, idle []Record, read noticeReader) {
+	slots := make(chan struct{}, spotReaders)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, w := range idle {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
 		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			p.checkSpot(ctx, w, read)
+		})
 	}
 }
 
@@ -48,8 +72,8 @@ func (p *Pool) idleSpot() []Record {
 }
 
 // checkSpot ends an idle spot worker with a notice, unless a claim took it first.
-func (p *Pool) checkSpot(ctx context.Context, w Record) {
-	n, err := p.fleet.SpotNotice(ctx, w.Lease)
+func (p *Pool) checkSpot(ctx context.Context, w Record, read noticeReader) {
+	n, err := read(ctx, w.Lease)
 	if err != nil || (!n.Reclaim() && n.Rebalance.IsZero()) {
 		return // unreachable: the poll's check of EC2's state decides
 	}
