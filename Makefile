@@ -76,7 +76,7 @@ bench: build gitlab-runner ## every benchmark against its named peer on the loca
 	$(GO) run ./bench -binary $(BIN)/ec2-executor -out docs/performance.md
 
 bench-smoke: build gitlab-runner ## every benchmark section, small and with 2 s modelled boots, so the suite cannot rot; no timing is asserted
-	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -start 2s -stage-runs 2 -output-runs 1 -burst 6 -ramp 6 -ramp-over 6s -ramp-hold 2s -out /dev/null
+	$(GO) run ./bench -binary $(BIN)/ec2-executor -runs 1 -boot 2s -start 2s -stage-runs 2 -output-runs 1 -burst 6 -ramp 6 -ramp-over 6s -ramp-hold 2s -running 3 -running-for 2m -out /dev/null
 
 stack-up: build gitlab-runner ## start the stack in the background; prints a driver settings file
 	@$(GO) build -o $(BIN)/stack ./test/stack/cmd/stack

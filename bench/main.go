@@ -12,7 +12,8 @@
 //   - the EC2 API budget of a burst of jobs against EC2's documented token buckets,
 //     cold and pooled, with docker+machine's documented pattern computed as the peer;
 //   - a ramp of jobs served by a pool that follows demand (pool.scale_factor) and by
-//     one of a fixed idle_count of the same average size: hit rate and idle cost.
+//     one of a fixed idle_count of the same average size: hit rate and idle cost;
+//   - the manager's memory, open files and idle CPU per job while many jobs run.
 //
 // Run it with `make bench` (go run ./bench -binary bin/ec2-executor -out docs/performance.md).
 package main
@@ -39,11 +40,13 @@ func main() {
 	flag.DurationVar(&o.boot, "boot", 26*time.Second, "modelled cold boot: launch to sshd (AWS AL2023: ~5 s API and pending, 18 s to running, 3 s to sshd)")
 	flag.DurationVar(&o.start, "start", 10*time.Second, "modelled start of a stopped worker: StartInstances to sshd (an assumption, not measured)")
 	flag.IntVar(&o.burst, "burst", 200, "jobs in the EC2 API budget's burst")
-	flag.BoolVar(&o.burstOnly, "burst-only", false, "measure only the burst and write its section alone")
+	flag.StringVar(&o.only, "only", "", "measure one section alone and write only it: burst or running")
 	flag.BoolVar(&o.allowBusy, "allow-busy", false, "write the report even when the machine was busy (load before the run, or steal time during it)")
 	flag.IntVar(&o.ramp.jobs, "ramp", 100, "jobs in the ramp that compares pool.scale_factor with a fixed idle_count")
 	flag.DurationVar(&o.ramp.over, "ramp-over", time.Minute, "how long the ramp's arrivals take")
 	flag.DurationVar(&o.ramp.hold, "ramp-hold", 30*time.Second, "how long each of the ramp's jobs holds its worker")
+	flag.IntVar(&o.running, "running", 50, "jobs held in their build script at once while the manager's memory is measured")
+	flag.DurationVar(&o.runningFor, "running-for", 10*time.Minute, "how long each of those jobs waits in its script at most (they are released once measured)")
 	flag.Parse()
 	o.ramp.boot = o.boot
 	if abs, err := filepath.Abs(o.binary); err == nil { // stage processes run in the job's directory

@@ -36,9 +36,11 @@ type options struct {
 	outputRuns      int
 	boot, start     time.Duration
 	burst           int
-	burstOnly       bool
+	only            string // one section measured and written alone: burst or running
 	ramp            rampShape
 	allowBusy       bool
+	running         int           // jobs held in their script at once for the memory section
+	runningFor      time.Duration // how long each of them waits there
 }
 
 func bench(ctx context.Context, o options) error {
@@ -56,11 +58,20 @@ func bench(ctx context.Context, o options) error {
 	}
 	defer s.Down()
 	r := &report{machine: watchMachine()}
-	if o.burstOnly {
+	switch o.only {
+	case "burst":
 		if err := r.bursts(ctx, s, o); err != nil {
 			return err
 		}
 		return os.WriteFile(o.out, []byte(burstSection(r.burst, o.burst, o.boot)), 0o644)
+	case "running":
+		if r.running, err = runningJobs(ctx, s, o, filepath.Join(dir, "running")); err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(runningSection(r.running)), 0o644)
+	case "":
+	default:
+		return fmt.Errorf("-only %q: want burst or running", o.only)
 	}
 	if err := r.jobStarts(ctx, s, o, dir); err != nil {
 		return err
@@ -72,6 +83,9 @@ func bench(ctx context.Context, o options) error {
 		return err
 	}
 	if r.ramp, err = ramps(ctx, s, o.binary, o.ramp); err != nil {
+		return err
+	}
+	if r.running, err = runningJobs(ctx, s, o, filepath.Join(dir, "running")); err != nil {
 		return err
 	}
 	return r.write(o)
@@ -86,6 +100,7 @@ type report struct {
 	stages, output        []wayResult
 	burst                 []burst
 	ramp                  []rampRun
+	running               running
 	machine               *quiet
 	holderCPU             time.Duration // a job's holder, for its own stages
 }
@@ -211,6 +226,8 @@ func (r *report) String(o options) string {
 	b.WriteString(burstSection(r.burst, o.burst, o.boot))
 	b.WriteString("\n## Idle workers that follow demand\n\n")
 	b.WriteString(rampSection(r.ramp, o.ramp))
+	b.WriteString("\n")
+	b.WriteString(runningSection(r.running))
 	return b.String()
 }
 
