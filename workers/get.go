@@ -11,9 +11,12 @@ import (
 	"github.com/ec2-executor/ec2-executor/settings"
 )
 
-// poolAnswerWithin is how long a job waits for a pool to answer before it launches
-// cold: a job never waits on a dead pool.
-const poolAnswerWithin = time.Second
+// poolAnswerWithin is how long a job waits for a pool's first answer before it
+// launches cold. A dead pool costs nothing (its socket refuses at once, or is gone);
+// this bounds the wait on a hung one. A second was too short for a manager under a
+// burst: with 200 prepares starting at once on 2 cores, 11 claims waited longer
+// for the pool's first line and launched cold (make bench, the pooled burst).
+const poolAnswerWithin = 5 * time.Second
 
 // Get gives the job a worker. When a pool runs: an idle one that fits the job's
 // spec (no EC2 call), else a stopped one the pool starts (one StartInstances), else
