@@ -35,7 +35,6 @@ const (
 type procMem struct {
 	rss, pss, anon int64 // bytes
 	fds, threads   int
-	cpu            time.Duration
 }
 
 // running is the section's measurement.
