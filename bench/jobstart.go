@@ -75,6 +75,27 @@ func startPool(binary, cfg string) (*poolProcess, error) {
 	return &poolProcess{cmd}, cmd.Start()
 }
 
+// readyPool starts a pool of n idle (or stopped) workers sharing dir and waits
+// within the given time until it has them; the caller stops it.
+func readyPool(ctx context.Context, s *stack.Stack, binary, dir string, n int, stopped bool, within time.Duration) (string, *poolProcess, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	cfg, socket, err := poolSettings(s, dir, n, stopped)
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := startPool(binary, cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := waitReady(ctx, socket, n, stopped, within); err != nil {
+		p.stop()
+		return "", nil, err
+	}
+	return cfg, p, nil
+}
+
 // waitReady waits until the pool on socket has n idle (or stopped) workers.
 func waitReady(ctx context.Context, socket string, n int, stopped bool, within time.Duration) error {
 	state := workers.PoolIdle

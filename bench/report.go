@@ -156,21 +156,11 @@ func (r *report) pooledStarts(ctx context.Context, s *stack.Stack, o options, di
 	if stopped {
 		out.name = "stopped worker the pool starts"
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return out, err
-	}
-	cfg, socket, err := poolSettings(s, dir, o.runs, stopped)
-	if err != nil {
-		return out, err
-	}
-	p, err := startPool(o.binary, cfg)
+	cfg, p, err := readyPool(ctx, s, o.binary, dir, o.runs, stopped, 2*o.boot+2*time.Minute)
 	if err != nil {
 		return out, err
 	}
 	defer p.stop()
-	if err := waitReady(ctx, socket, o.runs, stopped, 2*o.boot+2*time.Minute); err != nil {
-		return out, err
-	}
 	before, _ := p.usage()
 	for i := range o.runs {
 		d, res, err := jobStart(ctx, o.binary, cfg, 9100+i)

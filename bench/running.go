@@ -54,21 +54,11 @@ type running struct {
 // processes while they wait.
 func runningJobs(ctx context.Context, s *stack.Stack, o options, dir string) (running, error) {
 	r := running{jobs: o.running, idle: 5 * time.Second}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
-	}
-	cfg, socket, err := poolSettings(s, dir, o.running, false)
-	if err != nil {
-		return r, err
-	}
-	p, err := startPool(o.binary, cfg)
+	cfg, p, err := readyPool(ctx, s, o.binary, dir, o.running, false, 5*time.Minute)
 	if err != nil {
 		return r, err
 	}
 	defer p.stop()
-	if err := waitReady(ctx, socket, o.running, false, 5*time.Minute); err != nil {
-		return r, err
-	}
 	seen := make(chan int, o.running)
 	var wg sync.WaitGroup
 	errs := make(chan error, o.running)
@@ -80,6 +70,7 @@ func runningJobs(ctx context.Context, s *stack.Stack, o options, dir string) (ru
 		})
 	}
 	if err := waitSeen(ctx, seen, errs, o.running, 5*time.Minute); err != nil {
+		release(ctx) // else the jobs that got there wait out runningFor
 		wg.Wait()
 		return r, err
 	}
@@ -267,7 +258,7 @@ func runningSection(r running) string {
 	var b strings.Builder
 	n := int64(max(r.jobs, 1))
 	fmt.Fprintf(&b, "## Manager memory while %d jobs run\n\n", r.jobs)
-	fmt.Fprintf(&b, "%d jobs from a warm pool, each in its build script (`sleep`) at once; then every process of the driver's\n", r.jobs)
+	fmt.Fprintf(&b, "%d jobs from a warm pool, each waiting in its build script at once; then every process of the driver's\n", r.jobs)
 	b.WriteString("binary is read from /proc: `smaps_rollup` (RSS, PSS: shared pages divided among the processes that map them,\n")
 	b.WriteString("and anonymous memory, which no process shares), open files, threads, and CPU over " + r.idle.String() + " while the jobs only wait.\n")
 	b.WriteString("Summed RSS counts the binary's shared file pages once per process; PSS is what each job adds to the machine.\n\n")
